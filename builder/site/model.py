@@ -1,0 +1,420 @@
+"""The typed, frozen model of site.toml.
+
+Every setting is declared once here, with its type, default and help; the
+JSON Schema for editors, validation and rendering all come from this model.
+Values that follow from others (base_url, execution_api_server_url, the
+ccache path, the Celery result backend, ...) are *derived* properties, never
+settings, so they cannot disagree with each other.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from builder.site.values import (
+    DN,
+    AbsPath,
+    EnvName,
+    HostName,
+    IPAddress,
+    Items,
+    Principal,
+    SiteName,
+    TimeZone,
+    Version,
+    hostname,
+)
+
+ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos")
+Role = Literal["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos"]
+# Roles a CeleryExecutor deployment cannot run without.
+REQUIRED_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
+# Roles that talk to the Celery broker.
+BROKER_ROLES = ("scheduler", "celery-worker")
+
+GUIDE_EXTRAS = (
+    "jdbc", "kerberos", "ldap", "redis", "rabbitmq", "ssh", "apache-hdfs", "apache-spark",
+    "celery", "microsoft-mssql", "oracle", "postgres",
+)
+FAB_PROVIDER = "apache-airflow-providers-fab"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Positive = Annotated[int, Field(ge=1)]
+CfgValue = str | int | float | bool
+
+
+def _rule(key: str, message: str) -> PydanticCustomError:
+    """A cross-field error; `key` is the dotted path the user must change."""
+    return PydanticCustomError("site_rule", "{key}: " + message, {"key": key})
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SiteInfo(Model):
+    name: SiteName = Field(description="Short site name; part of package names and the lock file name.")
+    description: str = Field("", description="Free text shown in package descriptions.")
+
+
+class AirflowSpec(Model):
+    version: Version = Field("3.1.4", description="Exact apache-airflow version to install.")
+    extras: Items[str] = Field(GUIDE_EXTRAS, description="apache-airflow extras.")
+    providers: Items[str] = Field(
+        (FAB_PROVIDER,), description="Extra provider distributions (FAB is needed for LDAP login)."
+    )
+    constraints: str | None = Field(
+        None,
+        description="Constraints file path or URL; default: the official "
+        "constraints-<version>/constraints-<python minor>.txt URL.",
+    )
+
+    @field_validator("extras", "providers")
+    @classmethod
+    def _no_duplicates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise PydanticCustomError("site_value", "listed twice: {d}", {"d": ", ".join(dupes)})
+        return value
+
+
+class Target(Model):
+    os: Literal["el9"] = Field("el9", description="Target OS family (RHEL 9 and rebuilds).")
+    arch: Literal["x86_64"] = Field("x86_64", description="Target CPU architecture.")
+    python: Version = Field("3.11.7", description="Exact target interpreter version (RHEL 9.4 python3.11 is 3.11.7).")
+    native_builder: Literal["auto", "docker", "host", "target"] = Field(
+        "auto", description="How sdist-only native packages are built; auto picks docker, host or target."
+    )
+
+    @property
+    def python_minor(self) -> str:
+        return ".".join(self.python.split(".")[:2])
+
+    @property
+    def interpreter(self) -> str:
+        return f"/usr/bin/python{self.python_minor}"
+
+
+class Paths(Model):
+    home: AbsPath = Field("/opt/airflow", description="AIRFLOW_HOME and the airflow user's home.")
+    config: AbsPath = Field("/etc/airflow", description="airflow.cfg, webserver_config.py and secrets.env.")
+    venv: AbsPath | None = Field(None, description="Stable venv path (a symlink switched atomically). Default: <home>/venv.")
+    dags: AbsPath | None = Field(None, description="DAGs folder. Default: <home>/dags.")
+    logs: AbsPath | None = Field(None, description="Task and component logs. Default: <home>/logs.")
+    plugins: AbsPath | None = Field(None, description="Plugins folder. Default: <home>/plugins.")
+    security: AbsPath | None = Field(None, description="Keytab, TLS key and certificates. Default: <home>/security.")
+    run: AbsPath = Field("/run/airflow", description="Runtime directory (Kerberos ccache).")
+
+    @model_validator(mode="after")
+    def _defaults_under_home(self) -> Paths:
+        for name in ("venv", "dags", "logs", "plugins", "security"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, f"{self.home}/{name}")
+        return self
+
+    @property
+    def venvs(self) -> str:
+        """Versioned venvs live beside the stable symlink."""
+        return f"{self.venv}s"
+
+
+class Host(Model):
+    name: HostName = Field(description="Fully qualified host name.")
+    roles: Items[Role] = Field(min_length=1, description=f"Roles this host runs: {', '.join(ROLES)}.")
+
+    @field_validator("roles")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise PydanticCustomError("site_value", "a role is listed twice", None)
+        return value
+
+
+class Database(Model):
+    host: HostName = Field(description="PostgreSQL server host.")
+    port: Port = 5432
+    name: str = Field("airflow", min_length=1)
+    user: str = Field("airflow", min_length=1)
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+
+class Broker(Model):
+    host: HostName = Field("localhost", description="Redis host of the Celery broker.")
+    port: Port = 6379
+    db: int = Field(0, ge=0, le=15)
+
+
+class Core(Model):
+    default_timezone: TimeZone = "UTC"
+    parallelism: Positive = 32
+    max_active_tasks_per_dag: Positive = 16
+    max_active_runs_per_dag: Positive = 16
+    load_examples: bool = False
+    test_connection: Literal["Disabled", "Enabled", "Hidden"] = "Disabled"
+
+
+class Api(Model):
+    host: HostName | None = Field(
+        None, description="Public host name of the api-server (or its load balancer). "
+        "Default: the one host running api-server."
+    )
+    port: Port = 8080
+    bind: IPAddress = Field("0.0.0.0", description="Address the api-server listens on.")
+    instance_name: str = "Airflow"
+    expose_config: bool = False
+    workers: int = Field(1, ge=1, description="uvicorn workers; Airflow 3.1.4 needs 1 (scale with more hosts).")
+
+
+class Tls(Model):
+    mode: Literal["csr", "self-signed", "provided"] = Field(
+        "csr", description="csr: key + CSR for your CA; self-signed; provided: you bring cert and key."
+    )
+    common_name: HostName | None = Field(None, description="Default: api.host.")
+    organization: str | None = None
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    dns_names: Items[HostName] = Field((), description="DNS subjectAltNames. Default: [api.host].")
+    ip_addresses: Items[IPAddress] = ()
+    days: int = Field(365, ge=1, le=3650, description="Validity of a self-signed certificate.")
+    key_size: Literal[2048, 3072, 4096] = 4096
+    cert: AbsPath | None = Field(None, description="Full chain (server first, then CAs). Default: <security>/airflow_cert.pem.")
+    key: AbsPath | None = Field(None, description="Private key. Default: <security>/airflow_key.pem.")
+    ca: AbsPath | None = Field(None, description="CA bundle the chain ends in. Default: <security>/ca-chain.pem.")
+
+
+class Ldap(Model):
+    url: str = Field(description="ldap://host[:port] or ldaps://host[:port].")
+    starttls: bool = Field(False, description="StartTLS on an ldap:// URL.")
+    ca_file: AbsPath | None = Field(None, description="CA certificates to verify the LDAP server (needed for ldaps/StartTLS).")
+    search_base: DN
+    search_filter: str = ""
+    bind_dn: DN = Field(description="Service account DN; its password lives in the secrets file.")
+    uid_field: str = "sAMAccountName"
+    group_field: str = "memberOf"
+    firstname_field: str = "givenName"
+    lastname_field: str = "sn"
+    email_field: str = "mail"
+    role_mapping: dict[DN, Items[str]] = Field(
+        default_factory=dict, description="Group DN (exactly as in memberOf) -> Airflow roles."
+    )
+    registration: bool = True
+    registration_role: str = "Viewer"
+    roles_sync_at_login: bool = True
+    network_timeout: Positive = Field(10, description="Seconds to connect before a login fails.")
+    operation_timeout: Positive = Field(30, description="Seconds per LDAP operation.")
+
+    @field_validator("url")
+    @classmethod
+    def _ldap_url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        host, _, port = rest.rstrip("/").partition(":")
+        ok = sep and scheme in ("ldap", "ldaps") and host and (not port or port.isdigit())
+        if ok:
+            try:
+                hostname(host)
+            except PydanticCustomError:
+                ok = False
+        if not ok or (port and not 0 < int(port) < 65536):
+            raise PydanticCustomError(
+                "site_value",
+                "not an LDAP URL: use ldap://host[:port] or ldaps://host[:port] "
+                "(e.g. ldaps://dc.example.com:636)",
+                None,
+            )
+        return value
+
+    @property
+    def ldaps(self) -> bool:
+        return self.url.startswith("ldaps://")
+
+
+class Kerberos(Model):
+    principal: Principal
+    keytab: AbsPath | None = Field(None, description="Default: <security>/airflow.keytab.")
+    ccache: AbsPath | None = Field(None, description="FILE ccache shared by all components. Default: <run>/krb5cc_airflow.")
+    reinit_frequency: Positive = Field(3600, description="Seconds between ticket renewals.")
+    krb5_conf: AbsPath = "/etc/krb5.conf"
+
+
+class Celery(Model):
+    concurrency: Positive = 16
+    queues: Items[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = Field(("default",), min_length=1)
+
+
+# airflow.cfg options the model derives or that hold secrets: overriding them
+# in [airflow_cfg] would reintroduce the inconsistencies the model prevents.
+SECRET_OPTIONS = {
+    ("core", "fernet_key"), ("api", "secret_key"), ("api_auth", "jwt_secret"),
+}
+DERIVED_OPTIONS = {
+    ("core", "execution_api_server_url"): "api.host / api.port",
+    ("api", "base_url"): "api.host / api.port",
+    ("database", "sql_alchemy_conn"): "[database]",
+    ("celery", "result_backend"): "[database]",
+    ("celery", "broker_url"): "[broker]",
+    ("kerberos", "ccache"): "kerberos.ccache",
+    ("api", "ssl_cert"): "tls.cert",
+    ("api", "ssl_key"): "tls.key",
+}
+
+
+class Site(Model):
+    """One deployment: every host, role and setting, validated."""
+
+    site: SiteInfo
+    airflow: AirflowSpec = AirflowSpec()
+    target: Target = Target()
+    paths: Paths = Paths()
+    hosts: Items[Host] = Field(min_length=1)
+    database: Database
+    broker: Broker = Broker()
+    core: Core = Core()
+    api: Api = Api()
+    tls: Tls = Tls()
+    ldap: Ldap | None = None
+    kerberos: Kerberos | None = None
+    celery: Celery = Celery()
+    environment: dict[EnvName, str] = Field(
+        default_factory=dict, description="Extra variables for /etc/sysconfig/airflow (e.g. HADOOP_CONF_DIR)."
+    )
+    airflow_cfg: dict[str, dict[str, CfgValue]] = Field(
+        default_factory=dict, description="Free-form airflow.cfg overrides: [airflow_cfg.<section>] option = value."
+    )
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Site:
+        self._check_hosts()
+        self._fill_defaults()
+        self._check_rules()
+        return self
+
+    def _check_hosts(self) -> None:
+        names = [h.name for h in self.hosts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise _rule("hosts", f"host {dupes[0]!r} is listed twice")
+        missing = [r for r in REQUIRED_ROLES if not self.hosts_with(r)]
+        if missing:
+            raise _rule(
+                "hosts", f"no host runs {', '.join(missing)}: a CeleryExecutor deployment needs "
+                f"every one of {', '.join(REQUIRED_ROLES)} on some host"
+            )
+        if self.kerberos and not self.hosts_with("kerberos"):
+            raise _rule("hosts", "[kerberos] is configured but no host runs the kerberos role")
+        if self.hosts_with("kerberos") and not self.kerberos:
+            raise _rule("kerberos", "a host runs the kerberos role: add [kerberos] with principal (and keytab)")
+        api_hosts = self.hosts_with("api-server")
+        if self.api.host is None and len(api_hosts) > 1:
+            raise _rule(
+                "api.host", f"api-server runs on {len(api_hosts)} hosts: name the public host "
+                "(the load balancer) that workers and users reach"
+            )
+
+    def _fill_defaults(self) -> None:
+        api_host = self.api.host or self.hosts_with("api-server")[0]
+        sec = self.paths.security
+        object.__setattr__(self, "api", self.api.model_copy(update={"host": api_host}))
+        tls = self.tls
+        object.__setattr__(self, "tls", tls.model_copy(update={
+            "common_name": tls.common_name or api_host,
+            "dns_names": tls.dns_names or (api_host,),
+            "cert": tls.cert or f"{sec}/airflow_cert.pem",
+            "key": tls.key or f"{sec}/airflow_key.pem",
+            "ca": tls.ca or f"{sec}/ca-chain.pem",
+        }))
+        if self.kerberos:
+            krb = self.kerberos
+            object.__setattr__(self, "kerberos", krb.model_copy(update={
+                "keytab": krb.keytab or f"{sec}/airflow.keytab",
+                "ccache": krb.ccache or f"{self.paths.run}/krb5cc_airflow",
+            }))
+
+    def _check_rules(self) -> None:
+        api_host = self.api.host
+        if api_host not in self.tls.dns_names and api_host not in self.tls.ip_addresses:
+            raise _rule(
+                "tls.dns_names", f"base_url host {api_host!r} (api.host) is not in the certificate's "
+                f"subjectAltNames {list(self.tls.dns_names) + list(self.tls.ip_addresses)}: "
+                "clients would reject the certificate"
+            )
+        if self.api.workers != 1:
+            raise _rule(
+                "api.workers", f"{self.api.workers}: Airflow {self.airflow.version}'s api-server "
+                "loses extra uvicorn workers; keep 1 and run api-server on more hosts to scale"
+            )
+        if self.ldap:
+            if self.ldap.starttls and self.ldap.ldaps:
+                raise _rule("ldap.starttls", "StartTLS cannot be used with an ldaps:// URL (it is already TLS)")
+            if (self.ldap.starttls or self.ldap.ldaps) and not self.ldap.ca_file:
+                raise _rule("ldap.ca_file", "LDAPS and StartTLS need the CA file that verifies the LDAP server")
+            if FAB_PROVIDER not in self.airflow.providers:
+                raise _rule("airflow.providers", f"LDAP login needs {FAB_PROVIDER!r} in the list")
+        if self.kerberos and self.kerberos.ccache.startswith(("/tmp/", "/var/tmp/")):
+            raise _rule(
+                "kerberos.ccache", f"{self.kerberos.ccache!r} is under a private /tmp: every unit "
+                "runs with PrivateTmp=yes, so components would not see the ticket; use e.g. /run/airflow/krb5cc_airflow"
+            )
+        if self.broker.host in ("localhost", "127.0.0.1", "::1"):
+            broker_hosts = {h.name for r in BROKER_ROLES for h in self.hosts_with(r)}
+            if len(broker_hosts) > 1:
+                raise _rule(
+                    "broker.host", f"{self.broker.host!r} differs on each of {sorted(broker_hosts)}, "
+                    "which all use the broker: name the Redis host they share"
+                )
+        for section, options in sorted(self.airflow_cfg.items()):
+            for option in sorted(options):
+                if (section, option) in SECRET_OPTIONS:
+                    raise _rule(
+                        f"airflow_cfg.{section}.{option}",
+                        "secrets never go into airflow.cfg; `bundle secrets init` puts it in the secrets file",
+                    )
+                if (section, option) in DERIVED_OPTIONS:
+                    raise _rule(
+                        f"airflow_cfg.{section}.{option}",
+                        f"derived from {DERIVED_OPTIONS[(section, option)]}; set that instead",
+                    )
+
+    # --- derived values: one source of truth -----------------------------------
+
+    def hosts_with(self, role: str) -> list[Host]:
+        return [h for h in self.hosts if role in h.roles]
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Roles run somewhere on this site, in canonical order."""
+        return tuple(r for r in ROLES if self.hosts_with(r))
+
+    @property
+    def base_url(self) -> str:
+        port = "" if self.api.port == 443 else f":{self.api.port}"
+        return f"https://{self.api.host}{port}"
+
+    @property
+    def execution_api_server_url(self) -> str:
+        return f"{self.base_url}/execution/"
+
+    @property
+    def _db_location(self) -> str:
+        db = self.database
+        # No password and no ?sslmode: libpq (psycopg2) and asyncpg both read
+        # PGPASSWORD (secrets file) and PGSSLMODE (sysconfig); asyncpg rejects
+        # an sslmode query argument on the derived async URL.
+        return f"{db.user}@{db.host}:{db.port}/{db.name}"
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        return f"postgresql+psycopg2://{self._db_location}"
+
+    @property
+    def result_backend(self) -> str:
+        return f"db+postgresql://{self._db_location}"
+
+    @property
+    def broker_url(self) -> str:
+        return f"redis://{self.broker.host}:{self.broker.port}/{self.broker.db}"
+
+    @property
+    def broker_is_local(self) -> bool:
+        return self.broker.host in ("localhost", "127.0.0.1", "::1")
