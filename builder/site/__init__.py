@@ -1,9 +1,9 @@
 """site.toml: the typed model, its loader and its JSON Schema."""
 
-from builder.site.load import load_site, parse_site
+from builder.site.load import load_site, parse_site, site_from_data
 from builder.site.model import ROLES, Site
 
-__all__ = ["ROLES", "Site", "load_site", "parse_site", "json_schema"]
+__all__ = ["ROLES", "Site", "json_schema", "load_site", "parse_site", "site_from_data"]
 
 
 def json_schema() -> dict:

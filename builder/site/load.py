@@ -35,10 +35,24 @@ def parse_site(text: str, path: str = "site.toml") -> Site:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already carries "(at line L, column C)".
         raise SiteError(path, [f"TOML syntax error: {exc}"]) from None
+    return site_from_data(data, path)
+
+
+def site_from_data(data: dict[str, Any], path: str = "site.toml") -> Site:
     try:
         return Site.model_validate(data)
     except ValidationError as exc:
-        raise SiteError(path, [_describe(err) for err in exc.errors()]) from None
+        raise SiteError(path, [_describe(err) for err in _relevant(exc.errors())]) from None
+
+
+def _relevant(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop "too short" errors that only echo a failed item inside the same list."""
+    locs = [tuple(e["loc"]) for e in errors]
+    return [
+        e for e in errors
+        if not (e["type"] == "too_short"
+                and any(len(other) > len(e["loc"]) and other[: len(e["loc"])] == tuple(e["loc"]) for other in locs))
+    ]
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -70,6 +84,8 @@ def _describe(err: dict[str, Any]) -> str:
     msg = err["msg"]
     if kind == "literal_error":
         msg = f"must be one of {ctx.get('expected')}"
+    elif kind == "too_short":
+        msg = f"must have at least {ctx.get('min_length')} item(s)"
     elif kind.endswith("_type"):
         msg = f"wrong type ({type(value).__name__}): {msg[0].lower()}{msg[1:]}"
     return f"{key} = {shown}: {msg}"
@@ -86,6 +102,8 @@ def _is_union_branch(part: Any) -> bool:
 def _show(value: Any) -> str:
     if isinstance(value, dict):
         return "{...}"
+    if isinstance(value, tuple):
+        value = list(value)  # shown as the TOML array the user wrote
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 

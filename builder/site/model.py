@@ -18,9 +18,11 @@ from builder.site.values import (
     DN,
     AbsPath,
     EnvName,
+    EnvValue,
     HostName,
     IPAddress,
     Items,
+    Line,
     Principal,
     SiteName,
     TimeZone,
@@ -43,7 +45,7 @@ FAB_PROVIDER = "apache-airflow-providers-fab"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[int, Field(ge=1)]
-CfgValue = str | int | float | bool
+CfgValue = Line | int | float | bool
 
 
 def _rule(key: str, message: str) -> PydanticCustomError:
@@ -57,7 +59,7 @@ class Model(BaseModel):
 
 class SiteInfo(Model):
     name: SiteName = Field(description="Short site name; part of package names and the lock file name.")
-    description: str = Field("", description="Free text shown in package descriptions.")
+    description: Line = Field("", description="Free text shown in package descriptions.")
 
 
 class AirflowSpec(Model):
@@ -136,8 +138,8 @@ class Host(Model):
 class Database(Model):
     host: HostName = Field(description="PostgreSQL server host.")
     port: Port = 5432
-    name: str = Field("airflow", min_length=1)
-    user: str = Field("airflow", min_length=1)
+    name: str = Field("airflow", pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
+    user: str = Field("airflow", pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
 
 
@@ -163,7 +165,7 @@ class Api(Model):
     )
     port: Port = 8080
     bind: IPAddress = Field("0.0.0.0", description="Address the api-server listens on.")
-    instance_name: str = "Airflow"
+    instance_name: Line = "Airflow"
     expose_config: bool = False
     workers: int = Field(1, ge=1, description="uvicorn workers; Airflow 3.1.4 needs 1 (scale with more hosts).")
 
@@ -173,7 +175,7 @@ class Tls(Model):
         "csr", description="csr: key + CSR for your CA; self-signed; provided: you bring cert and key."
     )
     common_name: HostName | None = Field(None, description="Default: api.host.")
-    organization: str | None = None
+    organization: Line | None = None
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
     dns_names: Items[HostName] = Field((), description="DNS subjectAltNames. Default: [api.host].")
     ip_addresses: Items[IPAddress] = ()
@@ -189,18 +191,18 @@ class Ldap(Model):
     starttls: bool = Field(False, description="StartTLS on an ldap:// URL.")
     ca_file: AbsPath | None = Field(None, description="CA certificates to verify the LDAP server (needed for ldaps/StartTLS).")
     search_base: DN
-    search_filter: str = ""
+    search_filter: Line = ""
     bind_dn: DN = Field(description="Service account DN; its password lives in the secrets file.")
-    uid_field: str = "sAMAccountName"
-    group_field: str = "memberOf"
-    firstname_field: str = "givenName"
-    lastname_field: str = "sn"
-    email_field: str = "mail"
+    uid_field: Line = "sAMAccountName"
+    group_field: Line = "memberOf"
+    firstname_field: Line = "givenName"
+    lastname_field: Line = "sn"
+    email_field: Line = "mail"
     role_mapping: dict[DN, Items[str]] = Field(
         default_factory=dict, description="Group DN (exactly as in memberOf) -> Airflow roles."
     )
     registration: bool = True
-    registration_role: str = "Viewer"
+    registration_role: Line = "Viewer"
     roles_sync_at_login: bool = True
     network_timeout: Positive = Field(10, description="Seconds to connect before a login fails.")
     operation_timeout: Positive = Field(30, description="Seconds per LDAP operation.")
@@ -240,6 +242,9 @@ class Kerberos(Model):
 
 class Celery(Model):
     concurrency: Positive = 16
+    stop_timeout: Positive = Field(
+        600, description="Seconds systemd waits for Celery's warm shutdown (running tasks finish) before SIGKILL."
+    )
     queues: Items[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = Field(("default",), min_length=1)
 
 
@@ -276,7 +281,7 @@ class Site(Model):
     ldap: Ldap | None = None
     kerberos: Kerberos | None = None
     celery: Celery = Celery()
-    environment: dict[EnvName, str] = Field(
+    environment: dict[EnvName, EnvValue] = Field(
         default_factory=dict, description="Extra variables for /etc/sysconfig/airflow (e.g. HADOOP_CONF_DIR)."
     )
     airflow_cfg: dict[str, dict[str, CfgValue]] = Field(
@@ -313,7 +318,7 @@ class Site(Model):
             )
 
     def _fill_defaults(self) -> None:
-        api_host = self.api.host or self.hosts_with("api-server")[0]
+        api_host = self.api.host or self.hosts_with("api-server")[0].name
         sec = self.paths.security
         object.__setattr__(self, "api", self.api.model_copy(update={"host": api_host}))
         tls = self.tls

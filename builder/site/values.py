@@ -62,9 +62,9 @@ def distinguished_name(value: str) -> str:
             attr, eq, val = ava.partition("=")
             if not eq or not _DN_ATTR.match(attr.strip()) or not val.strip():
                 raise _fail(
-                    "not a distinguished name: {part!r} is not attribute=value "
+                    "not a distinguished name: {part} is not attribute=value "
                     "(e.g. CN=Users,DC=example,DC=com)",
-                    part=ava,
+                    part=repr(ava),
                 )
     return value
 
@@ -114,6 +114,19 @@ def timezone(value: str) -> str:
     )
 
 
+def single_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise _fail("must be a single line (it is written into a config file)")
+    return value
+
+
+def env_value(value: str) -> str:
+    single_line(value)
+    if "'" in value:
+        raise _fail("must not contain a single quote ' (environment files quote values with it)")
+    return value
+
+
 def env_name(value: str) -> str:
     if not _ENV_NAME.match(value):
         raise _fail("not an environment variable name: use letters, digits and '_'")
@@ -148,6 +161,8 @@ DN = Annotated[str, AfterValidator(distinguished_name)]
 Principal = Annotated[str, AfterValidator(principal)]
 TimeZone = Annotated[str, AfterValidator(timezone)]
 EnvName = Annotated[str, AfterValidator(env_name)]
+EnvValue = Annotated[str, AfterValidator(env_value)]
+Line = Annotated[str, AfterValidator(single_line)]
 SiteName = Annotated[str, AfterValidator(site_name)]
 Version = Annotated[str, AfterValidator(version)]
 IPAddress = Annotated[str, AfterValidator(ip_address)]

@@ -1,0 +1,161 @@
+"""Check airflow.cfg options against Airflow's own schema, never a hand list.
+
+The schema is `airflow/config_templates/config.yml` in the pinned
+apache-airflow-core wheel plus the `config:` of every pinned provider
+(`provider.yaml`, or the dict returned by `get_provider_info.py`). Wheels are
+fetched once into the cache (`~/.cache/airflow-prod/airflow-schema/`).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from builder import run
+from builder.errors import ValidationFailed
+from builder.fsutil import write_atomic
+from builder.resources import cache_dir
+from builder.site import Site
+
+CORE = "apache-airflow-core"
+PROVIDER_PREFIX = "apache-airflow-providers-"
+
+
+@dataclass(frozen=True)
+class AirflowSchema:
+    options: dict[str, frozenset[str]]  # section -> option names
+    sources: tuple[str, ...]            # "apache-airflow-core 3.1.4", ...
+
+    def has(self, section: str, option: str) -> bool:
+        return option in self.options.get(section, ())
+
+
+@dataclass(frozen=True)
+class Checked:
+    count: int
+    source: str
+
+
+def schema_pins(pins: dict[str, str]) -> dict[str, str]:
+    """The distributions whose schemas matter: core and every provider."""
+    return {
+        name: ver for name, ver in sorted(pins.items())
+        if name == CORE or name.startswith(PROVIDER_PREFIX)
+    }
+
+
+def load_schema(pins: dict[str, str]) -> AirflowSchema:
+    relevant = schema_pins(pins)
+    if CORE not in relevant:
+        raise ValidationFailed(f"the lock pins no {CORE}: cannot find Airflow's config schema")
+    merged: dict[str, set[str]] = {}
+    for name, version in relevant.items():
+        for section, options in _options_of(name, version).items():
+            merged.setdefault(section, set()).update(options)
+    return AirflowSchema(
+        options={s: frozenset(o) for s, o in merged.items()},
+        sources=tuple(f"{n} {v}" for n, v in relevant.items()),
+    )
+
+
+def _options_of(name: str, version: str) -> dict[str, list[str]]:
+    """Sections and options one distribution declares (cached as JSON)."""
+    memo = cache_dir() / "airflow-schema" / f"{name}-{version}.json"
+    if memo.exists():
+        return json.loads(memo.read_text())
+    wheel = _fetch_wheel(name, version, memo.parent)
+    found = _read_config_schema(wheel)
+    write_atomic(memo, json.dumps(found, sort_keys=True))
+    wheel.unlink()  # the JSON digest is all later runs need
+    return found
+
+
+def _fetch_wheel(name: str, version: str, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    run.run(
+        ["python3", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary", ":all:",
+         "--disable-pip-version-check", "--dest", str(dest), f"{name}=={version}"],
+        what=f"fetching {name} {version} to read its config schema",
+    )
+    stem = name.replace("-", "_")
+    found = sorted(dest.glob(f"{stem}-{version}-*.whl"))
+    if not found:
+        raise ValidationFailed(f"pip downloaded no wheel of {name} {version} into {dest}")
+    return found[0]
+
+
+def _read_config_schema(wheel: Path) -> dict[str, list[str]]:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        config_yml = [n for n in names if n.endswith("config_templates/config.yml")]
+        if config_yml:
+            return _sections(yaml.safe_load(zf.read(config_yml[0])))
+        provider_yaml = [n for n in names if n.endswith("/provider.yaml")]
+        if provider_yaml:
+            return _sections(yaml.safe_load(zf.read(provider_yaml[0])).get("config") or {})
+        info = [n for n in names if n.endswith("/get_provider_info.py")]
+        if info:
+            return _sections(_provider_info(zf.read(info[0]).decode()).get("config") or {})
+    return {}
+
+
+def _sections(config: dict) -> dict[str, list[str]]:
+    return {
+        section: sorted((body or {}).get("options", {}) or {})
+        for section, body in config.items()
+    }
+
+
+def _provider_info(source: str) -> dict:
+    """The dict literal `get_provider_info()` returns, without importing it."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and node.name == "get_provider_info":
+            for stmt in ast.walk(node):
+                if isinstance(stmt, ast.Return) and stmt.value is not None:
+                    return ast.literal_eval(stmt.value)
+    return {}
+
+
+def check_options(site: Site, options: dict[str, dict[str, str]], schema: AirflowSchema) -> Checked:
+    problems = []
+    count = 0
+    for section, values in options.items():
+        for option in values:
+            count += 1
+            if schema.has(section, option):
+                continue
+            where = (
+                f"site.toml airflow_cfg.{section}.{option}"
+                if option in site.airflow_cfg.get(section, {})
+                else f"airflow.cfg [{section}] {option}"
+            )
+            problems.append(f"{where}: {_unknown(section, option, schema)}")
+    source = ", ".join(schema.sources[:2]) + (
+        f" and {len(schema.sources) - 2} more providers" if len(schema.sources) > 2 else ""
+    )
+    if problems:
+        raise ValidationFailed(
+            f"{len(problems)} option(s) do not exist in Airflow's schema ({source}):\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+    return Checked(count, source)
+
+
+def _unknown(section: str, option: str, schema: AirflowSchema) -> str:
+    if section not in schema.options:
+        close = difflib.get_close_matches(section, list(schema.options), n=1)
+        hint = f" (did you mean [{close[0]}]?)" if close else ""
+        return f"no section [{section}] in Airflow or its pinned providers{hint}"
+    close = difflib.get_close_matches(option, list(schema.options[section]), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"[{section}] has no option {option!r}{hint}"
+
+
+def validate_options(site: Site, options: dict[str, dict[str, str]], pins: dict[str, str]) -> Checked:
+    return check_options(site, options, load_schema(pins))

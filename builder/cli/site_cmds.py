@@ -1,0 +1,70 @@
+"""`bundle check`, `bundle render`, `bundle schema`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from builder.cli.options import load, site_option
+from builder.fsutil import write_atomic
+
+
+@click.command()
+@site_option
+def check(site_path: str) -> None:
+    """Validate a site file and print what it describes.
+
+    Exit code 0 when valid, 2 with one line per problem otherwise.
+    """
+    site = load(site_path)
+    click.echo(f"{site_path}: valid site {site.site.name!r} (Airflow {site.airflow.version}, "
+               f"{site.target.os}/{site.target.arch}, Python {site.target.python})")
+    for host in site.hosts:
+        click.echo(f"  {host.name}: {', '.join(host.roles)}")
+    click.echo(f"  base_url {site.base_url}, database {site.database.host}, broker {site.broker_url}")
+
+
+@click.command()
+@site_option
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Directory to write the rendered tree into (replaced as a whole).")
+@click.option("--no-validate", is_flag=True,
+              help="Skip checking airflow.cfg against Airflow's own schema (needs PyPI or a cache).")
+def render(site_path: str, out_dir: str, no_validate: bool) -> None:
+    """Render every config file and systemd unit of the site into OUT.
+
+    Files land at OUT/<path on the target host>, e.g. OUT/etc/airflow/airflow.cfg
+    and OUT/usr/lib/systemd/system/airflow-scheduler.service. Unless
+    --no-validate, airflow.cfg is checked against the config.yml of the pinned
+    apache-airflow-core and the providers' schemas.
+    """
+    from builder.render import render_site, write_tree
+
+    site = load(site_path)
+    files = render_site(site)
+    if not no_validate:
+        from builder.airflow_schema import validate_options
+        from builder.render.airflow_cfg import airflow_cfg_options
+
+        checked = validate_options(site, airflow_cfg_options(site))
+        click.echo(f"airflow.cfg: {checked.count} options valid for {checked.source}")
+    out = write_tree(files, out_dir)
+    click.echo(f"rendered {len(files)} files into {out}")
+
+
+@click.command()
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=str),
+              help="Write to this file instead of standard output.")
+def schema(out_path: str | None) -> None:
+    """Print the JSON Schema of site.toml (for editor completion and checks)."""
+    from builder.site import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if out_path:
+        write_atomic(out_path, text)
+    else:
+        click.echo(text, nl=False)
+
+
+COMMANDS = [check, render, schema]

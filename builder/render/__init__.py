@@ -1,0 +1,132 @@
+"""Render every file of a site: templates x Site -> RenderedFile (pure).
+
+`render_site` computes; `write_tree` writes. Rendering the same site twice
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.fsutil import write_atomic
+from builder.render.airflow_cfg import airflow_cfg_options
+from builder.render.jinja import render_template
+from builder.render.units import unit_specs
+from builder.secrets_layout import PLACEHOLDER, secret_vars, secrets_path
+from builder.site import Site
+
+UNIT_DIR = "/usr/lib/systemd/system"
+PRESET_DIR = "/usr/lib/systemd/system-preset"
+FIREWALLD_DIR = "/usr/lib/firewalld/services"
+SYSCONFIG = "/etc/sysconfig/airflow"
+
+# Which package ships a file: the base package, the site configuration, or a role.
+BASE = "base"
+CONFIG = "config"
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    dest: str        # absolute path on the target host
+    text: str
+    mode: int = 0o644
+    package: str = BASE  # BASE, CONFIG or a role name
+    config: bool = False  # %config(noreplace): admins' edits survive upgrades
+
+    @property
+    def relpath(self) -> str:
+        return self.dest.lstrip("/")
+
+
+def render_site(site: Site) -> list[RenderedFile]:
+    """Every file the site needs on its hosts, sorted by destination."""
+    common = {
+        "site": site,
+        "secrets_path": secrets_path(site),
+        "sysconfig_path": SYSCONFIG,
+    }
+    cfg_dir = site.paths.config
+    files = [
+        RenderedFile(
+            f"{cfg_dir}/airflow.cfg",
+            render_template("airflow.cfg.j2", options=airflow_cfg_options(site), **common),
+            0o644, CONFIG, config=True,
+        ),
+        RenderedFile(
+            f"{cfg_dir}/webserver_config.py",
+            render_template(
+                "webserver_config.py.j2",
+                ldap=site.ldap,
+                config_file=f"{cfg_dir}/webserver_config.py",
+                bind_password_var="AIRFLOW_LDAP_BIND_PASSWORD",
+                **common,
+            ),
+            0o644, CONFIG, config=True,
+        ),
+        RenderedFile(SYSCONFIG, render_template("sysconfig.j2", **common), 0o644, CONFIG, config=True),
+        RenderedFile(
+            f"{cfg_dir}/secrets.env.example",
+            render_secrets(site, {v.name: PLACEHOLDER for v in secret_vars(site)}),
+            0o640, CONFIG,
+        ),
+        RenderedFile(f"{UNIT_DIR}/airflow.target", render_template("units/airflow.target.j2", **common)),
+        RenderedFile(
+            f"{PRESET_DIR}/80-airflow-prod.preset",
+            render_template("units/preset.j2", unit_name="airflow.target", **common),
+        ),
+        RenderedFile("/usr/lib/sysusers.d/airflow-prod.conf", render_template("sysusers.conf.j2", **common)),
+        RenderedFile("/usr/lib/tmpfiles.d/airflow-prod.conf", render_template("tmpfiles.conf.j2", **common)),
+        RenderedFile("/usr/bin/airflow", render_template("airflow-wrapper.sh.j2", **common), 0o755),
+    ]
+    for unit in unit_specs(site):
+        files.append(RenderedFile(
+            f"{UNIT_DIR}/{unit.name}", render_template("units/service.j2", unit=unit, **common),
+            package=unit.role,
+        ))
+        files.append(RenderedFile(
+            f"{PRESET_DIR}/80-airflow-prod-{unit.role}.preset",
+            render_template("units/preset.j2", unit_name=unit.name, **common),
+            package=unit.role,
+        ))
+        for fw in unit.firewall:
+            files.append(RenderedFile(
+                f"{FIREWALLD_DIR}/{fw.service}.xml",
+                render_template("firewalld/service.xml.j2", fw=fw, **common),
+                package=unit.role,
+            ))
+    return sorted(files, key=lambda f: f.dest)
+
+
+def render_secrets(site: Site, values: dict[str, str]) -> str:
+    return render_template(
+        "secrets.env.j2", vars=secret_vars(site), values=values, site=site, secrets_path=secrets_path(site)
+    )
+
+
+def write_tree(files: list[RenderedFile], out_dir: str | Path) -> Path:
+    """Write files under out_dir/<dest>, replacing out_dir as a whole.
+
+    A new tree is written beside the old one and swapped in, so a failure
+    leaves the previous output intact.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        for f in files:
+            write_atomic(staging / f.relpath, f.text, f.mode)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,91 @@
+"""The options of airflow.cfg, computed from the site (pure, ordered, stable).
+
+Secrets are absent on purpose: fernet_key, [api] secret_key and
+[api_auth] jwt_secret reach every component as AIRFLOW__*__* variables from
+the secrets file, so one file on every node holds them and airflow.cfg can be
+world-readable inside an RPM.
+"""
+
+from __future__ import annotations
+
+from builder.site import Site
+
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+WORKER_LOG_PORT = 8793
+TRIGGERER_LOG_PORT = 8794
+
+Options = dict[str, dict[str, str]]
+
+
+def cfg_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def airflow_cfg_options(site: Site) -> Options:
+    """Section -> option -> value, in the order they are written."""
+    core: dict[str, object] = {
+        "dags_folder": site.paths.dags,
+        "plugins_folder": site.paths.plugins,
+        "default_timezone": site.core.default_timezone,
+        "executor": "CeleryExecutor",
+        "auth_manager": FAB_AUTH_MANAGER,
+        "parallelism": site.core.parallelism,
+        "max_active_tasks_per_dag": site.core.max_active_tasks_per_dag,
+        "max_active_runs_per_dag": site.core.max_active_runs_per_dag,
+        "load_examples": site.core.load_examples,
+        "test_connection": site.core.test_connection,
+        # Workers reach the Execution API here: https, the public api host.
+        "execution_api_server_url": site.execution_api_server_url,
+    }
+    if site.kerberos:
+        core["security"] = "kerberos"
+    options: dict[str, dict[str, object]] = {
+        "core": core,
+        "database": {"sql_alchemy_conn": site.sql_alchemy_conn},
+        "logging": {
+            "base_log_folder": site.paths.logs,
+            "dag_processor_child_process_log_directory": f"{site.paths.logs}/dag_processor",
+            "worker_log_server_port": WORKER_LOG_PORT,
+            "trigger_log_server_port": TRIGGERER_LOG_PORT,
+        },
+        "api": {
+            "instance_name": site.api.instance_name,
+            "expose_config": site.api.expose_config,
+            "base_url": site.base_url,
+            "host": site.api.bind,
+            "port": site.api.port,
+            "workers": site.api.workers,
+            # The full chain: task workers trust certifi plus this file only.
+            "ssl_cert": site.tls.cert,
+            "ssl_key": site.tls.key,
+        },
+        "api_auth": {
+            # Without an issuer /auth/token fails under pyjwt >= 2.11.
+            "jwt_issuer": site.base_url,
+        },
+        "operators": {"default_queue": site.celery.queues[0]},
+        "celery": {
+            "broker_url": site.broker_url,
+            "result_backend": site.result_backend,
+            "worker_concurrency": site.celery.concurrency,
+        },
+        "fab": {
+            # FAB reads this with silent=True: a wrong path silently means password login.
+            "config_file": f"{site.paths.config}/webserver_config.py",
+        },
+    }
+    if site.kerberos:
+        options["kerberos"] = {
+            "ccache": site.kerberos.ccache,
+            "principal": site.kerberos.principal,
+            "keytab": site.kerberos.keytab,
+            "reinit_frequency": site.kerberos.reinit_frequency,
+        }
+    for section, overrides in site.airflow_cfg.items():
+        options.setdefault(section, {}).update(overrides)
+    return {
+        section: {option: cfg_value(value) for option, value in values.items()}
+        for section, values in options.items()
+    }

@@ -1,0 +1,38 @@
+"""Names and meaning of the secrets environment file: one definition for
+`bundle secrets init`, the rendered layout, the units and webserver_config.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from builder.site import Site
+
+
+@dataclass(frozen=True)
+class SecretVar:
+    name: str
+    meaning: str
+    generated: bool  # True: `bundle secrets init` makes a value; False: the admin fills it in
+
+
+FERNET_KEY = SecretVar("AIRFLOW__CORE__FERNET_KEY", "Fernet key encrypting connections and variables", True)
+API_SECRET_KEY = SecretVar("AIRFLOW__API__SECRET_KEY", "[api] secret_key: signs sessions; identical on every node", True)
+JWT_SECRET = SecretVar("AIRFLOW__API_AUTH__JWT_SECRET", "[api_auth] jwt_secret: signs task and log-server tokens; identical on every node", True)
+DB_PASSWORD = SecretVar("PGPASSWORD", "Password of the metadata database user (libpq and asyncpg read it)", False)
+LDAP_BIND_PASSWORD = SecretVar("AIRFLOW_LDAP_BIND_PASSWORD", "Password of the LDAP bind DN (read by webserver_config.py)", False)
+
+PLACEHOLDER = "CHANGE-ME"
+
+
+def secret_vars(site: Site) -> list[SecretVar]:
+    """The variables this site's secrets file must define, in file order."""
+    found = [FERNET_KEY, API_SECRET_KEY, JWT_SECRET, DB_PASSWORD]
+    if site.ldap:
+        found.append(LDAP_BIND_PASSWORD)
+    return found
+
+
+def secrets_path(site: Site) -> str:
+    """Where the secrets file lives on every host (root:airflow 0640)."""
+    return f"{site.paths.config}/secrets.env"
