@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -29,9 +30,11 @@ def check(site_path: str) -> None:
 @site_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Directory to write the rendered tree into (replaced as a whole).")
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Lock file whose pins select Airflow's schema (default: locks/<site name>.txt).")
 @click.option("--no-validate", is_flag=True,
               help="Skip checking airflow.cfg against Airflow's own schema (needs PyPI or a cache).")
-def render(site_path: str, out_dir: str, no_validate: bool) -> None:
+def render(site_path: str, out_dir: str, lock_path: Path | None, no_validate: bool) -> None:
     """Render every config file and systemd unit of the site into OUT.
 
     Files land at OUT/<path on the target host>, e.g. OUT/etc/airflow/airflow.cfg
@@ -44,10 +47,11 @@ def render(site_path: str, out_dir: str, no_validate: bool) -> None:
     site = load(site_path)
     files = render_site(site)
     if not no_validate:
-        from builder.airflow_schema import validate_options
+        from builder.airflow_schema import pins_from_lock, validate_options
         from builder.render.airflow_cfg import airflow_cfg_options
 
-        checked = validate_options(site, airflow_cfg_options(site))
+        pins = pins_from_lock(lock_path or Path("locks") / f"{site.site.name}.txt")
+        checked = validate_options(site, airflow_cfg_options(site), pins)
         click.echo(f"airflow.cfg: {checked.count} options valid for {checked.source}")
     out = write_tree(files, out_dir)
     click.echo(f"rendered {len(files)} files into {out}")

@@ -1,0 +1,74 @@
+"""`bundle secrets init`: generated values, file mode, refusals."""
+
+from __future__ import annotations
+
+import base64
+import stat
+
+import pytest
+from cryptography.fernet import Fernet
+
+from builder.errors import UsageError
+from builder.secrets import default_secrets_path, write_secrets
+from builder.site import site_from_data
+from conftest import minimal_data
+
+
+def _parse(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            out[name] = value.strip("'")
+    return out
+
+
+def test_generates_working_keys_with_mode_0600(tmp_path, example_site):
+    path = write_secrets(example_site, tmp_path / "s.env")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    values = _parse(path.read_text())
+    assert list(values) == [
+        "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
+        "PGPASSWORD", "AIRFLOW_LDAP_BIND_PASSWORD",
+    ]
+    token = Fernet(values["AIRFLOW__CORE__FERNET_KEY"].encode()).encrypt(b"x")  # a usable key
+    assert Fernet(values["AIRFLOW__CORE__FERNET_KEY"].encode()).decrypt(token) == b"x"
+    assert len(base64.urlsafe_b64decode(values["AIRFLOW__CORE__FERNET_KEY"])) == 32
+    assert len(bytes.fromhex(values["AIRFLOW__API__SECRET_KEY"])) == 32
+    assert len(bytes.fromhex(values["AIRFLOW__API_AUTH__JWT_SECRET"])) == 32
+    assert values["AIRFLOW__API__SECRET_KEY"] != values["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert values["PGPASSWORD"] == values["AIRFLOW_LDAP_BIND_PASSWORD"] == "CHANGE-ME"
+
+
+def test_each_init_makes_new_values(tmp_path, example_site):
+    a = _parse(write_secrets(example_site, tmp_path / "a.env").read_text())
+    b = _parse(write_secrets(example_site, tmp_path / "b.env").read_text())
+    assert a["AIRFLOW__CORE__FERNET_KEY"] != b["AIRFLOW__CORE__FERNET_KEY"]
+
+
+def test_no_ldap_no_bind_password(tmp_path):
+    values = _parse(write_secrets(site_from_data(minimal_data()), tmp_path / "s.env").read_text())
+    assert "AIRFLOW_LDAP_BIND_PASSWORD" not in values
+
+
+def test_refuses_to_overwrite(tmp_path, example_site):
+    path = write_secrets(example_site, tmp_path / "s.env")
+    before = path.read_text()
+    with pytest.raises(UsageError, match=r"s\.env exists: it holds this site's secrets"):
+        write_secrets(example_site, path)
+    assert path.read_text() == before
+    write_secrets(example_site, path, force=True)
+    assert path.read_text() != before
+
+
+def test_refuses_a_path_inside_a_git_tree(tmp_path, example_site):
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    with pytest.raises(UsageError, match=r"inside the git work tree .*repo"):
+        write_secrets(example_site, tmp_path / "repo" / "deploy" / "s.env")
+    assert not (tmp_path / "repo" / "deploy" / "s.env").exists()
+
+
+def test_default_path_is_outside_the_repo(example_site):
+    path = default_secrets_path(example_site)
+    assert path.name == "bigdata-prod.secrets.env"
+    assert "airflow-prod" in path.parts
