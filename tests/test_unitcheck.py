@@ -10,30 +10,12 @@ from builder.errors import ValidationFailed
 from builder.render import RenderedFile, render_site
 from builder.site import site_from_data
 from builder.unitcheck import security_scores, verify_units
-from conftest import minimal_data
+from conftest import REPO, minimal_data
 
 STRICT_LIMIT = 5.0  # issue #2: api-server, scheduler, dag-processor, triggerer, kerberos
 WORKER_LIMIT = 5.0  # the worker runs task code, yet stays well below Airflow's own 9.2
 
-# The guide's unit as written (Airflow's scripts/systemd pattern), for comparison.
-GUIDE_UNIT = """[Unit]
-Description=Airflow Scheduler
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-EnvironmentFile=/etc/sysconfig/airflow
-User=airflow
-Group=airflow
-WorkingDirectory=/opt/airflow
-Type=simple
-ExecStart=/bin/bash -lc 'source "${AIRFLOW_VENV}/bin/activate" && exec airflow scheduler'
-Restart=always
-RestartSec=5
-
-[Install]
-WantedBy=multi-user.target
-"""
+GUIDE_UNIT = (REPO / "bench" / "data" / "guide-scheduler.service").read_text()
 
 
 def test_verify_accepts_every_rendered_unit(example_site):
