@@ -1,0 +1,64 @@
+"""The site file of the end-to-end test: the guide's deployment, pointed at the test's servers.
+
+One host runs every role. It targets the stand-in's exact interpreter
+(Debian 12's python3.11 is 3.11.2) and builds native wheels on this build
+host (`host`): the stand-in is the build host's OS family, so its libldap and
+libkrb5 are what the wheels link against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from builder.site.model import ROLES
+
+from .fixtures import TARGET_HOST
+
+STANDIN_PYTHON = "3.11.2"
+# Enough of the guide's extras for every service the test proves; the heavy
+# ones (apache-spark alone is 415 MB of wheels) prove nothing more here.
+E2E_EXTRAS = ["celery", "redis", "postgres", "ldap", "kerberos"]
+
+
+def tls_only_site_data() -> dict[str, Any]:
+    """The smallest valid site carrying the e2e host's TLS settings (for the CSR flow)."""
+    return {
+        "site": {"name": "e2e"},
+        "target": {"python": STANDIN_PYTHON, "native_builder": "host"},
+        "hosts": [{"name": TARGET_HOST, "roles": [r for r in ROLES if r != "kerberos"]}],
+        "database": {"host": "127.0.0.1"},
+        "api": {"host": TARGET_HOST, "bind": "127.0.0.1"},
+        "tls": {"mode": "csr", "organization": "airflow-prod e2e", "country": "EG",
+                "dns_names": [TARGET_HOST, "localhost"], "ip_addresses": ["127.0.0.1"],
+                "key_size": 2048},
+    }
+
+
+def e2e_site_data(*, api_port: int, postgres, redis, ldap, kdc, ca_on_target: str) -> dict[str, Any]:
+    """The full e2e site. `ca_on_target`: where the test CA lands on the target host."""
+    data = tls_only_site_data()
+    data["hosts"] = [{"name": TARGET_HOST, "roles": list(ROLES)}]
+    data["airflow"] = {"version": "3.1.4", "extras": E2E_EXTRAS,
+                       "providers": ["apache-airflow-providers-fab"]}
+    data["database"] = {"host": postgres.host, "port": postgres.port, "name": postgres.dbname,
+                        "user": postgres.user, "sslmode": "disable"}
+    data["broker"] = {"host": redis.host, "port": redis.port, "db": 0}
+    data["core"] = {"default_timezone": "UTC", "load_examples": False, "parallelism": 8,
+                    "max_active_tasks_per_dag": 4, "max_active_runs_per_dag": 4}
+    data["api"] = {"host": TARGET_HOST, "port": api_port, "bind": "127.0.0.1",
+                   "instance_name": "airflow-prod e2e", "workers": 1}
+    mapped = [ldap.admin_group, ldap.users_group]
+    data["ldap"] = {
+        "url": ldap.url, "starttls": True, "ca_file": ca_on_target,
+        "search_base": ldap.users_base,
+        # Only members of a mapped group may log in: the no-group user is refused.
+        "search_filter": "(|" + "".join(f"(memberOf={g})" for g in mapped) + ")",
+        "bind_dn": ldap.bind.dn,
+        "uid_field": "sAMAccountName", "group_field": "memberOf",
+        "role_mapping": {ldap.admin_group: ["Admin"], ldap.users_group: ["User"]},
+        "registration": True, "registration_role": "Public", "roles_sync_at_login": True,
+        "network_timeout": 5, "operation_timeout": 10,
+    }
+    data["kerberos"] = {"principal": kdc.principal, "reinit_frequency": 60, "krb5_conf": "/etc/krb5.conf"}
+    data["celery"] = {"concurrency": 2, "queues": ["default"], "stop_timeout": 60}
+    return data
