@@ -144,6 +144,7 @@ BAD = [
     ("os", _set("target.os", "el8"), r"target\.os = 'el8': must be one of 'el9'"),
     ("arch", _set("target.arch", "aarch64"), r"target\.arch = 'aarch64': must be one of 'x86_64'"),
     ("builder", _set("target.native_builder", "podman"), r"native_builder = 'podman': must be one of 'auto', 'docker', 'host' or 'target'"),
+    ("constraints", _set("airflow.constraints", "constraints-3.11.txt"), r"airflow\.constraints = 'constraints-3\.11\.txt': must be an https:// URL or an absolute file path"),
     ("extras-dupe", _set("airflow.extras", ["ldap", "ldap"]), r"airflow\.extras = .*listed twice: ldap"),
     ("host-name", _set("hosts.0.name", "air_flow.example.com"), r"hosts\[0\]\.name = 'air_flow\.example\.com': not a valid host name"),
     ("host-label-dash", _set("database.host", "-db.example.com"), r"database\.host = '-db\.example\.com': not a valid host name"),

@@ -74,6 +74,17 @@ class AirflowSpec(Model):
         "constraints-<version>/constraints-<python minor>.txt URL.",
     )
 
+    @field_validator("constraints")
+    @classmethod
+    def _constraints_location(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(("https://", "http://", "file://", "/")):
+            return value
+        raise PydanticCustomError(
+            "site_value",
+            "must be an https:// URL or an absolute file path of a pip constraints file",
+            None,
+        )
+
     @field_validator("extras", "providers")
     @classmethod
     def _no_duplicates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
