@@ -59,7 +59,7 @@ class RegistryError(BundleError):
 class RegistryUnreachable(RegistryError):
     def __init__(self, url: str, reason: object) -> None:
         super().__init__(
-            f"cannot reach the package index at {url}: {reason}",
+            f"cannot reach {url}: {reason}",
             hint="check the network, the proxy (HTTPS_PROXY) and TLS trust (SSL_CERT_FILE), "
             "or point --index-url at a reachable mirror",
         )

@@ -1,0 +1,135 @@
+"""`bundle lock` and `bundle wheelhouse`: parse options, call the engine, report."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import click
+
+from builder.cli.options import load, site_option
+from builder.registry import PYPI
+
+index_option = click.option(
+    "--index-url", default=PYPI, show_default=True, metavar="URL",
+    help="Package index (Simple API). A mirror works if it serves PEP 691 JSON with upload times.",
+)
+locks_option = click.option(
+    "--locks-dir", default="locks", show_default=True, type=click.Path(file_okay=False),
+    help="Where <site name>.txt lock files live.",
+)
+
+
+def notify(level: str, message: str) -> None:
+    if level == "warn":
+        click.secho(f"warning: {message}", err=True, fg="yellow")
+    else:
+        click.echo(message, err=True)
+
+
+class RichProgress:
+    """download.Progress on a rich live display: one total bar, one row per active file."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}", justify="left"), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+            disable=not sys.stderr.isatty(),
+        )
+        self._tasks: dict[str, int] = {}
+        self._total: int | None = None
+        self._lock = threading.Lock()
+        self._done = 0
+        self._files = 0
+
+    def start(self, files: int, total_bytes: int) -> None:
+        self._files, self._done = files, 0
+        self._progress.start()
+        self._total = self._progress.add_task(f"downloading 0/{files} files", total=total_bytes)
+        if not sys.stderr.isatty():
+            click.echo(f"downloading {files} files ({total_bytes / 1e6:.0f} MB)", err=True)
+
+    def begin(self, key: str, label: str, size: int | None) -> None:
+        with self._lock:
+            self._tasks[key] = self._progress.add_task(f"  {label}", total=size)
+
+    def advance(self, key: str, nbytes: int) -> None:
+        with self._lock:
+            self._progress.advance(self._tasks[key], nbytes)
+            if self._total is not None:
+                self._progress.advance(self._total, nbytes)
+
+    def end(self, key: str) -> None:
+        with self._lock:
+            self._progress.remove_task(self._tasks.pop(key))
+            self._done += 1
+            if self._total is not None:
+                self._progress.update(self._total, description=f"downloading {self._done}/{self._files} files")
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+@click.command("lock")
+@site_option
+@click.option("--backend", type=click.Choice(["uv", "pip-compile"]), default="uv", show_default=True,
+              help="Resolver; both write the same pip-tools format with sha256 hashes.")
+@click.option("--refresh", is_flag=True, help="Resolve again even if the lock's inputs are unchanged.")
+@locks_option
+@index_option
+def lock_cmd(site_path: str, backend: str, refresh: bool, locks_dir: str, index_url: str) -> None:
+    """Resolve the site's Airflow for the target into locks/<site name>.txt.
+
+    Uses the official constraints when reachable, else a date cutoff just after
+    the release (announced and recorded in the lock header).
+    """
+    from builder.lock import ensure_lock
+
+    site = load(site_path)
+    lock = ensure_lock(site, locks_dir=locks_dir, backend=backend, index_url=index_url,
+                       refresh=refresh, notify=notify)
+    state = "unchanged" if lock.reused else "written"
+    click.echo(f"{lock.path}: {len(lock.pins)} packages, {state} (method: {lock.method})")
+
+
+@click.command("wheelhouse")
+@site_option
+@click.option("--out", "out_dir", default="wheelhouse", show_default=True, type=click.Path(file_okay=False),
+              help="Output directory (hard links into the cache under ~/.cache/airflow-prod).")
+@click.option("--prove", is_flag=True,
+              help="Then prove it complete: offline install + `airflow version` (or an offline resolve).")
+@click.option("--jobs", default=6, show_default=True, type=click.IntRange(1, 32), help="Parallel downloads.")
+@locks_option
+@index_option
+def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_dir: str, index_url: str) -> None:
+    """Download and build exactly the locked files for the target into a wheelhouse."""
+    from builder.lock import ensure_lock
+    from builder.registry import Registry
+    from builder.wheelhouse import build_wheelhouse, prove_complete
+
+    site = load(site_path)
+    lock = ensure_lock(site, locks_dir=locks_dir, index_url=index_url, notify=notify)
+    wh = build_wheelhouse(site, lock, out_dir, registry=Registry(index_url), progress=RichProgress(),
+                          notify=notify, workers=jobs)
+    click.echo(
+        f"{wh.out_dir}: {len(wh.files)} files, {wh.size / 1e6:.0f} MB in {wh.seconds:.1f} s "
+        f"({len(wh.downloaded)} downloaded, {len(wh.reused)} from cache, {len(wh.built)} built)"
+    )
+    if wh.builder:
+        click.echo(f"native builder: {wh.builder.name} ({wh.builder.reason})")
+    if wh.target_sdists:
+        click.echo(f"compiled on the target: {', '.join(wh.target_sdists)}; "
+                   f"the target needs: {' '.join(wh.target_build_packages)}")
+    click.echo(f"offline lock: {wh.offline_lock}")
+    if prove:
+        proof = prove_complete(site, lock, wh, notify=notify)
+        click.echo(f"complete: {proof.detail} ({proof.seconds:.1f} s)")
+
+
+COMMANDS = [lock_cmd, wheelhouse_cmd]

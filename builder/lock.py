@@ -1,0 +1,548 @@
+"""Lock: resolve the site's Airflow for the target interpreter into a hashed pin list.
+
+    site ──check_release──> Release (exists? python ok? extras ok? yanked? cutoff)
+         ──choose method──> official constraints, else a date cutoff at the release
+         ──backend──────────> uv pip compile | pip-compile (isolated from host config)
+         ──write───────────> locks/<site>.txt  (pip-tools format, sorted, sha256 hashes)
+
+`ensure_lock()` reuses the lock file when the inputs recorded in its header
+(`input-hash`) are unchanged, so a build never re-resolves behind your back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tempfile
+import time
+import urllib.error
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from difflib import get_close_matches
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from builder import run
+from builder.errors import BundleError, UsageError
+from builder.fsutil import write_atomic
+from builder.registry import PYPI, Registry, RegistryError, RegistryUnreachable, network_env
+from builder.resources import cache_dir
+from builder.site.model import Site
+
+log = logging.getLogger("builder.lock")
+
+LOCK_FORMAT = "1"
+AIRFLOW = "apache-airflow"
+INSTALLER = "uv"  # the target builds its venv with uv: lock it like everything else
+CONSTRAINTS_URL = (
+    "https://raw.githubusercontent.com/apache/airflow/"
+    "constraints-{version}/constraints-{python_minor}.txt"
+)
+# Highest manylinux glibc per target OS family (RHEL 9: glibc 2.34).
+GLIBC = {"el9": (2, 34), "debian12": (2, 36)}
+BACKENDS = ("uv", "pip-compile")
+# pip-compile runs from its own venv with these pins (pip >= 26 for --uploaded-prior-to).
+PIP_TOOLS_PINS = ("pip==26.3", "pip-tools==7.6.2")
+
+Notify = Callable[[str, str], None]  # (level: "info" | "warn", message)
+
+
+class LockError(BundleError):
+    """The site's Airflow cannot be locked as asked."""
+
+
+def _log_notify(level: str, message: str) -> None:
+    (log.warning if level == "warn" else log.info)(message)
+
+
+# --- the lock file ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str  # canonical
+    version: str
+    hashes: tuple[str, ...]  # "sha256:<hex>", sorted
+
+
+@dataclass
+class Lock:
+    path: Path
+    pins: dict[str, Pin]
+    header: dict[str, str]
+    reused: bool = False
+    notices: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def input_hash(self) -> str:
+        return self.header.get("input-hash", "")
+
+    @property
+    def method(self) -> str:
+        return self.header.get("method", "")
+
+    @property
+    def body_hash(self) -> str:
+        """Hash of the pins and hashes alone: what the wheelhouse depends on."""
+        return hashlib.sha256(render_pins(self.pins).encode()).hexdigest()
+
+    @classmethod
+    def read(cls, path: str | Path) -> Lock:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise LockError(f"{path}: no such lock file", hint="run `bundle lock --site <file>` first") from None
+        header: dict[str, str] = {}
+        for line in text.splitlines():
+            m = re.match(r"^#\s+([a-z-]+):\s+(.*)$", line)
+            if m:
+                header.setdefault(m.group(1), m.group(2))
+        pins = parse_requirements(text, source=str(path))
+        if not pins:
+            raise LockError(f"{path}: no pins in this lock file")
+        return cls(path, pins, header)
+
+
+def pinned_versions(lock: Lock | str | Path) -> dict[str, str]:
+    """Canonical name -> pinned version, for every package in the lock."""
+    if not isinstance(lock, Lock):
+        lock = Lock.read(lock)
+    return {name: pin.version for name, pin in sorted(lock.pins.items())}
+
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;\\]+)(.*)$")
+
+
+def parse_requirements(text: str, source: str = "<lock>") -> dict[str, Pin]:
+    """Pins of a pip-tools/uv style file: `name[extras]==version --hash=...`."""
+    logical: list[str] = []
+    buf = ""
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0] if not raw.lstrip().startswith("#") else ""
+        line = line.rstrip()
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        if buf.strip():
+            logical.append(buf.strip())
+        buf = ""
+    pins: dict[str, Pin] = {}
+    for line in logical:
+        if line.startswith("-"):
+            continue
+        m = _PIN.match(line)
+        if not m:
+            raise LockError(f"{source}: not an exact pin: {line[:80]!r}")
+        name = canonicalize_name(m.group(1))
+        hashes = tuple(sorted(set(re.findall(r"--hash[= ](sha256:[0-9a-f]{64})", m.group(3)))))
+        pins[name] = Pin(name, m.group(2), hashes)
+    return pins
+
+
+def render_pins(pins: dict[str, Pin]) -> str:
+    lines: list[str] = []
+    for name in sorted(pins):
+        pin = pins[name]
+        if not pin.hashes:
+            lines.append(f"{name}=={pin.version}")
+            continue
+        lines.append(f"{name}=={pin.version} \\")
+        for i, h in enumerate(pin.hashes):
+            lines.append(f"    --hash={h}" + (" \\" if i < len(pin.hashes) - 1 else ""))
+    return "\n".join(lines) + "\n"
+
+
+# --- what to resolve ---------------------------------------------------------------
+
+
+def target_platform(site: Site) -> tuple[str, str]:
+    """(uv --python-platform, manylinux tag) for the target."""
+    major, minor = GLIBC.get(site.target.os, GLIBC["el9"])
+    tag = f"manylinux_{major}_{minor}"
+    return f"{site.target.arch}-{tag}", f"{tag}_{site.target.arch}"
+
+
+def input_hash(site: Site, backend: str, index_url: str) -> str:
+    """Everything the resolve depends on that the user controls."""
+    spec = {
+        "format": LOCK_FORMAT,
+        "version": site.airflow.version,
+        "extras": sorted(site.airflow.extras),
+        "providers": sorted(site.airflow.providers),
+        "constraints": site.airflow.constraints,
+        "python": site.target.python,
+        "arch": site.target.arch,
+        "os": site.target.os,
+        "backend": backend,
+        "index": index_url.rstrip("/"),
+    }
+    return "sha256:" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Release:
+    """What the registry says about the site's Airflow release."""
+
+    version: str
+    requires_python: str | None
+    exact_pins: dict[str, str]  # the release's own == dependencies (core, task-sdk)
+    cutoff: datetime  # just after the last of those uploads
+    notices: list[tuple[str, str]]
+
+
+def _newest_of_series(versions: list[Version], version: str) -> Version | None:
+    v = Version(version)
+    series = [x for x in versions if x.release[:2] == v.release[:2] and not x.is_prerelease]
+    return max(series) if series else None
+
+
+def check_release(site: Site, registry: Registry) -> Release:
+    """Fail early with a clear message when the site asks for something that cannot resolve."""
+    version = site.airflow.version
+    project = registry.project(AIRFLOW)
+    files = project.release(version)
+    if not files:
+        known = [str(v) for v in project.versions() if not v.is_prerelease]
+        close = get_close_matches(version, known, n=3, cutoff=0.6)
+        raise LockError(
+            f"airflow.version: {AIRFLOW} {version} does not exist on {registry.index_url}",
+            hint=(f"did you mean {', '.join(close)}? " if close else "")
+            + f"newest releases: {', '.join(known[-5:])}",
+        )
+    py = site.target.python
+    unsupported = [f for f in files if not f.supports_python(py)]
+    if len(unsupported) == len(files):
+        spec = unsupported[0].requires_python
+        raise LockError(
+            f"target.python: {AIRFLOW} {version} requires Python {spec}; the site's target is {py}",
+            hint="set target.python to the interpreter your RHEL 9 hosts run (RHEL 9.4: 3.11.7), "
+            "or pick an Airflow release that supports it",
+        )
+    wheels = [f for f in files if f.is_wheel]
+    if not wheels:
+        raise LockError(f"{AIRFLOW} {version} has no wheel on {registry.index_url}: cannot read its metadata")
+    meta = registry.metadata(wheels[0])
+    provided = {canonicalize_name(e) for e in meta.get_all("Provides-Extra") or []}
+    unknown = [e for e in site.airflow.extras if canonicalize_name(e) not in provided]
+    if unknown:
+        hints = []
+        for e in unknown:
+            close = get_close_matches(canonicalize_name(e), sorted(provided), n=3)
+            hints.append(f"{e!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise LockError(
+            f"airflow.extras: {AIRFLOW} {version} has no extra {', '.join(hints)}",
+            hint=f"its {len(provided)} extras include: {', '.join(sorted(provided)[:12])}, ...",
+        )
+    exact: dict[str, str] = {}
+    for line in meta.get_all("Requires-Dist") or []:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        specs = list(req.specifier)
+        if req.marker is None and len(specs) == 1 and specs[0].operator == "==":
+            exact[canonicalize_name(req.name)] = specs[0].version
+    notices: list[tuple[str, str]] = []
+    uploads = [f.upload_time for f in files if f.upload_time]
+    for name, ver in sorted({AIRFLOW: version, **exact}.items()):
+        proj = project if name == AIRFLOW else registry.project(name)
+        uploads += [f.upload_time for f in proj.release(ver) if f.upload_time]
+        reason = proj.yank_reason(ver)
+        if reason is not None:
+            newest = _newest_of_series(proj.versions(include_yanked=False), ver)
+            better = f"; the newest release of that series is {newest}" if newest else ""
+            notices.append((
+                "warn",
+                f"{name} {ver} is yanked on the index ({reason!r}){better}. "
+                f"Proceeding because the site pins {AIRFLOW} {version}"
+                + (f" (which pins {name} {ver} exactly)" if name != AIRFLOW else ""),
+            ))
+    for provider in site.airflow.providers:
+        try:
+            registry.project(Requirement(provider).name)
+        except InvalidRequirement:
+            raise LockError(f"airflow.providers: {provider!r} is not a requirement (name[extras][specifier])") from None
+        except RegistryError as exc:
+            raise LockError(f"airflow.providers: {exc.message}") from None
+    if not uploads:
+        raise LockError(f"{registry.index_url} gives no upload times (PEP 700) for {AIRFLOW} {version}")
+    last = max(uploads)
+    # Just after the last upload of the release and its exact pins (the task
+    # SDK went up minutes after apache-airflow), to the next whole minute.
+    cutoff = (last + timedelta(minutes=1)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return Release(version, files[0].requires_python, exact, cutoff, notices)
+
+
+def requirements(site: Site, release: Release) -> list[str]:
+    extras = ",".join(sorted(canonicalize_name(e) for e in site.airflow.extras))
+    top = f"{AIRFLOW}[{extras}]" if extras else AIRFLOW
+    reqs = [f"{top}=={site.airflow.version}"]
+    # uv refuses a yanked release pulled in as a dependency (3.1.4's core): pin
+    # the release's exact dependencies explicitly, which PEP 592 allows.
+    reqs += [f"{name}=={ver}" for name, ver in sorted(release.exact_pins.items())]
+    reqs += list(site.airflow.providers)
+    if canonicalize_name(INSTALLER) not in {canonicalize_name(Requirement(r).name) for r in reqs}:
+        reqs.append(INSTALLER)
+    return reqs
+
+
+# --- method: constraints or cutoff -----------------------------------------------------
+
+
+@dataclass
+class Method:
+    kind: str  # "constraints" | "date-cutoff"
+    description: str
+    constraints_text: str | None = None
+    cutoff: datetime | None = None
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def choose_method(site: Site, release: Release, registry: Registry) -> Method:
+    source = site.airflow.constraints or CONSTRAINTS_URL.format(
+        version=site.airflow.version, python_minor=site.target.python_minor
+    )
+    if "://" not in source:
+        path = Path(source)
+        if not path.is_file():
+            raise LockError(f"airflow.constraints: {source}: no such file")
+        text = path.read_text()
+    else:
+        try:
+            text = Registry(timeout=10, retries=2).get_bytes(source).decode()
+        except (RegistryUnreachable, urllib.error.URLError, OSError) as exc:
+            reason = exc.message if isinstance(exc, BundleError) else f"{source}: {exc}"
+            return Method(
+                "date-cutoff",
+                f"date-cutoff {_iso(release.cutoff)} (official constraints unreachable: {reason.splitlines()[0]})",
+                cutoff=release.cutoff,
+            )
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return Method("constraints", f"constraints {source} (sha256 {digest}...)", constraints_text=text)
+
+
+# --- backends ---------------------------------------------------------------------------
+
+
+def uv_bin() -> str:
+    """The uv that came with this package (pyproject depends on it), else the one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return run.which("uv")
+
+
+def find_interpreter(version: str) -> str:
+    """An installed interpreter of exactly `version` (pip-compile resolves for its own)."""
+    proc = run.run(
+        [uv_bin(), "python", "find", "--system", "--no-config", "--no-python-downloads", version],
+        check=False,
+    )
+    found = proc.stdout.strip()
+    if proc.returncode != 0 or not found:
+        raise LockError(
+            f"pip-compile resolves for the interpreter it runs on, and no Python {version} "
+            "(target.python) is installed on this build host",
+            hint="use the default --backend uv, which resolves for any target version",
+        )
+    return found
+
+
+def _pip_compile_venv(python_version: str) -> Path:
+    interpreter = find_interpreter(python_version)
+    key = hashlib.sha256(f"{interpreter}|{python_version}|{PIP_TOOLS_PINS}".encode()).hexdigest()[:12]
+    venv = cache_dir() / "tools" / f"pip-tools-{python_version}-{key}"
+    if not (venv / ".complete").exists():
+        net = network_env()
+        run.run([uv_bin(), "venv", "--no-config", "-q", "--python", interpreter, str(venv), "--clear"],
+                what="creating the pip-compile venv", env=net)
+        run.run([uv_bin(), "pip", "install", "--no-config", "-q", "--python", str(venv / "bin" / "python"),
+                 "--index-url", PYPI, *PIP_TOOLS_PINS], what="installing pip-tools", env=net)
+        (venv / ".complete").write_text("ok\n")
+    return venv
+
+
+def _manylinux_cap(tmp: Path, glibc: tuple[int, int]) -> Path:
+    """A PEP 600 `_manylinux` module: pip then treats wheels above the target's glibc as unusable."""
+    module = tmp / "cap" / "_manylinux.py"
+    module.parent.mkdir()
+    module.write_text(
+        "def manylinux_compatible(tag_major, tag_minor, tag_arch):\n"
+        f"    return (tag_major, tag_minor) <= {glibc!r}\n"
+    )
+    return module.parent
+
+
+def resolve_uv(reqs_in: Path, out: Path, site: Site, method: Method, constraints: Path | None,
+               index_url: str) -> str:
+    platform, _ = target_platform(site)
+    argv = [
+        uv_bin(), "pip", "compile", str(reqs_in), "--output-file", str(out),
+        "--no-config", "--generate-hashes", "--no-header", "--no-annotate", "--quiet",
+        "--python-version", site.target.python, "--python-platform", platform,
+        "--index-url", index_url, "--cache-dir", str(cache_dir() / "uv"),
+    ]
+    if method.cutoff:
+        argv += ["--exclude-newer", _iso(method.cutoff)]
+    if constraints:
+        argv += ["--constraint", str(constraints)]
+    run.run(argv, what="resolving with uv", env=network_env())
+    version = run.run([uv_bin(), "--version"]).stdout.split()[1]
+    return f"uv {version}"
+
+
+def resolve_pip_compile(reqs_in: Path, out: Path, site: Site, method: Method, constraints: Path | None,
+                        index_url: str, registry: Registry) -> str:
+    venv = _pip_compile_venv(site.target.python)
+    cap = _manylinux_cap(out.parent, GLIBC.get(site.target.os, GLIBC["el9"]))
+    pip_args: list[str] = []
+    if method.cutoff:
+        pip_args += ["--uploaded-prior-to", _iso(method.cutoff)]
+    argv = [
+        str(venv / "bin" / "pip-compile"), str(reqs_in), "--output-file", str(out),
+        "--no-header", "--no-annotate", "--strip-extras", "--no-emit-index-url", "--quiet",
+        "--index-url", index_url, "--cache-dir", str(cache_dir() / "pip-tools"), "--rebuild",
+    ]
+    if pip_args:
+        argv += ["--pip-args", " ".join(pip_args)]
+    if constraints:
+        argv += ["--constraint", str(constraints)]
+    # Hashes come from the index's Simple API rather than from pip-compile,
+    # which downloads every file to hash it when the per-release JSON API is
+    # missing (541 s for this set on a caching proxy).
+    run.run(argv, what="resolving with pip-compile",
+            env={**network_env(), "PYTHONPATH": str(cap)})
+    pins = parse_requirements(out.read_text(), source="pip-compile output")
+    projects = registry.projects(pins, workers=16)
+    hashed: dict[str, Pin] = {}
+    for name, pin in pins.items():
+        files = [f for f in projects[name].release(pin.version)
+                 if f.sha256 and (method.cutoff is None or f.upload_time is None or f.upload_time <= method.cutoff)]
+        hashed[name] = Pin(name, pin.version, tuple(sorted(f"sha256:{f.sha256}" for f in files)))
+    out.write_text(render_pins(hashed))
+    version = run.run([str(venv / "bin" / "pip-compile"), "--version"]).stdout.strip().split()[-1]
+    return f"pip-compile {version}"
+
+
+# --- the engine entry point ------------------------------------------------------------
+
+
+def lock_path(site: Site, locks_dir: str | Path = "locks") -> Path:
+    return Path(locks_dir) / f"{site.site.name}.txt"
+
+
+def ensure_lock(
+    site: Site,
+    *,
+    locks_dir: str | Path = "locks",
+    backend: str = "uv",
+    index_url: str = PYPI,
+    refresh: bool = False,
+    registry: Registry | None = None,
+    notify: Notify = _log_notify,
+) -> Lock:
+    """The site's lock: reused when its recorded inputs are unchanged, else resolved and written."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown lock backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    path = lock_path(site, locks_dir)
+    wanted = input_hash(site, backend, index_url)
+    if path.exists() and not refresh:
+        try:
+            existing = Lock.read(path)
+        except LockError:
+            existing = None
+        if existing and existing.input_hash == wanted:
+            existing.reused = True
+            notify("info", f"{path}: inputs unchanged ({len(existing.pins)} pins), reusing it")
+            return existing
+    registry = registry or Registry(index_url)
+    lock = resolve(site, path, backend=backend, registry=registry, input_hash=wanted, notify=notify)
+    return lock
+
+
+def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_hash: str,
+            notify: Notify = _log_notify) -> Lock:
+    notices: list[tuple[str, str]] = []
+
+    def say(level: str, message: str) -> None:
+        notices.append((level, message))
+        notify(level, message)
+
+    started = time.monotonic()
+    release = check_release(site, registry)
+    for level, message in release.notices:
+        say(level, message)
+    method = choose_method(site, release, registry)
+    if method.kind == "date-cutoff":
+        say("warn", f"resolving with a {method.description}")
+    else:
+        say("info", f"resolving against {method.description}")
+    reqs = requirements(site, release)
+    with tempfile.TemporaryDirectory(prefix="bundle-lock-") as tmp:
+        tmpdir = Path(tmp)
+        reqs_in = tmpdir / "requirements.in"
+        reqs_in.write_text("\n".join(reqs) + "\n")
+        constraints = None
+        if method.constraints_text is not None:
+            constraints = tmpdir / "constraints.txt"
+            constraints.write_text(method.constraints_text)
+        out = tmpdir / "requirements.txt"
+        if backend == "uv":
+            tool = resolve_uv(reqs_in, out, site, method, constraints, registry.index_url)
+        else:
+            tool = resolve_pip_compile(reqs_in, out, site, method, constraints, registry.index_url, registry)
+        pins = parse_requirements(out.read_text(), source=f"{backend} output")
+    missing = [p.name for p in pins.values() if not p.hashes]
+    if missing:
+        raise LockError(f"the resolver gave no hashes for {', '.join(missing)}")
+    _, tag = target_platform(site)
+    header = {
+        "airflow": site.airflow.version,
+        "requirements": "; ".join(reqs),
+        "target": f"python {site.target.python}, {site.target.arch}, {site.target.os} ({tag})",
+        "method": method.description,
+        "backend": tool,
+        "index": registry.index_url,
+        "date": _iso(datetime.now(timezone.utc)),
+        "packages": str(len(pins)),
+        "input-hash": input_hash,
+        "format": LOCK_FORMAT,
+    }
+    lock = Lock(path, pins, header, notices=notices)
+    if path.exists():
+        try:
+            old = Lock.read(path)
+        except LockError:
+            old = None
+        if old and old.body_hash == lock.body_hash and {k: v for k, v in old.header.items() if k != "date"} \
+                == {k: v for k, v in header.items() if k != "date"}:
+            notify("info", f"{path}: same pins as before, left unchanged")
+            old.notices = notices
+            return old
+    write_atomic(path, render_lock(site, lock))
+    notify("info", f"{path}: {len(pins)} packages locked in {time.monotonic() - started:.1f} s ({tool})")
+    return lock
+
+
+def render_lock(site: Site, lock: Lock) -> str:
+    head = [
+        f"# Lock for site {site.site.name!r}: {AIRFLOW} {site.airflow.version} for the target interpreter.",
+        "# Written by `bundle lock`; do not edit. Re-resolve: bundle lock --site <file> --refresh",
+        "# Install: uv pip install --require-hashes -r <this file>  (or pip install --require-hashes)",
+        "#",
+    ]
+    head += [f"# {key}: {value}" for key, value in lock.header.items()]
+    return "\n".join(head) + "\n\n" + render_pins(lock.pins)

@@ -1,0 +1,266 @@
+"""Wheels for packages the index ships only as sdists.
+
+Pure-Python sdists become `py3-none-any` wheels on any host. Native ones must
+be compiled against the target's own libraries (a python-ldap wheel built on
+Debian links libldap-2.5 and does not import on RHEL 9's OpenLDAP 2.6), so
+they are built one of three ways, chosen by `site.target.native_builder`:
+
+- docker: in Dockerfile.rhel9 (a RHEL 9-compatible image) through the docker SDK;
+- host:   on this build host, only when it is the target's OS family;
+- target: not built here; the sdists ship hash-locked with their build
+          requirements and are compiled on the target while the venv is built.
+
+`auto` picks docker, else host, else target, and says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from builder import run
+from builder.errors import BundleError
+from builder.registry import network_env
+from builder.resources import cache_dir
+
+log = logging.getLogger("builder.native")
+
+# Known native sdists and the RHEL 9 packages that compile them ({py} = python3.11).
+NATIVE_BUILD_PACKAGES: dict[str, tuple[str, ...]] = {
+    "python-ldap": ("gcc", "{py}-devel", "openldap-devel", "cyrus-sasl-devel"),
+    "pykerberos": ("gcc", "{py}-devel", "krb5-devel"),
+    "gssapi": ("gcc", "{py}-devel", "krb5-devel"),
+    "krb5": ("gcc", "{py}-devel", "krb5-devel"),
+    "thrift": ("gcc-c++", "{py}-devel"),
+}
+DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
+# Fixed timestamps inside built wheels: same sdist, same builder -> same bytes.
+SOURCE_DATE_EPOCH = "315532800"
+DOCKERFILE = "Dockerfile.rhel9"
+DEFAULT_BASE_IMAGE = "docker.io/rockylinux/rockylinux:9"
+
+
+class NativeBuildError(BundleError):
+    pass
+
+
+@dataclass(frozen=True)
+class BuilderChoice:
+    name: str  # "docker" | "host" | "target"
+    reason: str
+
+
+def host_os_family() -> str | None:
+    """'el9', 'debian12', ... from /etc/os-release, or None."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            key, _, value = line.partition("=")
+            info[key] = value.strip().strip('"')
+    except OSError:
+        return None
+    ids = {info.get("ID", "")} | set(info.get("ID_LIKE", "").split())
+    major = info.get("VERSION_ID", "").split(".")[0]
+    if ids & {"rhel", "centos", "fedora", "rocky", "almalinux", "ol"} and major:
+        return f"el{major}"
+    if info.get("ID") == "debian" and major:
+        return f"debian{major}"
+    return None
+
+
+def docker_status() -> tuple[bool, str]:
+    """(usable, why) for the docker engine behind the docker SDK."""
+    try:
+        import docker  # noqa: PLC0415 - optional at runtime
+    except ImportError:
+        return False, "the docker SDK is not installed (pip install docker)"
+    try:
+        client = docker.from_env(timeout=5)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return False, f"no docker engine reachable ({first[:120]})"
+    return True, "a docker engine is reachable"
+
+
+def choose_builder(wanted: str, target_os: str) -> BuilderChoice:
+    family = host_os_family()
+    if wanted == "docker":
+        ok, why = docker_status()
+        if not ok:
+            raise NativeBuildError(
+                f"target.native_builder = 'docker' but {why}",
+                hint="start a docker engine, or set native_builder to 'auto' or 'target'",
+            )
+        return BuilderChoice("docker", f"the site asks for docker; {why}")
+    if wanted == "host":
+        if family != target_os:
+            raise NativeBuildError(
+                f"target.native_builder = 'host' but this build host is {family or 'unknown'}, "
+                f"not the target's OS family {target_os}: its native wheels would not fit the target",
+                hint="set native_builder to 'auto', 'docker' or 'target'",
+            )
+        return BuilderChoice("host", f"the site asks for host; this host is {family} like the target")
+    if wanted == "target":
+        return BuilderChoice("target", "the site asks to compile native sdists on the target")
+    ok, why = docker_status()
+    if ok:
+        return BuilderChoice("docker", f"auto: {why}")
+    if family == target_os:
+        return BuilderChoice("host", f"auto: {why}; this host is {family}, the target's OS family")
+    return BuilderChoice(
+        "target",
+        f"auto: {why}; this host is {family or 'an unknown OS'}, not {target_os}, so native sdists "
+        "ship as sources and compile on the target",
+    )
+
+
+def target_build_packages(names: list[str], python_minor: str) -> list[str]:
+    py = f"python{python_minor}"
+    pkgs: set[str] = set()
+    for name in names:
+        for p in NATIVE_BUILD_PACKAGES.get(canonicalize_name(name), ("gcc", "{py}-devel")):
+            pkgs.add(p.format(py=py))
+    return sorted(pkgs)
+
+
+def build_requires(sdist: Path) -> list[str]:
+    """[build-system] requires of an sdist (PEP 518), else setuptools + wheel."""
+    data = None
+    if sdist.name.endswith(".zip"):
+        with zipfile.ZipFile(sdist) as zf:
+            names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/pyproject.toml")]
+            data = zf.read(names[0]) if names else None
+    else:
+        with tarfile.open(sdist) as tf:
+            for member in tf:
+                if member.name.count("/") == 1 and member.name.endswith("/pyproject.toml"):
+                    fh = tf.extractfile(member)
+                    data = fh.read() if fh else None
+                    break
+    if data:
+        reqs = tomllib.loads(data.decode()).get("build-system", {}).get("requires")
+        if reqs is not None:
+            # setuptools' legacy hook asks for wheel too; ship it either way.
+            return sorted(set(reqs) | {"wheel"})
+    return list(DEFAULT_BUILD_REQUIRES)
+
+
+def is_pure(wheel: Path) -> bool:
+    tags = parse_wheel_filename(wheel.name)[3]
+    return all(t.abi == "none" and t.platform == "any" for t in tags)
+
+
+def _built_cache(sdist_sha256: str, builder: str) -> Path:
+    return cache_dir() / "built" / sdist_sha256[:2] / f"{sdist_sha256}-{builder}"
+
+
+def cached_wheel(sdist_sha256: str, builder: str) -> Path | None:
+    d = _built_cache(sdist_sha256, builder)
+    wheels = sorted(d.glob("*.whl")) if d.is_dir() and (d / ".complete").exists() else []
+    return wheels[0] if wheels else None
+
+
+def build_on_host(sdist: Path, sdist_sha256: str, uv: str) -> Path:
+    """Build `sdist` into a wheel here (isolated build env from the index); cached."""
+    hit = cached_wheel(sdist_sha256, "host")
+    if hit:
+        return hit
+    dest = _built_cache(sdist_sha256, "host")
+    with tempfile.TemporaryDirectory(prefix="bundle-build-", dir=cache_dir()) as tmp:
+        run.run(
+            [uv, "build", "--no-config", "--wheel", "--out-dir", tmp, str(sdist)],
+            what=f"building a wheel from {sdist.name}",
+            env={**network_env(), "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
+            tail_lines=30,
+        )
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise NativeBuildError(f"building {sdist.name} gave {len(wheels)} wheels, expected one")
+        _commit_built(wheels[0], dest)
+    return next(dest.glob("*.whl"))
+
+
+def _commit_built(wheel: Path, dest: Path) -> None:
+    staging = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copy2(wheel, staging / wheel.name)
+    (staging / ".complete").write_text("ok\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(staging, dest)
+
+
+def dockerfile_path() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_data" / DOCKERFILE, here.parent / DOCKERFILE):
+        if candidate.is_file():
+            return candidate
+    raise NativeBuildError(f"{DOCKERFILE} not found next to the builder package")
+
+
+def build_in_docker(sdists: list[tuple[Path, str]], python_minor: str,
+                    base_image: str | None = None) -> dict[str, Path]:
+    """Build native sdists in the RHEL 9 image: sdist sha256 -> wheel (cached per sdist)."""
+    import docker  # noqa: PLC0415
+
+    out: dict[str, Path] = {}
+    todo = []
+    for sdist, sha in sdists:
+        hit = cached_wheel(sha, "docker-el9")
+        if hit:
+            out[sha] = hit
+        else:
+            todo.append((sdist, sha))
+    if not todo:
+        return out
+    dockerfile = dockerfile_path()
+    base = base_image or os.environ.get("AIRFLOW_PROD_BASE_IMAGE", DEFAULT_BASE_IMAGE)
+    key = hashlib.sha256(dockerfile.read_bytes() + base.encode() + python_minor.encode()).hexdigest()[:12]
+    tag = f"airflow-prod-wheel-builder:{key}"
+    client = docker.from_env()
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        log.info("building %s from %s (base %s)", tag, dockerfile, base)
+        try:
+            client.images.build(
+                path=str(dockerfile.parent), dockerfile=dockerfile.name, tag=tag, rm=True,
+                buildargs={"BASE_IMAGE": base, "PYTHON": f"python{python_minor}"},
+            )
+        except (docker.errors.BuildError, docker.errors.APIError) as exc:
+            raise NativeBuildError(f"building the RHEL 9 builder image from {dockerfile} failed: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="bundle-docker-", dir=cache_dir()) as tmp:
+        indir, outdir = Path(tmp, "in"), Path(tmp, "out")
+        indir.mkdir()
+        outdir.mkdir()
+        for sdist, _ in todo:
+            shutil.copy2(sdist, indir / sdist.name)
+        try:
+            client.containers.run(
+                tag, ["build-wheels", "/in", "/out"], remove=True, network_disabled=True,
+                environment={"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
+                volumes={str(indir): {"bind": "/in", "mode": "ro"}, str(outdir): {"bind": "/out", "mode": "rw"}},
+            )
+        except docker.errors.ContainerError as exc:
+            raise NativeBuildError(f"building native wheels in {tag} failed:\n{exc.stderr or exc}") from None
+        for sdist, sha in todo:
+            stem = canonicalize_name(sdist.name.rsplit("-", 1)[0])
+            wheels = [w for w in outdir.glob("*.whl")
+                      if canonicalize_name(parse_wheel_filename(w.name)[0]) == stem]
+            if len(wheels) != 1:
+                raise NativeBuildError(f"the RHEL 9 builder produced no wheel for {sdist.name}")
+            dest = _built_cache(sha, "docker-el9")
+            _commit_built(wheels[0], dest)
+            out[sha] = next(dest.glob("*.whl"))
+    return out

@@ -1,0 +1,396 @@
+"""Wheelhouse: exactly the locked files for the target, verified, plus an offline lock.
+
+    Lock ──select──> one file per pin for the target's tags (cached per lock)
+         ──fetch───> content-addressed cache (download.BlobStore), parallel, resumable
+         ──sdists──> pure ones built here; native ones by docker | host | target (native.py)
+         ──place───> out_dir: hard links to the cache, stale files removed
+         ──write───> requirements.lock (+ build-constraints.lock), manifest.json
+
+The offline lock holds the hash of every file actually in the wheelhouse (the
+built wheels' own hashes, the sdists' for compile-on-target), so the target
+installs with hashes required and no index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from builder import native, run
+from builder.download import BlobStore, Notify, Progress, Wanted
+from builder.errors import BundleError
+from builder.fsutil import write_atomic
+from builder.lock import GLIBC, Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
+from builder.registry import Registry, network_env
+from builder.resources import cache_dir
+from builder.site.model import Site
+
+log = logging.getLogger("builder.wheelhouse")
+
+OFFLINE_LOCK = "requirements.lock"
+BUILD_CONSTRAINTS = "build-constraints.lock"
+MANIFEST = "manifest.json"
+MANAGED_SUFFIXES = (".whl", ".tar.gz", ".zip")
+SELECTION_FORMAT = "1"
+
+
+class WheelhouseError(BundleError):
+    pass
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    version: str
+    filename: str
+    url: str
+    sha256: str
+    size: int | None
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+    def wanted(self) -> Wanted:
+        return Wanted(f"{self.name}=={self.version}", self.filename, self.url, self.sha256, self.size)
+
+
+@dataclass
+class WheelhouseFile:
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    size: int
+    origin: str  # downloaded | reused | built-host | built-docker | sdist-for-target | build-requirement
+
+
+@dataclass
+class Wheelhouse:
+    out_dir: Path
+    files: list[WheelhouseFile]
+    offline_lock: Path
+    build_constraints: Path | None
+    manifest: Path
+    builder: native.BuilderChoice | None
+    target_sdists: list[str] = field(default_factory=list)
+    target_build_packages: list[str] = field(default_factory=list)
+    downloaded: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    built: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def install_argv(self, python: str, directory: str | Path | None = None) -> list[str]:
+        """The offline install the target runs (uv; --require-hashes, no index)."""
+        d = Path(directory or self.out_dir)
+        argv = ["uv", "pip", "install", "--no-config", "--offline", "--no-index", "--find-links", str(d),
+                "--require-hashes", "--python", python, "-r", str(d / OFFLINE_LOCK)]
+        if self.build_constraints:
+            argv += ["--build-constraints", str(d / BUILD_CONSTRAINTS)]
+        return argv
+
+
+# --- which file of each pin -----------------------------------------------------------------
+
+
+def target_tags(site: Site) -> list[Tag]:
+    """The target interpreter's tags, best first; manylinux capped at the target's glibc."""
+    major, cap = GLIBC.get(site.target.os, GLIBC["el9"])
+    arch = site.target.arch
+    platforms = [f"manylinux_{major}_{m}_{arch}" for m in range(cap, 16, -1)]
+    platforms += [f"manylinux2014_{arch}", f"manylinux_2_12_{arch}", f"manylinux2010_{arch}",
+                  f"manylinux_2_5_{arch}", f"manylinux1_{arch}"]
+    py = tuple(int(x) for x in site.target.python.split(".")[:2])
+    interp = f"cp{py[0]}{py[1]}"
+    return list(cpython_tags(py, abis=[interp], platforms=platforms)) + list(
+        compatible_tags(py, interpreter=interp, platforms=platforms)
+    )
+
+
+def _select_one(pin: Pin, files, rank: dict[Tag, int], site: Site) -> Artifact:
+    locked = {h.removeprefix("sha256:") for h in pin.hashes}
+    candidates = [f for f in files if f.sha256 in locked]
+    best, best_rank = None, None
+    for f in candidates:
+        if f.is_wheel:
+            r = min((rank[t] for t in f.tags if t in rank), default=None)
+            if r is not None and (best_rank is None or r < best_rank):
+                best, best_rank = f, r
+    if best is None:
+        sdists = sorted((f for f in candidates if f.is_sdist), key=lambda f: not f.filename.endswith(".tar.gz"))
+        best = sdists[0] if sdists else None
+    if best is None:
+        raise WheelhouseError(
+            f"{pin.name}=={pin.version}: none of its {len(candidates)} locked files fits the target "
+            f"(python {site.target.python}, {site.target.arch}, manylinux up to glibc "
+            f"{'.'.join(map(str, GLIBC.get(site.target.os, GLIBC['el9'])))}) and it has no sdist",
+            hint="pin another version of it in the site's providers, or re-lock",
+        )
+    return Artifact(pin.name, pin.version, best.filename, best.url, best.sha256, best.size)
+
+
+def select_artifacts(pins: dict[str, Pin], site: Site, registry: Registry) -> list[Artifact]:
+    """One file per pin (cached by the pins' hash and the target's tags)."""
+    tags = target_tags(site)
+    key = hashlib.sha256(
+        (SELECTION_FORMAT + render_pins(pins) + registry.index_url + "|".join(map(str, tags))).encode()
+    ).hexdigest()
+    cache = cache_dir() / "selections" / f"{key}.json"
+    if cache.exists():
+        try:
+            return [Artifact(**a) for a in json.loads(cache.read_text())]
+        except (ValueError, TypeError):
+            cache.unlink(missing_ok=True)
+    rank = {t: i for i, t in enumerate(tags)}
+    projects = registry.projects(pins, workers=16)
+    arts = [_select_one(pin, projects[name].release(pin.version), rank, site) for name, pin in sorted(pins.items())]
+    write_atomic(cache, json.dumps([asdict(a) for a in arts], indent=1))
+    return arts
+
+
+# --- sdists ------------------------------------------------------------------------------------------
+
+
+def _resolve_build_requirements(requires: list[str], site: Site, lock: Lock, index_url: str) -> dict[str, Pin]:
+    """Pin and hash the build requirements of the compile-on-target sdists."""
+    from builder.lock import target_platform  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="bundle-buildreqs-") as tmp:
+        reqs_in, out = Path(tmp, "build.in"), Path(tmp, "build.txt")
+        reqs_in.write_text("\n".join(sorted(set(requires))) + "\n")
+        argv = [uv_bin(), "pip", "compile", str(reqs_in), "-o", str(out), "--no-config", "--quiet",
+                "--generate-hashes", "--no-header", "--no-annotate",
+                "--python-version", site.target.python, "--python-platform", target_platform(site)[0],
+                "--index-url", index_url, "--cache-dir", str(cache_dir() / "uv")]
+        cutoff = lock.method.split()[1] if lock.method.startswith("date-cutoff") else None
+        if cutoff:
+            argv += ["--exclude-newer", cutoff]
+        run.run(argv, what="resolving build requirements of the compile-on-target sdists", env=network_env())
+        return parse_requirements(out.read_text(), source="build requirements")
+
+
+# --- the engine entry point ----------------------------------------------------------------------
+
+
+def build_wheelhouse(
+    site: Site,
+    lock: Lock,
+    out_dir: str | Path = "wheelhouse",
+    *,
+    registry: Registry | None = None,
+    progress: Progress | None = None,
+    notify: Notify = lambda level, msg: log.info(msg),
+    workers: int = 6,
+) -> Wheelhouse:
+    started = time.monotonic()
+    out = Path(out_dir)
+    registry = registry or Registry(lock.header.get("index") or "https://pypi.org/simple")
+    store = BlobStore()
+    arts = select_artifacts(lock.pins, site, registry)
+    status = store.fetch_all([a.wanted() for a in arts], registry, progress, notify, workers)
+
+    files: dict[str, tuple[Artifact | None, Path, str]] = {}  # name -> (artifact, path, origin)
+    choice: native.BuilderChoice | None = None
+    native_sdists: list[Artifact] = []
+    built: list[str] = []
+    uv = uv_bin()
+    for a in arts:
+        blob = store.path(a.sha256)
+        if a.is_wheel:
+            files[a.name] = (a, blob, "reused" if status[a.sha256] == "reused" else "downloaded")
+            continue
+        if a.name in native.NATIVE_BUILD_PACKAGES:
+            native_sdists.append(a)
+            continue
+        # Unknown sdist: build it here; a pure wheel ships, anything else is native.
+        wheel = native.build_on_host(blob, a.sha256, uv)
+        if native.is_pure(wheel):
+            files[a.name] = (None, wheel, "built-host")
+            built.append(wheel.name)
+        else:
+            native_sdists.append(a)
+    target_sdists: list[str] = []
+    build_pkgs: list[str] = []
+    build_pins: dict[str, Pin] = {}
+    if native_sdists:
+        choice = native.choose_builder(site.target.native_builder, site.target.os)
+        notify("info", f"native sdists ({', '.join(a.name for a in native_sdists)}): {choice.name} — {choice.reason}")
+        if choice.name == "docker":
+            wheels = native.build_in_docker([(store.path(a.sha256), a.sha256) for a in native_sdists],
+                                            site.target.python_minor)
+            for a in native_sdists:
+                files[a.name] = (None, wheels[a.sha256], "built-docker")
+                built.append(wheels[a.sha256].name)
+        elif choice.name == "host":
+            for a in native_sdists:
+                wheel = native.build_on_host(store.path(a.sha256), a.sha256, uv)
+                files[a.name] = (None, wheel, "built-host")
+                built.append(wheel.name)
+        else:
+            requires: list[str] = []
+            for a in native_sdists:
+                files[a.name] = (a, store.path(a.sha256), "sdist-for-target")
+                target_sdists.append(a.filename)
+                requires += native.build_requires(store.path(a.sha256))
+            build_pkgs = native.target_build_packages([a.name for a in native_sdists], site.target.python_minor)
+            build_pins = _resolve_build_requirements(requires, site, lock, registry.index_url)
+            build_arts = select_artifacts(build_pins, site, registry)
+            st = store.fetch_all([b.wanted() for b in build_arts], registry, progress, notify, workers)
+            for b in build_arts:
+                status[b.sha256] = st[b.sha256]
+                files.setdefault(f"build:{b.name}", (b, store.path(b.sha256), "build-requirement"))
+
+    wh = _place(out, site, lock, files, build_pins, choice, target_sdists, build_pkgs)
+    wh.downloaded = sorted(a.filename for a in arts if status.get(a.sha256) in ("downloaded", "resumed"))
+    wh.reused = sorted(a.filename for a in arts if status.get(a.sha256) == "reused")
+    wh.built = sorted(built)
+    wh.seconds = time.monotonic() - started
+    return wh
+
+
+def _link(src: Path, dest: Path) -> None:
+    """Hard link (same filesystem) or copy into the wheelhouse; skip if already the same file."""
+    try:
+        if dest.exists() and os.path.samefile(src, dest):
+            return
+    except OSError:
+        pass
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dest)
+
+
+def _place(out: Path, site: Site, lock: Lock, files, build_pins, choice, target_sdists, build_pkgs) -> Wheelhouse:
+    out.mkdir(parents=True, exist_ok=True)
+    entries: list[WheelhouseFile] = []
+    offline: dict[str, Pin] = {}
+    build: dict[str, Pin] = {}
+    for key, (art, path, origin) in sorted(files.items()):
+        filename = art.filename if art else path.name
+        sha = art.sha256 if art else hashlib.sha256(path.read_bytes()).hexdigest()
+        if art:
+            name, version = art.name, art.version
+        else:
+            dist, ver, _, _ = parse_wheel_filename(path.name)
+            name, version = canonicalize_name(dist), str(ver)
+        _link(path, out / filename)
+        entries.append(WheelhouseFile(name, version, filename, sha, path.stat().st_size, origin))
+        pin = Pin(name, version, (f"sha256:{sha}",))
+        if key.startswith("build:"):
+            build[name] = pin
+        else:
+            offline[name] = pin
+    keep = {e.filename for e in entries}
+    for stale in out.iterdir():
+        if stale.is_file() and stale.name.endswith(MANAGED_SUFFIXES) and stale.name not in keep:
+            stale.unlink()
+    missing = sorted(set(lock.pins) - set(offline))
+    if missing:
+        raise WheelhouseError(f"internal: no wheelhouse file for {', '.join(missing)}")
+    head = (
+        f"# Offline lock of the wheelhouse for site {site.site.name!r} "
+        f"(apache-airflow {site.airflow.version}, python {site.target.python}, {site.target.arch}).\n"
+        f"# From {lock.path} ({lock.header.get('method', '')}).\n"
+        "# Every hash is of a file in this directory; install with --require-hashes and no index.\n\n"
+    )
+    offline_lock = write_atomic(out / OFFLINE_LOCK, head + render_pins(offline))
+    constraints = None
+    if build:
+        constraints = write_atomic(
+            out / BUILD_CONSTRAINTS,
+            "# Build requirements of the sdists compiled on the target, pinned and hashed.\n\n" + render_pins(build),
+        )
+    else:
+        (out / BUILD_CONSTRAINTS).unlink(missing_ok=True)
+    wh = Wheelhouse(out, entries, offline_lock, constraints, out / MANIFEST, choice,
+                    target_sdists=sorted(target_sdists), target_build_packages=build_pkgs)
+    manifest = {
+        "site": site.site.name,
+        "airflow": site.airflow.version,
+        "target": {"python": site.target.python, "arch": site.target.arch, "os": site.target.os},
+        "lock": {"path": str(lock.path), "method": lock.method, "pins-sha256": lock.body_hash},
+        "native_builder": asdict(choice) if choice else None,
+        "compile_on_target": {"sdists": wh.target_sdists, "build_packages": build_pkgs},
+        "install": " ".join(wh.install_argv("<venv>/bin/python", "<this directory>")),
+        "files": [asdict(e) | {"origin": e.origin.replace("reused", "downloaded")} for e in entries],
+    }
+    write_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return wh
+
+
+# --- completeness proof --------------------------------------------------------------------------------
+
+
+@dataclass
+class Proof:
+    kind: str  # "install" | "offline-resolve"
+    detail: str
+    seconds: float
+
+
+def prove_complete(site: Site, lock: Lock, wh: Wheelhouse, notify: Notify = lambda level, msg: None) -> Proof:
+    """Install from the wheelhouse alone into a fresh venv of the target interpreter and run
+    `airflow version`; without that interpreter here, resolve offline against the wheelhouse."""
+    started = time.monotonic()
+    try:
+        interpreter = find_interpreter(site.target.python)
+    except LockError:
+        interpreter = None
+    with tempfile.TemporaryDirectory(prefix="bundle-proof-") as tmp:
+        if interpreter:
+            venv = Path(tmp, "venv")
+            run.run([uv_bin(), "venv", "--no-config", "-q", "--python", interpreter, str(venv)],
+                    what="creating the proof venv")
+            argv = wh.install_argv(str(venv / "bin" / "python"))
+            argv[0] = uv_bin()
+            run.run(argv + ["--cache-dir", str(Path(tmp, "uv-cache"))],
+                    what="installing from the wheelhouse alone (offline, hashes required)")
+            proc = run.run([str(venv / "bin" / "airflow"), "version"], what="airflow version",
+                           env={"AIRFLOW_HOME": str(Path(tmp, "home"))})
+            printed = (proc.stdout.strip().splitlines() or [""])[-1].strip()
+            if printed != site.airflow.version:
+                raise WheelhouseError(
+                    f"the venv installed from the wheelhouse says airflow {printed!r}, "
+                    f"the site pins {site.airflow.version}"
+                )
+            detail = (f"offline install into a fresh Python {site.target.python} venv ({interpreter}); "
+                      f"`airflow version` printed {printed}")
+            return Proof("install", detail, time.monotonic() - started)
+        from builder.lock import target_platform  # noqa: PLC0415
+
+        reqs = Path(tmp, "requirements.in")
+        reqs.write_text("\n".join(lock.header["requirements"].split("; ")) + "\n")
+        out = Path(tmp, "resolved.txt")
+        argv = [uv_bin(), "pip", "compile", str(reqs), "-o", str(out), "--no-config", "--quiet",
+                "--offline", "--no-index", "--find-links", str(wh.out_dir), "--no-header", "--no-annotate",
+                "--python-version", site.target.python, "--python-platform", target_platform(site)[0],
+                "--cache-dir", str(Path(tmp, "uv-cache"))]
+        if wh.build_constraints:
+            argv += ["--build-constraints", str(wh.build_constraints)]
+        run.run(argv, what="resolving offline against the wheelhouse")
+        got = {n: p.version for n, p in parse_requirements(out.read_text()).items()}
+        want = {n: p.version for n, p in lock.pins.items()}
+        if got != want:
+            diff = sorted(set(got.items()) ^ set(want.items()))
+            raise WheelhouseError(f"offline resolve against the wheelhouse differs from the lock: {diff[:10]}")
+        detail = (f"no Python {site.target.python} on this host: offline resolve for the target "
+                  f"against the wheelhouse reproduced all {len(got)} pins")
+        return Proof("offline-resolve", detail, time.monotonic() - started)
