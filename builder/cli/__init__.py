@@ -39,9 +39,9 @@ def cli(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from builder.cli import secrets_cmds, site_cmds
+    from builder.cli import build_cmds, secrets_cmds, site_cmds
 
-    for module in (site_cmds, secrets_cmds):
+    for module in (site_cmds, secrets_cmds, build_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
     try:  # command groups still being built land one by one

@@ -298,6 +298,9 @@ class Site(Model):
     airflow_cfg: dict[str, dict[str, CfgValue]] = Field(
         default_factory=dict, description="Free-form airflow.cfg overrides: [airflow_cfg.<section>] option = value."
     )
+    publish: Publish = Field(
+        default_factory=lambda: Publish(), description="Signing of the RPMs and the repository (bundle build)."
+    )
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Site:
@@ -434,3 +437,16 @@ class Site(Model):
     @property
     def broker_is_local(self) -> bool:
         return self.broker.host in ("localhost", "127.0.0.1", "::1")
+
+
+class Publish(Model):
+    """[publish]: who signs the RPMs and repomd.xml. The key never leaves the build host."""
+
+    gpg_key: Line | None = Field(
+        None, description="Signing key: fingerprint (best), key ID or user ID. Default: the keyring's only secret key."
+    )
+    gpg_home: AbsPath | None = Field(None, description="GnuPG home holding the key. Default: $GNUPGHOME or ~/.gnupg.")
+    sign: bool = Field(True, description="Sign RPMs and repomd.xml; false only for local test repositories.")
+
+
+Site.model_rebuild()

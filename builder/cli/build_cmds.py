@@ -1,0 +1,88 @@
+"""`bundle build` and `bundle export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from builder.cli.options import load, site_option
+
+_path = click.Path(path_type=Path)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@click.command()
+@site_option
+@click.option("--out", "out_dir", type=_path, help="Output directory (default: build/<site name>).")
+@click.option("--locks-dir", type=_path, default=Path("locks"), show_default=True,
+              help="Where `bundle lock` keeps lock files.")
+@click.option("--wheelhouse", "wheelhouse_dir", type=_path,
+              help="Use this ready wheelhouse directory (needs --lock); skips downloading.")
+@click.option("--lock", "lock_file", type=_path, help="The offline hash lock of --wheelhouse.")
+@click.option("--uv-wheel", type=_path, help="uv wheel for the target (default: uv-*.whl in the wheelhouse).")
+@click.option("--sign/--no-sign", default=None,
+              help="Sign RPMs and repomd.xml (default: the site's [publish] sign, true).")
+@click.option("--rpm-cache", type=_path, help="Cache of wheelhouse RPMs shared by sites (default: ~/.cache/airflow-prod/rpms).")
+@click.option("--force", is_flag=True, help="Redo every step, ignoring recorded input hashes.")
+def build(site_path: str, out_dir: Path | None, locks_dir: Path, wheelhouse_dir: Path | None,
+          lock_file: Path | None, uv_wheel: Path | None, sign: bool | None, rpm_cache: Path | None,
+          force: bool) -> None:
+    """Everything, ending in a signed yum repository: lock, wheelhouse, render, package, publish.
+
+    Each step is skipped when its inputs did not change since the last build
+    into the same --out (a config-only change rebuilds the small site packages
+    and reuses the wheelhouse RPM). Build times in the RPMs come from
+    SOURCE_DATE_EPOCH, else the site file's last git commit, else its mtime:
+    two builds from the same inputs give byte-identical unsigned RPMs.
+    """
+    from builder.build import BuildOptions, build as run_build
+    from builder.errors import UsageError
+
+    if wheelhouse_dir and not lock_file:
+        raise UsageError("--wheelhouse needs --lock (the offline hash lock of those wheels)")
+    site = load(site_path)
+    options = BuildOptions(
+        out_dir=out_dir, locks_dir=locks_dir, wheelhouse_dir=wheelhouse_dir, lock_file=lock_file,
+        uv_wheel=uv_wheel, sign=sign, rpm_cache=rpm_cache, force=force,
+    )
+    summary = run_build(site, site_path, options, log=click.echo)
+    click.echo("")
+    click.echo(f"site {summary.site}: {len(summary.packages)} packages in {summary.seconds:.1f}s")
+    for pkg in summary.packages:
+        mark = "reused" if pkg.reused else "built "
+        click.echo(f"  {mark} {_size(pkg.size):>10}  {pkg.path.name}")
+    reused = [s.name for s in summary.steps if s.reused]
+    click.echo(f"steps reused from cache: {', '.join(reused) or 'none'}")
+    if summary.repo:
+        signed = f"signed by {summary.signed_by}" if summary.signed_by else "UNSIGNED"
+        click.echo(f"repository ({signed}): {summary.repo}")
+    click.echo(f"next: bundle export --site {site_path}" + (f" --out {out_dir}" if out_dir else ""))
+
+
+@click.command("export")
+@site_option
+@click.option("--out", "out_dir", type=_path, help="The build's output directory (default: build/<site name>).")
+@click.option("--to", "dest", type=_path, help="Tarball path (default: <out>/export/airflow-prod-<site>-<V>-<R>.tar).")
+def export_cmd(site_path: str, out_dir: Path | None, dest: Path | None) -> None:
+    """One tarball of the signed repository, SHA256SUMS inside, to carry across the air gap.
+
+    On the other side: `sha256sum -c <tar>.sha256`, unpack, `sha256sum -c SHA256SUMS`
+    inside, then import into Satellite or serve it to dnf (docs/satellite.md).
+    """
+    from builder.build import export
+
+    site = load(site_path)
+    tar, digest = export(site, out_dir, dest)
+    click.echo(f"wrote {tar} ({_size(tar.stat().st_size)})")
+    click.echo(f"sha256 {digest} (also in {tar.name}.sha256)")
+
+
+COMMANDS = [build, export_cmd]

@@ -1,0 +1,1 @@
+"""RPM packaging: plans (what goes where), spec rendering, the rpmbuild driver."""

@@ -1,0 +1,361 @@
+"""What goes into which RPM: packages as plain data (pure, no I/O but hashing inputs).
+
+A `SpecPlan` is everything one rpmbuild run needs: package headers, payload
+entries (destination, mode, owner, %config), dependencies and scriptlets.
+`site_plan` covers the site packages (base, configuration, one per role) in
+one spec with subpackages, so a config-only change is a single small
+rpmbuild; `wheelhouse_plan` covers the site-independent wheelhouse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import textwrap
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from builder.render import BASE, CONFIG, RenderedFile
+from builder.rpm import scriptlets
+from builder.site import Site
+
+# Where the site-independent payload lives on the target.
+LIBDIR = "/usr/lib/airflow-prod"
+WHEEL_DIR = f"{LIBDIR}/wheelhouse"
+LOCK_PATH = f"{LIBDIR}/requirements.txt"
+UV_DIR = f"{LIBDIR}/uv"
+LIBEXEC = "/usr/libexec/airflow-prod"
+BUILD_VENV = f"{LIBEXEC}/build-venv"
+LOG_DIR = "/var/log/airflow-prod"
+
+DIST = "el9"
+LICENSE = "Apache-2.0"
+URL = "https://airflow.apache.org/"
+VENDOR = "airflow-prod bundle builder"
+PACKAGER = "airflow-prod bundle builder"
+
+# RHEL 9 package names. Each is what provides the thing on RHEL 9.
+RHEL_PROVIDER = {
+    "python": "python3.11",          # /usr/bin/python3.11
+    "systemd": "systemd",            # systemctl, systemd-tmpfiles
+    "shadow": "shadow-utils",        # useradd, groupadd
+    "getent": "glibc-common",        # getent
+    "coreutils": "coreutils",        # ln, mv, rm, sha256sum, mktemp
+    "krb5": "krb5-workstation",      # kinit for `airflow kerberos`
+    "redis": "redis",                # local Celery broker
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One payload item: a file (from text or a source file), a directory, or a symlink."""
+
+    dest: str
+    kind: str = "file"            # file | dir
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    config: bool = False          # %config(noreplace)
+    text: str | None = None       # generated content
+    source: str | None = None     # a file to hard-link/copy (wheels)
+    digest: str = ""              # sha256 of the content (plan hash input)
+
+    @property
+    def relpath(self) -> str:
+        return self.dest.lstrip("/")
+
+
+@dataclass(frozen=True)
+class RpmPackage:
+    name: str
+    summary: str
+    description: str
+    arch: str = "noarch"
+    entries: tuple[Entry, ...] = ()
+    requires: tuple[str, ...] = ()
+    requires_pre: tuple[str, ...] = ()
+    requires_post: tuple[str, ...] = ()
+    requires_preun: tuple[str, ...] = ()
+    requires_postun: tuple[str, ...] = ()
+    recommends: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    scripts: tuple[tuple[str, str], ...] = ()   # (section, body), e.g. ("pre", "...")
+
+
+@dataclass(frozen=True)
+class SpecPlan:
+    """One rpmbuild run: a main package and its subpackages, one version-release."""
+
+    spec_name: str
+    version: str
+    release: str
+    source_date_epoch: int
+    packages: tuple[RpmPackage, ...]
+    changelog: str
+    autoreqprov: bool = False
+    build_arch: str = "noarch"
+
+    @property
+    def main(self) -> RpmPackage:
+        return self.packages[0]
+
+    def rpm_filename(self, pkg: RpmPackage) -> str:
+        return f"{pkg.name}-{self.version}-{self.release}.{pkg.arch}.rpm"
+
+    def filenames(self) -> list[str]:
+        return [self.rpm_filename(p) for p in self.packages]
+
+
+@dataclass(frozen=True)
+class WheelhouseInput:
+    """The site-independent payload: wheels, the offline hash lock, and uv's wheel for the target."""
+
+    wheel_dir: Path
+    lock: Path
+    uv_wheel: Path
+
+    def wheels(self) -> list[Path]:
+        """Wheels (and sdists built on the target) that go into --find-links, sorted."""
+        found = [
+            p for p in self.wheel_dir.iterdir()
+            if p.is_file() and p.name.endswith((".whl", ".tar.gz", ".zip"))
+        ]
+        return sorted(found, key=lambda p: p.name)
+
+    @property
+    def uv_in_wheels(self) -> bool:
+        """uv pinned in the lock lives among the wheels; otherwise it ships beside them."""
+        return self.uv_wheel.resolve().parent == self.wheel_dir.resolve()
+
+
+def sha256_file(path: Path, memo: dict[str, str] | None = None) -> str:
+    """sha256 of a file, streamed; `memo` keyed by path+size+mtime skips re-hashing."""
+    st = path.stat()
+    key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    if memo is not None and key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if memo is not None:
+        memo[key] = digest
+    return digest
+
+
+def _describe(*paragraphs: str) -> str:
+    """%description text: paragraphs filled to 79 columns (rpmlint's limit)."""
+    return "\n\n".join(textwrap.fill(" ".join(p.split()), 79) for p in paragraphs if p.strip())
+
+
+def _text_entry(f: RenderedFile, owner: str = "root", group: str = "root") -> Entry:
+    return Entry(
+        dest=f.dest, mode=f.mode, owner=owner, group=group, config=f.config, text=f.text,
+        digest=hashlib.sha256(f.text.encode()).hexdigest(),
+    )
+
+
+def plan_digest(packages: tuple[RpmPackage, ...], *extra: object) -> str:
+    """A content hash of everything that goes into the spec (text bodies by digest)."""
+    def strip(pkg: RpmPackage) -> dict:
+        d = asdict(pkg)
+        d["entries"] = [{k: v for k, v in e.items() if k not in ("text", "source")} for e in d["entries"]]
+        return d
+    blob = json.dumps([[strip(p) for p in packages], [str(x) for x in extra]], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def release_of(stamp: int, digest: str) -> str:
+    """`<UTC build stamp>.<content hash>.el9`: newer stamps sort higher; the hash keeps
+    two different builds (or two sites) from ever sharing one name-version-release."""
+    when = datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y%m%d%H%M%S")
+    return f"{when}.{digest[:8]}.{DIST}"
+
+
+def changelog(stamp: int, version: str, release: str, text: str) -> str:
+    day = datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%a %b %d %Y")
+    return f"* {day} {PACKAGER} - {version}-{release}\n- {text}\n"
+
+
+# --- the wheelhouse ------------------------------------------------------------
+
+
+def wheelhouse_plan(
+    wh: WheelhouseInput, version: str, stamp: int, memo: dict[str, str] | None = None
+) -> SpecPlan:
+    """airflow-prod-wheelhouse: site-independent; built once and reused by every site."""
+    entries: list[Entry] = [
+        Entry(LIBDIR, "dir", 0o755),
+        Entry(WHEEL_DIR, "dir", 0o755),
+        Entry(LOCK_PATH, source=str(wh.lock), digest=sha256_file(wh.lock, memo)),
+    ]
+    if not wh.uv_in_wheels:
+        entries += [
+            Entry(UV_DIR, "dir", 0o755),
+            Entry(f"{UV_DIR}/{wh.uv_wheel.name}", source=str(wh.uv_wheel), digest=sha256_file(wh.uv_wheel, memo)),
+        ]
+    for wheel in wh.wheels():
+        entries.append(Entry(f"{WHEEL_DIR}/{wheel.name}", source=str(wheel), digest=sha256_file(wheel, memo)))
+    pkg = RpmPackage(
+        name="airflow-prod-wheelhouse",
+        summary=f"Hash-locked wheels of Apache Airflow {version} for offline installation",
+        description=_describe(
+            f"Every wheel Apache Airflow {version} and its providers need on RHEL 9 (Python 3.11), "
+            "the offline requirements lock with sha256 hashes, and uv for fast offline installs. "
+            "airflow-prod builds its virtualenv from this; nothing here is imported directly."
+        ),
+        arch="x86_64",
+        entries=tuple(sorted(entries, key=lambda e: e.dest)),
+    )
+    digest = plan_digest((pkg,), version, stamp)
+    release = release_of(stamp, digest)
+    return SpecPlan(
+        spec_name="airflow-prod-wheelhouse", version=version, release=release,
+        source_date_epoch=stamp, packages=(pkg,), build_arch="x86_64",
+        changelog=changelog(stamp, version, release, f"Wheelhouse for Apache Airflow {version}"),
+    )
+
+
+# --- the site packages ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteInputs:
+    """What the site spec needs to know about the wheelhouse it installs from."""
+
+    wheelhouse_evr: str        # exact version-release of airflow-prod-wheelhouse
+    venv_kb: int               # installed size estimate of the venv (free-space precondition)
+    smoke_imports: tuple[str, ...] = ()   # modules the new venv must import before it serves
+    extra: dict = field(default_factory=dict)
+
+
+def config_package_name(site: Site) -> str:
+    return f"airflow-prod-config-{site.site.name}"
+
+
+def site_plan(
+    site: Site, files: list[RenderedFile], inputs: SiteInputs, stamp: int, build_venv_text: str
+) -> SpecPlan:
+    """airflow-prod (base), airflow-prod-config-<site>, airflow-prod-<role> for each role."""
+    p = site.paths
+    version = site.airflow.version
+    by_pkg: dict[str, list[RenderedFile]] = {}
+    for f in files:
+        by_pkg.setdefault(f.package, []).append(f)
+    unknown = set(by_pkg) - {BASE, CONFIG, *site.roles}
+    if unknown:
+        raise ValueError(f"rendered files for unknown packages: {sorted(unknown)}")
+
+    evr = "%{version}-%{release}"
+    py = RHEL_PROVIDER["python"]
+    sysd = RHEL_PROVIDER["systemd"]
+
+    # Base: user, directories, the venv builder, wrapper, target, sysusers/tmpfiles.
+    base_entries = [_text_entry(f) for f in by_pkg.get(BASE, [])]
+    base_entries += [
+        Entry(p.home, "dir", 0o755, "airflow", "airflow"),
+        Entry(p.dags, "dir", 0o755, "airflow", "airflow"),
+        Entry(p.plugins, "dir", 0o755, "airflow", "airflow"),
+        Entry(p.logs, "dir", 0o750, "airflow", "airflow"),
+        Entry(p.security, "dir", 0o750, "airflow", "airflow"),
+        # The venvs are root's: the service user must not be able to rewrite its own code.
+        Entry(p.venvs, "dir", 0o755),
+        Entry(p.config, "dir", 0o750, "root", "airflow"),
+        Entry(LIBEXEC, "dir", 0o755),
+        Entry(LOG_DIR, "dir", 0o750),
+        Entry(BUILD_VENV, mode=0o755, text=build_venv_text,
+              digest=hashlib.sha256(build_venv_text.encode()).hexdigest()),
+    ]
+    tmpfiles = next(f.dest for f in by_pkg[BASE] if f.dest.startswith("/usr/lib/tmpfiles.d/"))
+    base = RpmPackage(
+        name="airflow-prod",
+        summary=f"Apache Airflow {version} for site {site.site.name}: user, directories, virtualenv",
+        description=_describe(
+            f"The airflow user and group, {p.home} and its directories, and the virtualenv "
+            f"{p.venv} built offline from airflow-prod-wheelhouse when this package is installed "
+            f"(versioned under {p.venvs}, switched atomically; a failed build keeps the old one).",
+            f"Site: {site.site.name}. {site.site.description}",
+        ),
+        entries=tuple(sorted(base_entries, key=lambda e: e.dest)),
+        requires=(py, sysd, f"airflow-prod-wheelhouse = {inputs.wheelhouse_evr}"),
+        requires_pre=(py, RHEL_PROVIDER["shadow"], RHEL_PROVIDER["getent"]),
+        requires_post=(py, sysd, RHEL_PROVIDER["coreutils"], f"airflow-prod-wheelhouse = {inputs.wheelhouse_evr}"),
+        requires_preun=(sysd,),
+        requires_postun=(sysd, RHEL_PROVIDER["coreutils"]),
+        scripts=(
+            ("pre", scriptlets.base_pre(site, inputs.venv_kb)),
+            ("post", scriptlets.base_post(site, tmpfiles, BUILD_VENV)),
+            ("preun", scriptlets.units_preun(["airflow.target"])),
+            ("postun", scriptlets.base_postun(site)),
+        ),
+    )
+
+    cfg_entries = []
+    for f in by_pkg.get(CONFIG, []):
+        # Under the config dir: readable by the service user's group, writable by root only.
+        group = "airflow" if f.dest.startswith(p.config + "/") else "root"
+        cfg_entries.append(_text_entry(f, "root", group))
+    config = RpmPackage(
+        name=config_package_name(site),
+        summary=f"Configuration of Airflow site {site.site.name}",
+        description=_describe(
+            f"The rendered configuration of site {site.site.name}: airflow.cfg, "
+            "webserver_config.py, /etc/sysconfig/airflow. Marked noreplace: local edits survive "
+            "upgrades (the new version lands as .rpmnew).",
+            f"Secrets are not here: install {p.config}/secrets.env (root:airflow 0640) on every "
+            f"node; {p.config}/secrets.env.example lists the variables.",
+        ),
+        entries=tuple(sorted(cfg_entries, key=lambda e: e.dest)),
+        requires=(f"airflow-prod = {evr}",),
+        requires_pre=(f"airflow-prod = {evr}",),  # the airflow group owns these files
+        requires_postun=(sysd,),
+        provides=(f"airflow-prod-config = {evr}",),
+        scripts=(("postun", scriptlets.restart_on_upgrade(["airflow.target"])),),
+    )
+
+    roles = []
+    for role in site.roles:
+        role_files = by_pkg.get(role, [])
+        units = [f.dest.rsplit("/", 1)[1] for f in role_files if f.dest.endswith(".service")]
+        fw = [f.dest for f in role_files if "/firewalld/" in f.dest]
+        entries = [_text_entry(f) for f in role_files]
+        if fw:
+            # Co-owned so no firewalld dependency is forced on hosts that use another firewall.
+            entries += [Entry("/usr/lib/firewalld", "dir", 0o750), Entry("/usr/lib/firewalld/services", "dir", 0o750)]
+        requires = [f"airflow-prod = {evr}", f"airflow-prod-config = {evr}", sysd]
+        if role == "kerberos":
+            requires.append(RHEL_PROVIDER["krb5"])
+        recommends = (RHEL_PROVIDER["redis"],) if role in ("scheduler", "celery-worker") and site.broker_is_local else ()
+        roles.append(RpmPackage(
+            name=f"airflow-prod-{role}",
+            summary=f"Airflow {role} service for site {site.site.name}",
+            description=_describe(
+                f"The systemd unit {', '.join(units)}, its preset (enabled on first install)"
+                + (" and firewalld service definition" if fw else "")
+                + f", part of airflow.target. Site: {site.site.name}."
+            ),
+            entries=tuple(sorted(entries, key=lambda e: e.dest)),
+            requires=tuple(requires),
+            requires_post=(sysd,), requires_preun=(sysd,), requires_postun=(sysd,),
+            recommends=recommends,
+            scripts=(
+                ("post", scriptlets.units_post(units, firewalld=bool(fw))),
+                ("preun", scriptlets.units_preun(units)),
+                ("postun", scriptlets.units_postun(units)),
+            ),
+        ))
+
+    packages = (base, config, *roles)
+    digest = plan_digest(packages, version, stamp, inputs.smoke_imports)
+    release = release_of(stamp, digest)
+    return SpecPlan(
+        spec_name="airflow-prod", version=version, release=release, source_date_epoch=stamp,
+        packages=packages,
+        changelog=changelog(stamp, version, release, f"Site {site.site.name}, built by airflow-prod"),
+    )
+
+
+def with_release(plan: SpecPlan, release: str) -> SpecPlan:
+    return replace(plan, release=release)

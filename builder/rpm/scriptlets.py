@@ -1,0 +1,128 @@
+"""Scriptlet bodies (POSIX sh), written out the way Fedora's macros expand.
+
+Debian's rpm has no %systemd_* or %sysusers_create_compat macros, and RHEL 9's
+need a helper Debian lacks, so every scriptlet is spelled out here:
+preset on first install, `disable --now` on erase, daemon-reload and
+try-restart on upgrade. `$1` is rpm's count of instances after the action.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from builder.site import Site
+
+SYSTEMCTL = "/usr/bin/systemctl"
+# Only a booted systemd can reload or restart; in a chroot or image build it cannot.
+_BOOTED = "[ -d /run/systemd/system ]"
+
+
+def _q(*words: str) -> str:
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _daemon_reload() -> str:
+    return f"if {_BOOTED}; then {SYSTEMCTL} daemon-reload >/dev/null 2>&1 || :; fi\n"
+
+
+def units_post(units: list[str], firewalld: bool = False) -> str:
+    body = _daemon_reload()
+    body += f"if [ $1 -eq 1 ]; then\n    {SYSTEMCTL} --no-reload preset {_q(*units)} >/dev/null 2>&1 || :\nfi\n"
+    if firewalld:
+        # New service definitions become known to a running firewalld; no port is opened.
+        body += "if [ -x /usr/bin/firewall-cmd ]; then /usr/bin/firewall-cmd --reload --quiet >/dev/null 2>&1 || :; fi\n"
+    return body
+
+
+def units_preun(units: list[str]) -> str:
+    return (f"if [ $1 -eq 0 ]; then\n    {SYSTEMCTL} --no-reload disable --now {_q(*units)} >/dev/null 2>&1 || :\n"
+            "fi\n")
+
+
+def restart_on_upgrade(units: list[str]) -> str:
+    return (f"if [ $1 -ge 1 ] && {_BOOTED}; then\n    {SYSTEMCTL} try-restart {_q(*units)} >/dev/null 2>&1 || :\n"
+            "fi\n")
+
+
+def units_postun(units: list[str]) -> str:
+    return _daemon_reload() + restart_on_upgrade(units)
+
+
+def base_pre(site: Site, venv_kb: int) -> str:
+    """Preconditions, then the user and group.
+
+    A failing %pre stops this package's installation, unlike a failing %post,
+    so everything the venv build needs is checked here, before any file lands.
+    """
+    p = site.paths
+    py = site.target.interpreter
+    minor = tuple(int(x) for x in site.target.python_minor.split("."))
+    return f"""\
+# Preconditions, checked before anything is installed (a failing %post would not stop dnf).
+if ! {py} -c 'import sys; sys.exit(sys.version_info[:2] != {minor!r})' >/dev/null 2>&1; then
+    echo "airflow-prod: {py} is missing or is not Python {site.target.python_minor}: install python{site.target.python_minor} first" >&2
+    exit 1
+fi
+need_kb={venv_kb}
+avail_kb=$({py} -c 'import os, sys
+p = sys.argv[1]
+while not os.path.isdir(p):
+    p = os.path.dirname(p)
+s = os.statvfs(p)
+print(s.f_bavail * s.f_frsize // 1024)' {shlex.quote(p.venvs)})
+if [ "$avail_kb" -lt "$need_kb" ]; then
+    echo "airflow-prod: {p.venvs} needs $need_kb KiB free for a new virtualenv, only $avail_kb KiB are: free space first" >&2
+    exit 1
+fi
+if [ -e {shlex.quote(p.venv)} ] && [ ! -L {shlex.quote(p.venv)} ]; then
+    echo "airflow-prod: {p.venv} exists and is not a symlink (a hand-made venv?): move it away first" >&2
+    exit 1
+fi
+# The user and group of /usr/lib/sysusers.d/airflow-prod.conf (rpm 4.16 does not read sysusers files).
+getent group airflow >/dev/null || groupadd -r airflow
+getent passwd airflow >/dev/null || \\
+    useradd -r -g airflow -d {shlex.quote(p.home)} -s /sbin/nologin -c "Apache Airflow" airflow
+exit 0
+"""
+
+
+def base_post(site: Site, tmpfiles: str, build_venv: str) -> str:
+    p = site.paths
+    secrets = f"{p.config}/secrets.env"
+    return f"""\
+if [ -x /usr/bin/systemd-tmpfiles ]; then
+    /usr/bin/systemd-tmpfiles --create {shlex.quote(tmpfiles)} >/dev/null 2>&1 || :
+fi
+if [ $1 -eq 1 ]; then
+    {SYSTEMCTL} --no-reload preset airflow.target >/dev/null 2>&1 || :
+fi
+# Build the new venv beside the old one; {p.venv} switches only when it is complete.
+if ! {build_venv}; then
+    cat >&2 <<'BANNER'
+########################################################################
+airflow-prod: THE AIRFLOW VIRTUALENV WAS NOT BUILT. Services keep running on
+the previous venv (if any). The package is installed but NOT usable until
+this is fixed. Log: /var/log/airflow-prod/build-venv.log
+Fix the cause, then run: {build_venv}
+########################################################################
+BANNER
+    exit 1
+fi
+if [ ! -e {shlex.quote(secrets)} ]; then
+    echo "airflow-prod: {secrets} is missing: install the site's secrets file (root:airflow 0640) before starting airflow.target" >&2
+fi
+exit 0
+"""
+
+
+def base_postun(site: Site) -> str:
+    p = site.paths
+    return _daemon_reload() + restart_on_upgrade(["airflow.target"]) + f"""\
+if [ $1 -eq 0 ]; then
+    # Erase: the venvs are generated and go; the user, DAGs, logs, plugins,
+    # security files and edited configuration stay.
+    rm -f {shlex.quote(p.venv)}
+    rm -rf {shlex.quote(p.venvs)}
+fi
+exit 0
+"""

@@ -1,0 +1,58 @@
+"""Render spec/ templates: plans -> spec text, and the venv builder script (pure)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import jinja2
+
+from builder.resources import spec_dir
+from builder.rpm import plan as P
+from builder.site import Site
+
+
+def _rpmesc(value: str) -> str:
+    """rpm expands macros everywhere in a spec: a literal % is %%."""
+    return str(value).replace("%", "%%")
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(spec_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["rpmesc"] = _rpmesc
+    return env
+
+
+def template_texts() -> dict[str, str]:
+    """The spec templates' sources, for input hashes (a template change rebuilds)."""
+    return {p.name: p.read_text() for p in sorted(spec_dir().glob("*.j2"))}
+
+
+def render_spec(plan: P.SpecPlan) -> str:
+    template = environment().get_template(f"{plan.spec_name}.spec.j2")
+    return template.render(
+        plan=plan, license=P.LICENSE, url=P.URL, vendor=P.VENDOR, packager=P.PACKAGER,
+    )
+
+
+def render_build_venv(site: Site, smoke_imports: tuple[str, ...]) -> str:
+    p = site.paths
+    return environment().get_template("build-venv.sh.j2").render(
+        site_name=site.site.name,
+        python=site.target.interpreter,
+        python_minor=site.target.python_minor,
+        venv=p.venv,
+        venvs=p.venvs,
+        wheel_dir=P.WHEEL_DIR,
+        lock=P.LOCK_PATH,
+        uv_dir=P.UV_DIR,
+        log_dir=P.LOG_DIR,
+        smoke_imports=smoke_imports,
+    )
