@@ -19,6 +19,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from builder import run
@@ -172,7 +173,7 @@ def _find_uv(wheel_dir: Path) -> Path:
 
 
 def step_wheelhouse(ctx: Context) -> tuple[bool, str]:
-    """Wheels for the target, verified against the lock (`bundle wheelhouse`), plus uv."""
+    """Wheels for the target, verified against the lock (`bundle wheelhouse`), incl. uv."""
     assert ctx.lock_path
     if ctx.options.wheelhouse_dir:
         wdir = ctx.options.wheelhouse_dir.resolve()
@@ -181,25 +182,48 @@ def step_wheelhouse(ctx: Context) -> tuple[bool, str]:
         uv = (ctx.options.uv_wheel or _find_uv(wdir)).resolve()
         ctx.wheelhouse = P.WheelhouseInput(wdir, ctx.lock_path, uv)
         return True, f"given: {wdir} ({len(ctx.wheelhouse.wheels())} files)"
-    try:
-        from builder import wheelhouse as wh_mod
-    except ImportError:
-        raise BuildError(
-            "this checkout has no wheelhouse step yet (builder/wheelhouse.py)",
-            hint="pass a ready wheelhouse: --wheelhouse DIR --lock FILE [--uv-wheel FILE]",
-        ) from None
-    ctx.wheelhouse, reused, detail = _wheelhouse_from_module(wh_mod, ctx)
-    return reused, detail
+    from builder.lock import Lock
+    from builder.wheelhouse import MANIFEST, OFFLINE_LOCK, build_wheelhouse
+
+    lock = Lock.read(ctx.lock_path)
+    wdir = ctx.out_dir / "wheelhouse"
+    input_hash = _sha(lock.body_hash, ctx.site.target.model_dump_json(), ctx.site.airflow.version)
+    if ctx.unchanged("wheelhouse", input_hash, [wdir / OFFLINE_LOCK, wdir / MANIFEST]):
+        ctx.wheelhouse = _wheelhouse_input(wdir)
+        return True, f"{wdir} unchanged ({len(ctx.wheelhouse.wheels())} files)"
+    wh = build_wheelhouse(ctx.site, lock, wdir, notify=lambda level, msg: ctx.log(f"  {msg}"))
+    ctx.wheelhouse = _wheelhouse_input(wdir)
+    ctx.record("wheelhouse", input_hash)
+    return False, (f"{wdir}: {len(wh.files)} files, {wh.size / 1e6:.0f} MB "
+                   f"({len(wh.downloaded)} downloaded, {len(wh.built)} built)")
 
 
-def _wheelhouse_from_module(wh_mod, ctx: Context) -> tuple[P.WheelhouseInput, bool, str]:
-    """Adapter to builder.wheelhouse (issue 3): a directory of wheels + the offline lock + uv."""
-    result = wh_mod.ensure_wheelhouse(ctx.site, ctx.lock_path)
-    wdir = Path(result.dir)
-    lock = Path(getattr(result, "offline_lock", None) or ctx.lock_path)
-    uv = Path(getattr(result, "uv_wheel", None) or _find_uv(wdir))
-    reused = bool(getattr(result, "reused", False))
-    return P.WheelhouseInput(wdir, lock, uv), reused, f"{wdir}"
+def _wheelhouse_input(wdir: Path) -> P.WheelhouseInput:
+    """What `bundle wheelhouse` left in wdir: wheels, offline lock, build constraints, manifest."""
+    from builder.wheelhouse import BUILD_CONSTRAINTS, MANIFEST, OFFLINE_LOCK
+
+    manifest = json.loads((wdir / MANIFEST).read_text())
+    constraints = wdir / BUILD_CONSTRAINTS
+    build_packages = manifest.get("compile_on_target", {}).get("build_packages") or []
+    return P.WheelhouseInput(
+        wdir, wdir / OFFLINE_LOCK, _find_uv(wdir),
+        build_constraints=constraints if constraints.is_file() else None,
+        build_packages=tuple(build_packages),
+    )
+
+
+def lock_epoch(lock: Path) -> tuple[int, str]:
+    """The wheelhouse's time stamp: the lock's resolution date (stable while the lock is
+    reused, whichever site or directory builds it), else as for any other input."""
+    if not os.environ.get("SOURCE_DATE_EPOCH"):
+        for line in lock.read_text().splitlines()[:40]:
+            if line.startswith("# date: "):
+                try:
+                    when = datetime.fromisoformat(line[8:].strip().replace("Z", "+00:00"))
+                    return int(when.timestamp()), f"date in {lock.name}"
+                except ValueError:
+                    break
+    return source_date_epoch(lock)
 
 
 def step_render(ctx: Context) -> tuple[bool, str]:
@@ -250,7 +274,7 @@ def step_package(ctx: Context) -> tuple[bool, str]:
     rpms_dir.mkdir(parents=True, exist_ok=True)
 
     # The site-independent wheelhouse: built once per content, reused by every site.
-    wh_stamp, _ = source_date_epoch(ctx.wheelhouse.lock)
+    wh_stamp, _ = lock_epoch(ctx.lock_path)
     wh_plan = P.wheelhouse_plan(ctx.wheelhouse, site.airflow.version, wh_stamp, ctx.memo)
     wh_spec = render_spec(wh_plan)
     wh_key = _sha(wh_spec, P.plan_digest(wh_plan.packages), opts.payload, rpm_version)[:20]
@@ -268,6 +292,7 @@ def step_package(ctx: Context) -> tuple[bool, str]:
         wheelhouse_evr=f"{wh_plan.version}-{wh_plan.release}",
         venv_kb=venv_kb(wheels, ctx.memo),
         smoke_imports=smoke_imports(ctx.wheelhouse.lock),
+        build_requires=ctx.wheelhouse.build_packages,
     )
     plan = P.site_plan(site, ctx.rendered, inputs, stamp, render_build_venv(site, inputs.smoke_imports))
     spec = render_spec(plan)

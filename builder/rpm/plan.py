@@ -24,6 +24,7 @@ from builder.site import Site
 LIBDIR = "/usr/lib/airflow-prod"
 WHEEL_DIR = f"{LIBDIR}/wheelhouse"
 LOCK_PATH = f"{LIBDIR}/requirements.txt"
+CONSTRAINTS_PATH = f"{LIBDIR}/build-constraints.txt"
 UV_DIR = f"{LIBDIR}/uv"
 LIBEXEC = "/usr/libexec/airflow-prod"
 BUILD_VENV = f"{LIBEXEC}/build-venv"
@@ -114,6 +115,8 @@ class WheelhouseInput:
     wheel_dir: Path
     lock: Path
     uv_wheel: Path
+    build_constraints: Path | None = None      # pins of sdists' build requirements (compile on target)
+    build_packages: tuple[str, ...] = ()       # RHEL -devel packages compiling on the target needs
 
     def wheels(self) -> list[Path]:
         """Wheels (and sdists built on the target) that go into --find-links, sorted."""
@@ -143,6 +146,24 @@ def sha256_file(path: Path, memo: dict[str, str] | None = None) -> str:
     if memo is not None:
         memo[key] = digest
     return digest
+
+
+def offline_lock_text(text: str) -> str:
+    """The lock as shipped: pins and hashes only, under a generic header.
+
+    The source lock's comments name the site and the build date; dropping them
+    keeps the wheelhouse RPM identical for every site that locks the same pins.
+    """
+    body = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    while body and not body[0].strip():
+        body.pop(0)
+    head = ("# Offline hash lock of airflow-prod-wheelhouse: every hash is of a file in\n"
+            f"# {WHEEL_DIR}. Install with --require-hashes and no index (build-venv does).\n\n")
+    return head + "\n".join(body) + "\n"
+
+
+def _generated(dest: str, text: str, mode: int = 0o644) -> Entry:
+    return Entry(dest, mode=mode, text=text, digest=hashlib.sha256(text.encode()).hexdigest())
 
 
 def _describe(*paragraphs: str) -> str:
@@ -189,8 +210,10 @@ def wheelhouse_plan(
     entries: list[Entry] = [
         Entry(LIBDIR, "dir", 0o755),
         Entry(WHEEL_DIR, "dir", 0o755),
-        Entry(LOCK_PATH, source=str(wh.lock), digest=sha256_file(wh.lock, memo)),
+        _generated(LOCK_PATH, offline_lock_text(wh.lock.read_text())),
     ]
+    if wh.build_constraints:
+        entries.append(_generated(CONSTRAINTS_PATH, offline_lock_text(wh.build_constraints.read_text())))
     if not wh.uv_in_wheels:
         entries += [
             Entry(UV_DIR, "dir", 0o755),
@@ -228,6 +251,7 @@ class SiteInputs:
     wheelhouse_evr: str        # exact version-release of airflow-prod-wheelhouse
     venv_kb: int               # installed size estimate of the venv (free-space precondition)
     smoke_imports: tuple[str, ...] = ()   # modules the new venv must import before it serves
+    build_requires: tuple[str, ...] = ()  # compilers/-devel packages for sdists compiled on the target
     extra: dict = field(default_factory=dict)
 
 
@@ -281,7 +305,8 @@ def site_plan(
         entries=tuple(sorted(base_entries, key=lambda e: e.dest)),
         requires=(py, sysd, f"airflow-prod-wheelhouse = {inputs.wheelhouse_evr}"),
         requires_pre=(py, RHEL_PROVIDER["shadow"], RHEL_PROVIDER["getent"]),
-        requires_post=(py, sysd, RHEL_PROVIDER["coreutils"], f"airflow-prod-wheelhouse = {inputs.wheelhouse_evr}"),
+        requires_post=(py, sysd, RHEL_PROVIDER["coreutils"], f"airflow-prod-wheelhouse = {inputs.wheelhouse_evr}",
+                       *inputs.build_requires),
         requires_preun=(sysd,),
         requires_postun=(sysd, RHEL_PROVIDER["coreutils"]),
         scripts=(

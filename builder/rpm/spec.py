@@ -52,6 +52,7 @@ def render_build_venv(site: Site, smoke_imports: tuple[str, ...]) -> str:
         venvs=p.venvs,
         wheel_dir=P.WHEEL_DIR,
         lock=P.LOCK_PATH,
+        constraints=P.CONSTRAINTS_PATH,
         uv_dir=P.UV_DIR,
         log_dir=P.LOG_DIR,
         smoke_imports=smoke_imports,
