@@ -23,6 +23,18 @@ from .servers import Kdc, Ldap, Postgres, Redis, kdc_server, ldap_server, postgr
 TARGET_HOST = "airflow.e2e.test"
 
 
+def keep_temp() -> bool:
+    """AIRFLOW_PROD_E2E_KEEP=1 keeps server dirs and target roots for a post-mortem."""
+    return bool(os.environ.get("AIRFLOW_PROD_E2E_KEEP"))
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A world-traversable temp dir (services inside run as other users)."""
+    path = Path(tempfile.mkdtemp(prefix=f"airflow-prod-{prefix}-"))
+    path.chmod(0o755)
+    return path
+
+
 def _need(*tools: str) -> None:
     missing = [t for t in tools if not shutil.which(t) and not Path("/usr/sbin", t).exists()]
     if missing:
@@ -35,10 +47,9 @@ def servers_dir() -> Iterator[Path]:
 
     Not pytest's tmp_path: that is 0700 root, and PostgreSQL runs as its own user.
     """
-    path = Path(tempfile.mkdtemp(prefix="airflow-prod-servers-"))
-    path.chmod(0o755)
+    path = scratch_dir("servers")
     yield path
-    if not os.environ.get("AIRFLOW_PROD_KEEP_SERVERS"):
+    if not keep_temp():
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -73,3 +84,29 @@ def kdc(servers_dir: Path) -> Iterator[Kdc]:
     _need("krb5kdc", "kdb5_util", "kadmin.local", "kinit", "klist")
     with kdc_server(servers_dir / "kdc", f"airflow/{TARGET_HOST}") as server:
         yield server
+
+
+# --- the target host stand-in ------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def target_image():
+    """The cached Debian 12 root (debootstrapped on first use, ~1 min)."""
+    from .target import RootImage, missing_host_tools
+
+    if os.geteuid() != 0:
+        pytest.skip("the target host stand-in needs root (debootstrap, systemd-nspawn, nsenter)")
+    missing = missing_host_tools()
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (see scripts/deps-debian.txt)")
+    image = RootImage()
+    image.ensure()
+    return image
+
+
+@pytest.fixture(scope="session")
+def signing_key(servers_dir: Path):
+    """A throwaway gpg key for test repositories (generated per session, never committed)."""
+    from .repo import SigningKey
+
+    _need("gpg", "rpmsign", "rpmbuild", "createrepo_c")
+    return SigningKey.create(servers_dir / "gnupg")

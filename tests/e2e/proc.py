@@ -52,18 +52,19 @@ def run(
     check: bool = True,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion, capturing output (text)."""
+    """Run a command to completion; output is captured and decoded (input may be bytes)."""
     args = [str(a) for a in argv]
-    text_input = input.decode() if isinstance(input, bytes) else input
+    data = input.encode() if isinstance(input, str) else input
     try:
-        proc = subprocess.run(
-            args, env=base_env(env), cwd=cwd, user=user, input=text_input,
-            capture_output=True, text=True, errors="replace", timeout=timeout,
-            stdin=None if text_input is not None else subprocess.DEVNULL,
+        raw = subprocess.run(
+            args, env=base_env(env), cwd=cwd, user=user, input=data, capture_output=True,
+            timeout=timeout, stdin=None if data is not None else subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        out = (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(errors="replace")
         raise CommandFailed(f"timed out after {timeout:.0f} s:\n  {pasteable(args, env)}\n{tail(out)}") from None
+    proc = subprocess.CompletedProcess(args, raw.returncode, raw.stdout.decode(errors="replace"),
+                                       raw.stderr.decode(errors="replace"))
     if check and proc.returncode != 0:
         raise CommandFailed(
             f"exit code {proc.returncode}:\n  {pasteable(args, env)}"

@@ -1,0 +1,348 @@
+"""The booted target host stand-in: a debootstrapped Debian 12 root under systemd-nspawn.
+
+Debian 12 has systemd 252, as RHEL 9 does. The root is built once with
+debootstrap and cached as a tarball under ~/.cache/airflow-prod/ (keyed by
+its package list and this recipe's version); each test run unpacks it into
+a temp directory and boots it:
+
+    systemd-nspawn -D ROOT --boot --register=no --keep-unit --console=pipe
+
+The host's PID 1 is not systemd and there is no system bus, so machinectl and
+`systemctl -M` do not work: every command inside goes through
+`nsenter -t <container PID 1> -a`. The container shares the host's network,
+so servers on 127.0.0.1 are reachable from inside (and the api-server's port
+from outside).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .proc import CommandFailed, Daemon, run, stop_pid, wait_until
+
+# What the stand-in needs beyond debootstrap's minbase, and why.
+ROOT_PACKAGES = (
+    "python3", "python3-venv",        # /usr/bin/python3.11 (3.11.2) and venv with ensurepip
+    "passwd",                          # useradd/groupadd (RHEL: shadow-utils)
+    "systemd", "systemd-sysv", "dbus", # a real init: systemd 252 like RHEL 9
+    "procps",                          # ps, pgrep for diagnostics
+    "rpm", "dnf",                      # Debian's rpm 4.18 / dnf 4: install our RPMs
+    "gnupg",                           # dnf/librepo verify repomd.xml signatures with gpgme
+    "krb5-user",                       # kinit, klist (RHEL: krb5-workstation)
+    "libldap-2.5-0", "libsasl2-2",     # what the host-built python-ldap wheel links
+    "ca-certificates",
+)
+SUITE = "bookworm"
+# Bump when the post-debootstrap preparation below changes: it is part of the cache key.
+RECIPE_VERSION = 1
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "airflow-prod" / "e2e-target"
+MIRROR = os.environ.get("AIRFLOW_PROD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+INNER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def missing_host_tools() -> list[str]:
+    """Tools this machine needs to build and boot the stand-in (empty when all present)."""
+    tools = ("debootstrap", "systemd-nspawn", "nsenter", "tar", "zstd")
+    return [t for t in tools if not shutil.which(t)]
+
+
+# --- the cached root --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RootImage:
+    """A debootstrapped root, cached as a zstd tarball keyed by what went into it."""
+
+    packages: tuple[str, ...] = ROOT_PACKAGES
+    suite: str = SUITE
+    cache_dir: Path = CACHE_DIR
+
+    @property
+    def key(self) -> str:
+        recipe = json.dumps({"suite": self.suite, "variant": "minbase", "packages": sorted(self.packages),
+                             "recipe": RECIPE_VERSION}, sort_keys=True)
+        return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+    @property
+    def tarball(self) -> Path:
+        return self.cache_dir / f"target-root-{self.suite}-{self.key}.tar.zst"
+
+    @property
+    def manifest(self) -> Path:
+        return self.tarball.with_suffix("").with_suffix(".json")
+
+    def info(self) -> dict:
+        return json.loads(self.manifest.read_text()) if self.manifest.exists() else {}
+
+    def ensure(self) -> Path:
+        """The tarball, building it first if it is not cached (~80 s with a reachable mirror)."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.cache_dir / f".{self.tarball.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs never debootstrap the same root at once
+            if not self.tarball.exists():
+                self._build()
+        return self.tarball
+
+    def _build(self) -> None:
+        work = Path(tempfile.mkdtemp(prefix=f".build-{self.key}-", dir=self.cache_dir))
+        root = work / "root"
+        try:
+            t0 = time.monotonic()
+            run(["debootstrap", "--variant=minbase", f"--include={','.join(self.packages)}",
+                 self.suite, root, MIRROR], timeout=1800)
+            debootstrap_s = time.monotonic() - t0
+            _prepare_root(root)
+            facts = _root_facts(root)
+            t1 = time.monotonic()
+            partial = work / self.tarball.name
+            run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd -T0 -3",
+                 "-C", root, "-cf", partial, "."], timeout=900)
+            tar_s = time.monotonic() - t1
+            os.replace(partial, self.tarball)
+            self.manifest.write_text(json.dumps({
+                "suite": self.suite, "packages": sorted(self.packages), "recipe": RECIPE_VERSION,
+                "mirror": MIRROR, "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "debootstrap_seconds": round(debootstrap_s, 1), "tar_seconds": round(tar_s, 1),
+                "tarball_bytes": self.tarball.stat().st_size, **facts,
+            }, indent=2, sort_keys=True) + "\n")
+        finally:
+            _remove_tree(root if root.exists() else work)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _prepare_root(root: Path) -> None:
+    """Make the Debian root behave like the RHEL hosts our RPMs are written for."""
+    # Debian's rpm keeps its database in ~/.rpmdb; RHEL's (and our scriptlets') is /var/lib/rpm.
+    (root / "etc/rpm").mkdir(parents=True, exist_ok=True)
+    (root / "etc/rpm/macros.dbpath").write_text("%_dbpath /var/lib/rpm\n")
+    (root / "var/lib/rpm").mkdir(parents=True, exist_ok=True)
+    run(["chroot", root, "rpm", "--initdb"])
+    # No system-release package in the rpmdb: tell dnf the release like a RHEL 9 host has it.
+    (root / "etc/dnf/vars").mkdir(parents=True, exist_ok=True)
+    (root / "etc/dnf/vars/releasever").write_text("9\n")
+    (root / "etc/yum.repos.d").mkdir(parents=True, exist_ok=True)
+    # debootstrap copies the build host's name; each boot sets its own.
+    (root / "etc/hostname").write_text("target.invalid\n")
+    # Not needed inside, and 150 MB of the tarball.
+    for junk in ("var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/locale"):
+        for child in (root / junk).glob("*"):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            elif child.name != "lock":
+                child.unlink()
+
+
+def _root_facts(root: Path) -> dict:
+    python = run(["chroot", root, "python3.11", "-c", "import platform; print(platform.python_version())"])
+    systemd = run(["chroot", root, "systemctl", "--version"]).stdout.split("\n")[0]
+    return {"python": python.stdout.strip(), "systemd": systemd,
+            "root_bytes": int(run(["du", "-sb", root]).stdout.split()[0])}
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve()).rstrip("/") + "/"
+    with open("/proc/self/mounts") as fh:
+        points = [line.split()[1].replace("\\040", " ") for line in fh]
+    return [p for p in points if p == prefix.rstrip("/") or p.startswith(prefix)]
+
+
+def _remove_tree(path: Path) -> None:
+    """rmtree, but never through a mount point (a leftover bind mount would take host files with it)."""
+    if not path.exists():
+        return
+    mounts = _mounts_under(path)
+    if mounts:
+        raise CommandFailed(f"not removing {path}: still mounted there: {', '.join(mounts)}")
+    shutil.rmtree(path)
+
+
+# --- one booted host --------------------------------------------------------------
+
+@dataclass
+class TargetHost:
+    """One booted container; `run` executes inside it through nsenter."""
+
+    root: Path
+    hostname: str
+    log: Path
+    binds_ro: dict[str, str] = field(default_factory=dict)  # host path -> path inside
+    daemon: Daemon | None = field(default=None, repr=False)
+    leader: int | None = None        # host PID of the container's systemd (its PID 1)
+    unpack_seconds: float = 0.0
+    boot_seconds: float = 0.0
+    state: str = ""
+
+    # lifecycle
+
+    def boot(self, timeout: float = 120) -> str:
+        """Start systemd in the root and wait until it is running (or degraded)."""
+        self._set_identity()
+        argv = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
+                "--console=pipe", f"--hostname={self.hostname}", "--link-journal=no",
+                "--resolv-conf=copy-host", "--timezone=off"]
+        argv += [f"--bind-ro={src}:{dest}" for src, dest in sorted(self.binds_ro.items())]
+        t0 = time.monotonic()
+        self.daemon = Daemon("systemd-nspawn", argv, log=self.log).start()
+        wait_until(self._find_leader, 30, "the container's systemd (PID 1)", alive=self.daemon.exited)
+        deadline = t0 + timeout
+        while True:
+            # Right after exec, systemd's private bus is not up yet: retry until it answers.
+            proc = self.run(["systemctl", "is-system-running", "--wait"], check=False,
+                            timeout=max(deadline - time.monotonic(), 1))
+            self.state = proc.stdout.strip()
+            if self.state or time.monotonic() > deadline or self.daemon.exited():
+                break
+            time.sleep(0.1)
+        self.boot_seconds = time.monotonic() - t0
+        if self.state not in ("running", "degraded"):
+            raise CommandFailed(f"target host did not boot: state {self.state!r}\n{self.diagnose()}")
+        return self.state
+
+    def _set_identity(self) -> None:
+        (self.root / "etc/hostname").write_text(self.hostname + "\n")
+        short = self.hostname.split(".")[0]
+        (self.root / "etc/hosts").write_text(
+            f"127.0.0.1\tlocalhost\n127.0.1.1\t{self.hostname} {short}\n"
+            f"::1\tlocalhost ip6-localhost ip6-loopback\n"
+        )
+
+    def _find_leader(self) -> bool:
+        """The container's PID 1 is the nspawn process's child running systemd."""
+        assert self.daemon is not None
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[1]) == self.daemon.pid and stat[stat.index("(") + 1:stat.rindex(")")] == "systemd":
+                self.leader = int(entry.name)
+                return True
+        return False
+
+    def shutdown(self, timeout: float = 60) -> float:
+        """Power off cleanly; if that hangs, SIGTERM then SIGKILL the nspawn process (by PID)."""
+        if self.daemon is None or self.daemon.exited():
+            return 0.0
+        t0 = time.monotonic()
+        self.run(["systemctl", "poweroff", "--no-block"], check=False, timeout=30)
+        try:
+            wait_until(lambda: self.daemon.exited() is not None, timeout, "target host power off", interval=0.1)
+        except CommandFailed:
+            # nspawn turns SIGTERM into a poweroff request, and SIGKILL ends it for sure.
+            stop_pid(self.daemon.pid, timeout=20)
+        return time.monotonic() - t0
+
+    # commands inside
+
+    def run(self, argv: Sequence[str], *, check: bool = True, input: str | bytes | None = None,
+            env: dict[str, str] | None = None, user: str | None = None, timeout: float = 300,
+            ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the host, in all its namespaces, with a clean environment."""
+        if self.leader is None:
+            raise CommandFailed("target host is not booted")
+        inner_env = {"PATH": INNER_PATH, "LANG": "C.UTF-8", "HOME": "/root", **(env or {})}
+        inner = ["env", "-i", *[f"{k}={v}" for k, v in sorted(inner_env.items())]]
+        if user:
+            inner += ["runuser", "-u", user, "--"]
+        return run(["nsenter", "-t", str(self.leader), "-a", "--", *inner, *argv],
+                   check=check, input=input, timeout=timeout)
+
+    def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        return self.run(["sh", "-euc", script], **kwargs)
+
+    def put(self, dest: str, data: str | bytes, mode: int = 0o644, owner: str = "root",
+            group: str = "root") -> None:
+        """Write a file inside (any path, also tmpfs ones like /run), creating parents."""
+        self.run(["install", "-D", "-m", f"{mode:04o}", "-o", owner, "-g", group, "/dev/stdin", dest],
+                 input=data)
+
+    def copy_in(self, src: Path, dest: str, mode: int | None = None, owner: str = "root",
+                group: str = "root") -> None:
+        self.put(dest, src.read_bytes(), mode if mode is not None else src.stat().st_mode & 0o777,
+                 owner, group)
+
+    def read(self, path: str) -> str:
+        return self.run(["cat", path]).stdout
+
+    def exists(self, path: str) -> bool:
+        return self.run(["test", "-e", path], check=False).returncode == 0
+
+    # systemd
+
+    def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(["systemctl", *args], check=check)
+
+    def is_active(self, unit: str) -> bool:
+        return self.systemctl("is-active", "--quiet", unit, check=False).returncode == 0
+
+    def journal(self, unit: str | None = None, lines: int = 200) -> str:
+        argv = ["journalctl", "--no-pager", "-o", "short-precise", "-n", str(lines)]
+        if unit:
+            argv += ["-u", unit]
+        return self.run(argv, check=False).stdout
+
+    def failed_units(self) -> list[str]:
+        out = self.systemctl("list-units", "--failed", "--plain", "--no-legend", check=False).stdout
+        return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+    def diagnose(self, units: Sequence[str] = (), logs: Sequence[str] = (), lines: int = 150) -> str:
+        """What an engineer wants to see when something failed inside: states, journals, log tails."""
+        parts = [f"=== target host {self.hostname} (state {self.state or '?'}) ==="]
+        if self.daemon is not None and self.daemon.exited():
+            parts.append(f"nspawn exited:\n{self.daemon.log_tail(60)}")
+            return "\n".join(parts)
+        try:
+            failed = self.failed_units()
+            parts.append(f"failed units: {', '.join(failed) or 'none'}")
+            for unit in list(dict.fromkeys([*units, *failed])):
+                status = self.systemctl("status", "--no-pager", "-n", "0", unit, check=False).stdout
+                parts.append(f"--- systemctl status {unit} ---\n{status.strip()}")
+                parts.append(f"--- journalctl -u {unit} (last {lines}) ---\n{self.journal(unit, lines).strip()}")
+            for path in logs:
+                text = self.run(["sh", "-c", f"tail -n {lines} {shlex.quote(path)} 2>&1"], check=False).stdout
+                parts.append(f"--- {path} ---\n{text.strip()}")
+            if not units and not failed:
+                parts.append(f"--- journal (last {lines}) ---\n{self.journal(lines=lines).strip()}")
+        except CommandFailed as exc:
+            parts.append(f"(could not collect diagnostics: {exc})")
+        return "\n".join(parts)
+
+
+@contextmanager
+def booted_host(image: RootImage, workdir: Path, hostname: str,
+                binds_ro: dict[str, str] | None = None, keep: bool = False) -> Iterator[TargetHost]:
+    """Unpack the cached root into `workdir`, boot it, power it off and delete `workdir` afterwards."""
+    tarball = image.ensure()
+    root = workdir / "root"
+    root.mkdir(parents=True)
+    t0 = time.monotonic()
+    run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd -T0",
+         "-C", root, "-xf", tarball], timeout=600)
+    unpack_s = time.monotonic() - t0
+    host = TargetHost(root, hostname, workdir / "nspawn.log", dict(binds_ro or {}), unpack_seconds=unpack_s)
+    try:
+        host.boot()
+        yield host
+    finally:
+        try:
+            host.shutdown()
+        finally:
+            if not keep:
+                _remove_tree(workdir)
+
+
+__all__ = ["ROOT_PACKAGES", "RootImage", "TargetHost", "booted_host", "missing_host_tools"]

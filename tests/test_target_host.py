@@ -1,0 +1,163 @@
+"""The booted target host stand-in: a Debian 12 root under systemd-nspawn.
+
+Proves what the end-to-end test stands on: systemd really boots (252, as on
+RHEL 9), units start through nsenter, servers on loopback are reachable from
+inside, and Debian's dnf installs from a signed repository with gpgcheck on,
+resolving RHEL dependency names through the test-only stand-in provider.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from e2e.fixtures import keep_temp, redis, scratch_dir, servers_dir, signing_key, target_image  # noqa: F401
+from e2e.proc import CommandFailed
+from e2e.repo import STANDIN_NAME, build_rpm, make_repo, repo_file, standin_spec
+from e2e.target import booted_host
+
+pytestmark = pytest.mark.e2e
+
+HOSTNAME = "target.e2e.test"
+REPO_INSIDE = "/srv/e2e-repos"
+
+
+@pytest.fixture(scope="module")
+def repos_dir():
+    path = scratch_dir("e2e-repos")
+    yield path
+    if not keep_temp():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def host(target_image, repos_dir):
+    work = scratch_dir("target")
+    with booted_host(target_image, work, HOSTNAME, binds_ro={str(repos_dir): REPO_INSIDE},
+                     keep=keep_temp()) as booted:
+        yield booted
+
+
+def test_root_boots_systemd_252(host, target_image):
+    assert host.state in ("running", "degraded"), host.diagnose()
+    if host.state == "degraded":
+        pytest.fail(f"degraded boot: {host.failed_units()}\n{host.diagnose()}")
+    assert host.run(["systemctl", "--version"]).stdout.startswith("systemd 252 ")
+    assert host.run(["python3.11", "-c", "import platform; print(platform.python_version())"]).stdout.strip() == "3.11.2"
+    assert host.run(["hostname"]).stdout.strip() == HOSTNAME
+    assert host.run(["readlink", "/proc/1/exe"]).stdout.strip().endswith("/systemd")
+    assert target_image.info()["python"] == "3.11.2"
+
+
+def test_a_unit_starts_and_logs_to_the_journal(host):
+    host.put("/etc/systemd/system/e2e-probe.service", """\
+[Unit]
+Description=e2e probe
+
+[Service]
+Type=simple
+ExecStart=/bin/sh -c 'echo e2e-probe-started; exec sleep infinity'
+""")
+    host.systemctl("daemon-reload")
+    host.systemctl("start", "e2e-probe.service")
+    assert host.is_active("e2e-probe.service")
+    pid = host.systemctl("show", "-P", "MainPID", "e2e-probe.service").stdout.strip()
+    assert host.run(["cat", f"/proc/{pid}/comm"]).stdout.strip() == "sleep"
+    assert "e2e-probe-started" in host.journal("e2e-probe.service")
+    host.systemctl("stop", "e2e-probe.service")
+    assert not host.is_active("e2e-probe.service")
+
+
+def test_loopback_servers_are_reachable_from_inside(host, redis):
+    script = (
+        "import socket; s = socket.create_connection(('127.0.0.1', %d), timeout=5); "
+        "s.sendall(b'PING\\r\\n'); print(s.recv(16).decode().strip())" % redis.port
+    )
+    assert host.run(["python3", "-c", script]).stdout.strip() == "+PONG"
+
+
+def test_standin_declares_only_what_the_root_has(host):
+    spec, skipped = standin_spec(host.root)
+    assert "TEST-ONLY" in spec
+    for name in ("python3.11 = 3.11.2", "systemd = 252", "shadow-utils", "/bin/sh", "krb5-workstation",
+                 "python(abi) = 3.11"):
+        assert f"Provides: {name}" in spec
+    # Nothing is claimed blindly: every skipped name says what the root lacks.
+    assert all(": root lacks " in s for s in skipped)
+
+
+def _dnf(host, *args: str, check: bool = True):
+    return host.run(["dnf", "-y", "--setopt=install_weak_deps=False", "--disablerepo=*",
+                     "--enablerepo=e2e-*", *args], check=check, timeout=300)
+
+
+def test_dnf_installs_from_a_signed_repo_with_gpgcheck(host, repos_dir, signing_key):
+    spec, _ = standin_spec(host.root)
+    build = Path(tempfile.mkdtemp(prefix="rpms-", dir=repos_dir.parent))
+    standin = build_rpm(spec, build, STANDIN_NAME)
+    # A package needing RHEL names: it installs only if the stand-in resolves them.
+    consumer = build_rpm("""\
+Name: e2e-test-consumer
+Version: 1
+Release: 1
+Summary: TEST-ONLY: requires RHEL names the stand-in provides
+License: Apache-2.0
+BuildArch: noarch
+Requires: python3.11 >= 3.11, systemd >= 252, shadow-utils, krb5-workstation, /bin/sh
+Requires(post): /usr/sbin/useradd
+
+%description
+TEST-ONLY.
+
+%post
+getent passwd e2e-consumer >/dev/null || useradd -r -M -s /sbin/nologin e2e-consumer
+
+%files
+""", build, "e2e-test-consumer")
+    repo = make_repo(repos_dir / "signed", [standin, consumer], signing_key)
+    host.put("/etc/yum.repos.d/e2e-signed.repo",
+             repo_file("e2e-signed", f"file://{REPO_INSIDE}/signed",
+                       f"file://{REPO_INSIDE}/signed/{signing_key.public.name}"))
+    assert (repo / "repodata" / "repomd.xml.asc").exists()
+    _dnf(host, "install", "e2e-test-consumer")
+    assert host.run(["rpm", "-q", STANDIN_NAME]).returncode == 0
+    assert host.run(["rpm", "-q", "--whatprovides", "python3.11"]).stdout.startswith(STANDIN_NAME)
+    assert host.run(["getent", "passwd", "e2e-consumer"]).returncode == 0
+    # The key dnf imported is the throwaway one, and the installed package verified against it.
+    keys = host.run(["rpm", "-q", "gpg-pubkey", "--qf", "%{VERSION}\\n"]).stdout.split()
+    assert signing_key.fingerprint[-8:].lower() in keys
+    sig = host.run(["rpm", "-q", "--qf", "%{RSAHEADER:pgpsig}\\n", "e2e-test-consumer"]).stdout
+    assert signing_key.fingerprint[-16:].lower() in sig.lower()
+    assert host.run(["rpm", "--dbpath", "/var/lib/rpm", "-qa"]).stdout.count("\n") >= 2
+
+
+def test_dnf_refuses_an_unsigned_package(host, repos_dir, signing_key):
+    build = Path(tempfile.mkdtemp(prefix="rpms-", dir=repos_dir.parent))
+    unsigned = build_rpm("""\
+Name: e2e-test-unsigned
+Version: 1
+Release: 1
+Summary: TEST-ONLY: never signed
+License: Apache-2.0
+BuildArch: noarch
+
+%description
+TEST-ONLY.
+
+%files
+""", build, "e2e-test-unsigned")
+    repo = make_repo(repos_dir / "unsigned", [unsigned], key=None)
+    (repo / signing_key.public.name).write_text(signing_key.public.read_text())
+    # The admin trusts our key, but this package was never signed with it.
+    host.put("/etc/yum.repos.d/e2e-unsigned.repo",
+             repo_file("e2e-unsigned", f"file://{REPO_INSIDE}/unsigned",
+                       f"file://{REPO_INSIDE}/unsigned/{signing_key.public.name}", repo_gpgcheck=False))
+    proc = _dnf(host, "install", "e2e-test-unsigned", check=False)
+    assert proc.returncode != 0
+    assert "e2e-test-unsigned-1-1.noarch.rpm is not signed" in proc.stdout + proc.stderr
+    assert host.run(["rpm", "-q", "e2e-test-unsigned"], check=False).returncode != 0
+    with pytest.raises(CommandFailed):
+        host.run(["rpm", "-q", "e2e-test-unsigned"])
