@@ -1,0 +1,246 @@
+"""The RPMs as built by real rpmbuild from a small synthetic wheelhouse: names,
+reproducibility, incremental rebuilds, rpmlint, rpmlib features, RHEL names,
+%config(noreplace), scriptlets, and no secret anywhere in a package."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from test_rpm_fixtures import (
+    REPO, build, example_data, extract, mini_data, needs_rpm, rpm_query, synthetic_wheelhouse, write_site,
+)
+
+pytestmark = [pytest.mark.integration, needs_rpm]
+
+ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos")
+
+# Every rpmlib() feature rpm 4.16 (RHEL 9) provides, with the version it provides
+# (rpm-4.16.1 lib/rpmds.c, rpmlibProvides). Anything else would fail on RHEL 9.
+RPMLIB_416 = {
+    "BuiltinLuaScripts": "4.2.2-1", "CaretInVersions": "4.15.0-1", "CompressedFileNames": "3.0.4-1",
+    "ConcurrentAccess": "4.1-1", "DynamicBuildRequires": "4.15.0-1", "ExplicitPackageProvide": "4.0-1",
+    "FileCaps": "4.6.1-1", "FileDigests": "4.6.0-1", "HeaderLoadSortsTags": "4.0.1-1",
+    "LargeFiles": "4.12.0-1", "PartialHardlinkSets": "4.0.4-1", "PayloadFilesHavePrefix": "4.0-1",
+    "PayloadIsBzip2": "3.0.5-1", "PayloadIsLzma": "4.4.2-1", "PayloadIsXz": "5.2-1",
+    "PayloadIsZstd": "5.4.18-1", "RichDependencies": "4.12.0-1", "ScriptletExpansion": "4.9.0-1",
+    "ScriptletInterpreterArgs": "4.0.3-1", "TildeInVersions": "4.10.0-1", "VersionedDependencies": "3.0.3-1",
+}
+
+
+def _vr(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text))
+
+
+@pytest.fixture(scope="module")
+def wh():
+    return synthetic_wheelhouse()
+
+
+@pytest.fixture(scope="module")
+def secrets(tmp_path_factory):
+    """Real generated secrets for the example site, passwords filled in, stored
+    beside the site file: the build must never pick any of them up."""
+    from builder.secrets import write_secrets
+    from builder.secrets_layout import PLACEHOLDER
+    from builder.site import load_site
+
+    d = tmp_path_factory.mktemp("site")
+    data = example_data()
+    data["site"]["description"] = "Example site, 100% test"  # a literal % must survive rpm
+    site_path = write_site(d / "site.toml", data)
+    path = write_secrets(load_site(site_path), d / "site.secrets.env")
+    values = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            name, value = line.split("=", 1)
+            value = value.strip("'")
+            values[name] = value if value != PLACEHOLDER else f"pw-{name.lower()}-Zq81x"
+    path.write_text("".join(f"{k}='{v}'\n" for k, v in values.items()))
+    assert all(len(v) >= 8 for v in values.values()), values
+    return site_path, values
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, wh, secrets):
+    site_path, _ = secrets
+    root = tmp_path_factory.mktemp("build")
+    summary = build(site_path, root / "out", wh, sign=False, rpm_cache=root / "cache")
+    return summary, root
+
+
+def _rpms(summary) -> dict[str, Path]:
+    return {p.name: p.path for p in summary.packages}
+
+
+def test_one_package_per_role_plus_base_config_and_wheelhouse(built):
+    summary, _ = built
+    names = set(_rpms(summary))
+    assert names == {"airflow-prod-wheelhouse", "airflow-prod", "airflow-prod-config-bigdata-prod",
+                     *(f"airflow-prod-{r}" for r in ROLES)}
+    paths = _rpms(summary)
+    assert paths["airflow-prod-wheelhouse"].name.endswith(".el9.x86_64.rpm")
+    assert all(p.name.endswith(".el9.noarch.rpm") for n, p in paths.items() if n != "airflow-prod-wheelhouse")
+    assert [s.name for s in summary.steps] == ["lock", "wheelhouse", "render", "package", "publish"]
+    assert (summary.repo / "repodata" / "repomd.xml").is_file()
+
+
+def test_two_builds_give_byte_identical_rpms(built, wh, secrets, tmp_path):
+    summary, _ = built
+    again = build(secrets[0], tmp_path / "out", wh, sign=False, rpm_cache=tmp_path / "cache")
+    first, second = _rpms(summary), _rpms(again)
+    assert first.keys() == second.keys()
+    for name in first:
+        assert first[name].name == second[name].name
+        assert first[name].read_bytes() == second[name].read_bytes(), f"{name} differs between builds"
+
+
+def test_config_only_change_rebuilds_small_packages_and_reuses_the_wheelhouse_rpm(wh, tmp_path):
+    data = mini_data("incr")
+    site = write_site(tmp_path / "site.toml", data)
+    first = build(site, tmp_path / "out", wh, sign=False, rpm_cache=tmp_path / "cache")
+    again = build(site, tmp_path / "out", wh, sign=False, rpm_cache=tmp_path / "cache")
+    assert all(s.reused for s in again.steps), again.steps
+    wh_rpm = _rpms(first)["airflow-prod-wheelhouse"]
+    inode = wh_rpm.stat().st_ino
+
+    data["core"] = {"parallelism": 64}
+    write_site(site, data)
+    changed = build(site, tmp_path / "out", wh, sign=False, rpm_cache=tmp_path / "cache")
+    steps = {s.name: s for s in changed.steps}
+    assert not steps["render"].reused and not steps["package"].reused
+    pkgs = {p.name: p for p in changed.packages}
+    assert pkgs["airflow-prod-wheelhouse"].reused
+    assert pkgs["airflow-prod-wheelhouse"].path.stat().st_ino == inode  # the same file, not rebuilt
+    assert not pkgs["airflow-prod-config-incr"].reused
+    old, new = _rpms(first), _rpms(changed)
+    # Two builds of one site never share a name-version-release.
+    assert old["airflow-prod-config-incr"].name != new["airflow-prod-config-incr"].name
+    assert old["airflow-prod"].name != new["airflow-prod"].name
+    assert "parallelism = 64" in extract_text(new["airflow-prod-config-incr"], "etc/airflow/airflow.cfg", tmp_path)
+
+
+def extract_text(rpm: Path, rel: str, tmp: Path) -> str:
+    dest = extract(rpm, tmp / ("x-" + rpm.name))
+    return (dest / rel).read_text()
+
+
+def test_two_sites_never_collide_on_a_name_version_release(built, wh, tmp_path):
+    summary, _ = built
+    other = build(write_site(tmp_path / "site.toml", mini_data("othersite")), tmp_path / "out", wh,
+                  sign=False, rpm_cache=tmp_path / "cache")
+    mine = {p.name for p in _rpms(summary).values()}
+    theirs = {p.name for p in _rpms(other).values()}
+    # The wheelhouse is site-independent and shared; nothing else is.
+    assert mine & theirs == {_rpms(summary)["airflow-prod-wheelhouse"].name}
+
+
+def test_rpmlint_reports_nothing_with_the_filter_file(built):
+    summary, _ = built
+    if not shutil.which("rpmlint"):
+        pytest.skip("rpmlint not installed")
+    proc = subprocess.run(["rpmlint", "-c", str(REPO / "tests" / "rpmlint-filters.toml"),
+                           *[str(p) for p in _rpms(summary).values()]], capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    m = re.search(r"(\d+) errors, (\d+) warnings", out)
+    assert m, out
+    assert (m.group(1), m.group(2)) == ("0", "0"), out
+
+
+def test_no_rpmlib_feature_beyond_rhel9_rpm_416(built):
+    summary, _ = built
+    for name, path in _rpms(summary).items():
+        for line in rpm_query(path, "--requires").splitlines():
+            m = re.match(r"rpmlib\((\w+)\)\s*<=\s*(\S+)", line)
+            if not m:
+                continue
+            feature, version = m.groups()
+            assert feature in RPMLIB_416, f"{name} needs rpmlib({feature}), which rpm 4.16 lacks"
+            assert _vr(version) <= _vr(RPMLIB_416[feature]), f"{name}: {line}"
+
+
+def test_requires_use_rhel9_names_and_wheels_carry_no_automatic_deps(built):
+    summary, _ = built
+    rpms = _rpms(summary)
+    base = rpm_query(rpms["airflow-prod"], "--requires")
+    for dep in ("python3.11", "shadow-utils", "systemd", "airflow-prod-wheelhouse = "):
+        assert dep in base, base
+    assert "krb5-workstation" in rpm_query(rpms["airflow-prod-kerberos"], "--requires")
+    assert "Recommends" not in rpm_query(rpms["airflow-prod-api-server"], "--recommends")
+    wheel_reqs = [r for r in rpm_query(rpms["airflow-prod-wheelhouse"], "--requires").splitlines()
+                  if not r.startswith("rpmlib(")]
+    assert wheel_reqs == [], wheel_reqs
+    provides = rpm_query(rpms["airflow-prod-wheelhouse"], "--provides").split()
+    assert provides[0] == "airflow-prod-wheelhouse" and "python3dist" not in " ".join(provides)
+
+
+def test_site_configuration_is_config_noreplace_and_secrets_file_is_not_packaged(built):
+    summary, _ = built
+    rpms = _rpms(summary)
+    cfg = rpms["airflow-prod-config-bigdata-prod"]
+    flags = dict(
+        line.split(" ", 1)[::-1]
+        for line in rpm_query(cfg, "--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]").splitlines()
+    )
+    for path in ("/etc/airflow/airflow.cfg", "/etc/airflow/webserver_config.py", "/etc/sysconfig/airflow"):
+        assert "c" in flags[path] and "n" in flags[path], (path, flags[path])
+    assert "/etc/airflow/secrets.env.example" in flags
+    for name, path in rpms.items():
+        assert "/etc/airflow/secrets.env\n" not in rpm_query(path, "-l") + "\n", name
+
+
+def test_scriptlets_behave_like_fedora_systemd_macros(built):
+    summary, _ = built
+    rpms = _rpms(summary)
+    sched = rpm_query(rpms["airflow-prod-scheduler"], "--scripts")
+    assert re.search(r"if \[ \$1 -eq 1 \]; then\s+/usr/bin/systemctl --no-reload preset airflow-scheduler.service", sched)
+    assert re.search(r"if \[ \$1 -eq 0 \]; then\s+/usr/bin/systemctl --no-reload disable --now airflow-scheduler.service", sched)
+    assert "daemon-reload" in sched and "try-restart airflow-scheduler.service" in sched
+    base = rpm_query(rpms["airflow-prod"], "--scripts")
+    pre = base.split("postinstall scriptlet")[0]
+    # Preconditions come before the user is created, and before any file lands.
+    assert pre.index("is not Python 3.11") < pre.index("useradd -r -g airflow")
+    assert "needs $need_kb KiB free" in pre
+    assert "/usr/libexec/airflow-prod/build-venv" in base and "THE AIRFLOW VIRTUALENV WAS NOT BUILT" in base
+    assert "userdel" not in base and "groupdel" not in base  # erase keeps the user
+    assert "rm -rf /opt/airflow/dags" not in base and "rm -rf /opt/airflow/logs" not in base
+
+
+def test_literal_percent_survives_rpm_macro_expansion(built):
+    summary, _ = built
+    assert "100% test" in rpm_query(_rpms(summary)["airflow-prod"], "--qf", "%{DESCRIPTION}")
+
+
+def test_no_secret_value_appears_in_any_package(built, secrets, tmp_path):
+    summary, _ = built
+    _, values = secrets
+    needles = {name: value.encode() for name, value in values.items()}
+    for name, path in _rpms(summary).items():
+        # Payload: unpacked with rpm2cpio (streamed), every file scanned.
+        root = extract(path, tmp_path / name)
+        for f in root.rglob("*"):
+            if f.is_file():
+                data = f.read_bytes() if f.suffix != ".whl" else b""
+                for var, needle in needles.items():
+                    assert needle not in data, f"{var} found in {name}:{f.relative_to(root)}"
+        # Header: scriptlets, descriptions, everything rpm -qi and --scripts show.
+        header = (rpm_query(path, "-i", "--scripts", "--triggers") + rpm_query(path, "--qf", "%{DESCRIPTION}")).encode()
+        for var, needle in needles.items():
+            assert needle not in header, f"{var} found in the header of {name}"
+    # And the raw RPM files, for good measure (a payload is compressed; this covers headers).
+    for name, path in _rpms(summary).items():
+        raw = path.read_bytes() if path.stat().st_size < 50 << 20 else b""
+        assert not any(n in raw for n in needles.values()), name
+
+
+def test_wheelhouse_holds_wheels_offline_lock_and_uv(built, wh):
+    summary, _ = built
+    files = rpm_query(_rpms(summary)["airflow-prod-wheelhouse"], "-l").split()
+    for whl in wh.dir.glob("*.whl"):
+        assert f"/usr/lib/airflow-prod/wheelhouse/{whl.name}" in files
+    assert "/usr/lib/airflow-prod/requirements.txt" in files
+    assert f"/usr/lib/airflow-prod/uv/{wh.uv_wheel.name}" in files
