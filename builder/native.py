@@ -84,6 +84,9 @@ def docker_status() -> tuple[bool, str]:
         import docker  # noqa: PLC0415 - optional at runtime
     except ImportError:
         return False, "the docker SDK is not installed (pip install docker)"
+    host = os.environ.get("DOCKER_HOST")
+    if not host and not Path("/var/run/docker.sock").exists():
+        return False, "no docker engine (DOCKER_HOST is unset and there is no /var/run/docker.sock)"
     try:
         client = docker.from_env(timeout=5)
         client.ping()
@@ -134,10 +137,10 @@ def target_build_packages(names: list[str], python_minor: str) -> list[str]:
     return sorted(pkgs)
 
 
-def build_requires(sdist: Path) -> list[str]:
+def build_requires(sdist: Path, filename: str) -> list[str]:
     """[build-system] requires of an sdist (PEP 518), else setuptools + wheel."""
     data = None
-    if sdist.name.endswith(".zip"):
+    if filename.endswith(".zip"):
         with zipfile.ZipFile(sdist) as zf:
             names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/pyproject.toml")]
             data = zf.read(names[0]) if names else None
@@ -171,24 +174,35 @@ def cached_wheel(sdist_sha256: str, builder: str) -> Path | None:
     return wheels[0] if wheels else None
 
 
-def build_on_host(sdist: Path, sdist_sha256: str, uv: str) -> Path:
-    """Build `sdist` into a wheel here (isolated build env from the index); cached."""
+def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str) -> Path:
+    """Build `sdist` (a cache blob, real name `filename`) into a wheel here; cached per sdist hash."""
     hit = cached_wheel(sdist_sha256, "host")
     if hit:
         return hit
     dest = _built_cache(sdist_sha256, "host")
     with tempfile.TemporaryDirectory(prefix="bundle-build-", dir=cache_dir()) as tmp:
+        named = Path(tmp, "src", filename)
+        named.parent.mkdir()
+        _link_or_copy(sdist, named)
+        wheels_dir = Path(tmp, "out")
         run.run(
-            [uv, "build", "--no-config", "--wheel", "--out-dir", tmp, str(sdist)],
-            what=f"building a wheel from {sdist.name}",
+            [uv, "build", "--no-config", "--wheel", "--out-dir", str(wheels_dir), str(named)],
+            what=f"building a wheel from {filename}",
             env={**network_env(), "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
             tail_lines=30,
         )
-        wheels = sorted(Path(tmp).glob("*.whl"))
+        wheels = sorted(wheels_dir.glob("*.whl"))
         if len(wheels) != 1:
-            raise NativeBuildError(f"building {sdist.name} gave {len(wheels)} wheels, expected one")
+            raise NativeBuildError(f"building {filename} gave {len(wheels)} wheels, expected one")
         _commit_built(wheels[0], dest)
     return next(dest.glob("*.whl"))
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
 
 
 def _commit_built(wheel: Path, dest: Path) -> None:
@@ -209,19 +223,19 @@ def dockerfile_path() -> Path:
     raise NativeBuildError(f"{DOCKERFILE} not found next to the builder package")
 
 
-def build_in_docker(sdists: list[tuple[Path, str]], python_minor: str,
+def build_in_docker(sdists: list[tuple[Path, str, str]], python_minor: str,
                     base_image: str | None = None) -> dict[str, Path]:
-    """Build native sdists in the RHEL 9 image: sdist sha256 -> wheel (cached per sdist)."""
+    """Build native sdists (blob, filename, sha256) in the RHEL 9 image: sha256 -> wheel (cached)."""
     import docker  # noqa: PLC0415
 
     out: dict[str, Path] = {}
     todo = []
-    for sdist, sha in sdists:
+    for sdist, filename, sha in sdists:
         hit = cached_wheel(sha, "docker-el9")
         if hit:
             out[sha] = hit
         else:
-            todo.append((sdist, sha))
+            todo.append((sdist, filename, sha))
     if not todo:
         return out
     dockerfile = dockerfile_path()
@@ -244,8 +258,8 @@ def build_in_docker(sdists: list[tuple[Path, str]], python_minor: str,
         indir, outdir = Path(tmp, "in"), Path(tmp, "out")
         indir.mkdir()
         outdir.mkdir()
-        for sdist, _ in todo:
-            shutil.copy2(sdist, indir / sdist.name)
+        for sdist, filename, _ in todo:
+            shutil.copy2(sdist, indir / filename)
         try:
             client.containers.run(
                 tag, ["build-wheels", "/in", "/out"], remove=True, network_disabled=True,
@@ -254,12 +268,12 @@ def build_in_docker(sdists: list[tuple[Path, str]], python_minor: str,
             )
         except docker.errors.ContainerError as exc:
             raise NativeBuildError(f"building native wheels in {tag} failed:\n{exc.stderr or exc}") from None
-        for sdist, sha in todo:
-            stem = canonicalize_name(sdist.name.rsplit("-", 1)[0])
+        for _, filename, sha in todo:
+            stem = canonicalize_name(filename.rsplit("-", 1)[0])
             wheels = [w for w in outdir.glob("*.whl")
                       if canonicalize_name(parse_wheel_filename(w.name)[0]) == stem]
             if len(wheels) != 1:
-                raise NativeBuildError(f"the RHEL 9 builder produced no wheel for {sdist.name}")
+                raise NativeBuildError(f"the RHEL 9 builder produced no wheel for {filename}")
             dest = _built_cache(sha, "docker-el9")
             _commit_built(wheels[0], dest)
             out[sha] = next(dest.glob("*.whl"))

@@ -4,7 +4,7 @@
          ──fetch───> content-addressed cache (download.BlobStore), parallel, resumable
          ──sdists──> pure ones built here; native ones by docker | host | target (native.py)
          ──place───> out_dir: hard links to the cache, stale files removed
-         ──write───> requirements.lock (+ build-constraints.lock), manifest.json
+         ──write───> requirements.lock, SHA256SUMS, manifest.json (+ build-requirements.txt)
 
 The offline lock holds the hash of every file actually in the wheelhouse (the
 built wheels' own hashes, the sdists' for compile-on-target), so the target
@@ -38,7 +38,8 @@ from builder.site.model import Site
 log = logging.getLogger("builder.wheelhouse")
 
 OFFLINE_LOCK = "requirements.lock"
-BUILD_CONSTRAINTS = "build-constraints.lock"
+BUILD_REQUIREMENTS = "build-requirements.txt"
+SHA256SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
 MANAGED_SUFFIXES = (".whl", ".tar.gz", ".zip")
 SELECTION_FORMAT = "1"
@@ -80,7 +81,7 @@ class Wheelhouse:
     out_dir: Path
     files: list[WheelhouseFile]
     offline_lock: Path
-    build_constraints: Path | None
+    build_requirements: Path | None
     manifest: Path
     builder: native.BuilderChoice | None
     target_sdists: list[str] = field(default_factory=list)
@@ -99,8 +100,6 @@ class Wheelhouse:
         d = Path(directory or self.out_dir)
         argv = ["uv", "pip", "install", "--no-config", "--offline", "--no-index", "--find-links", str(d),
                 "--require-hashes", "--python", python, "-r", str(d / OFFLINE_LOCK)]
-        if self.build_constraints:
-            argv += ["--build-constraints", str(d / BUILD_CONSTRAINTS)]
         return argv
 
 
@@ -166,9 +165,18 @@ def select_artifacts(pins: dict[str, Pin], site: Site, registry: Registry) -> li
 
 
 def _resolve_build_requirements(requires: list[str], site: Site, lock: Lock, index_url: str) -> dict[str, Pin]:
-    """Pin and hash the build requirements of the compile-on-target sdists."""
+    """Pin and hash one sdist's build requirements for the target (same cutoff as the lock).
+
+    Each sdist is resolved on its own: their pins conflict (gssapi 1.10 wants
+    Cython==3.1.3, krb5 0.9 cython==3.2.1), and on the target each build gets
+    its own isolated environment from the wheelhouse anyway.
+    """
     from builder.lock import target_platform  # noqa: PLC0415
 
+    key = hashlib.sha256(json.dumps([sorted(requires), site.target.python, lock.method, index_url]).encode())
+    cache = cache_dir() / "selections" / f"build-{key.hexdigest()}.txt"
+    if cache.exists():
+        return parse_requirements(cache.read_text(), source=str(cache))
     with tempfile.TemporaryDirectory(prefix="bundle-buildreqs-") as tmp:
         reqs_in, out = Path(tmp, "build.in"), Path(tmp, "build.txt")
         reqs_in.write_text("\n".join(sorted(set(requires))) + "\n")
@@ -176,11 +184,12 @@ def _resolve_build_requirements(requires: list[str], site: Site, lock: Lock, ind
                 "--generate-hashes", "--no-header", "--no-annotate",
                 "--python-version", site.target.python, "--python-platform", target_platform(site)[0],
                 "--index-url", index_url, "--cache-dir", str(cache_dir() / "uv")]
-        cutoff = lock.method.split()[1] if lock.method.startswith("date-cutoff") else None
-        if cutoff:
-            argv += ["--exclude-newer", cutoff]
+        if lock.method.startswith("date-cutoff"):
+            argv += ["--exclude-newer", lock.method.split()[1]]
         run.run(argv, what="resolving build requirements of the compile-on-target sdists", env=network_env())
-        return parse_requirements(out.read_text(), source="build requirements")
+        text = out.read_text()
+    write_atomic(cache, text)
+    return parse_requirements(text, source="build requirements")
 
 
 # --- the engine entry point ----------------------------------------------------------------------
@@ -217,7 +226,7 @@ def build_wheelhouse(
             native_sdists.append(a)
             continue
         # Unknown sdist: build it here; a pure wheel ships, anything else is native.
-        wheel = native.build_on_host(blob, a.sha256, uv)
+        wheel = native.build_on_host(blob, a.filename, a.sha256, uv)
         if native.is_pure(wheel):
             files[a.name] = (None, wheel, "built-host")
             built.append(wheel.name)
@@ -230,31 +239,31 @@ def build_wheelhouse(
         choice = native.choose_builder(site.target.native_builder, site.target.os)
         notify("info", f"native sdists ({', '.join(a.name for a in native_sdists)}): {choice.name} — {choice.reason}")
         if choice.name == "docker":
-            wheels = native.build_in_docker([(store.path(a.sha256), a.sha256) for a in native_sdists],
+            wheels = native.build_in_docker([(store.path(a.sha256), a.filename, a.sha256) for a in native_sdists],
                                             site.target.python_minor)
             for a in native_sdists:
                 files[a.name] = (None, wheels[a.sha256], "built-docker")
                 built.append(wheels[a.sha256].name)
         elif choice.name == "host":
             for a in native_sdists:
-                wheel = native.build_on_host(store.path(a.sha256), a.sha256, uv)
+                wheel = native.build_on_host(store.path(a.sha256), a.filename, a.sha256, uv)
                 files[a.name] = (None, wheel, "built-host")
                 built.append(wheel.name)
         else:
-            requires: list[str] = []
             for a in native_sdists:
                 files[a.name] = (a, store.path(a.sha256), "sdist-for-target")
                 target_sdists.append(a.filename)
-                requires += native.build_requires(store.path(a.sha256))
+                requires = native.build_requires(store.path(a.sha256), a.filename)
+                for pin in _resolve_build_requirements(requires, site, lock, registry.index_url).values():
+                    build_pins[f"{pin.name}=={pin.version}"] = pin
             build_pkgs = native.target_build_packages([a.name for a in native_sdists], site.target.python_minor)
-            build_pins = _resolve_build_requirements(requires, site, lock, registry.index_url)
-            build_arts = select_artifacts(build_pins, site, registry)
+            build_arts = [select_artifacts({p.name: p}, site, registry)[0] for _, p in sorted(build_pins.items())]
             st = store.fetch_all([b.wanted() for b in build_arts], registry, progress, notify, workers)
             for b in build_arts:
                 status[b.sha256] = st[b.sha256]
-                files.setdefault(f"build:{b.name}", (b, store.path(b.sha256), "build-requirement"))
+                files.setdefault(f"build:{b.name}=={b.version}", (b, store.path(b.sha256), "build-requirement"))
 
-    wh = _place(out, site, lock, files, build_pins, choice, target_sdists, build_pkgs)
+    wh = _place(out, site, lock, files, choice, target_sdists, build_pkgs)
     wh.downloaded = sorted(a.filename for a in arts if status.get(a.sha256) in ("downloaded", "resumed"))
     wh.reused = sorted(a.filename for a in arts if status.get(a.sha256) == "reused")
     wh.built = sorted(built)
@@ -278,11 +287,12 @@ def _link(src: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def _place(out: Path, site: Site, lock: Lock, files, build_pins, choice, target_sdists, build_pkgs) -> Wheelhouse:
+def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, build_pkgs) -> Wheelhouse:
     out.mkdir(parents=True, exist_ok=True)
     entries: list[WheelhouseFile] = []
     offline: dict[str, Pin] = {}
-    build: dict[str, Pin] = {}
+    build: list[str] = []
+    placed: set[str] = set()
     for key, (art, path, origin) in sorted(files.items()):
         filename = art.filename if art else path.name
         sha = art.sha256 if art else hashlib.sha256(path.read_bytes()).hexdigest()
@@ -291,11 +301,13 @@ def _place(out: Path, site: Site, lock: Lock, files, build_pins, choice, target_
         else:
             dist, ver, _, _ = parse_wheel_filename(path.name)
             name, version = canonicalize_name(dist), str(ver)
-        _link(path, out / filename)
-        entries.append(WheelhouseFile(name, version, filename, sha, path.stat().st_size, origin))
         pin = Pin(name, version, (f"sha256:{sha}",))
+        if filename not in placed:  # a build requirement may also be a runtime pin
+            placed.add(filename)
+            _link(path, out / filename)
+            entries.append(WheelhouseFile(name, version, filename, sha, path.stat().st_size, origin))
         if key.startswith("build:"):
-            build[name] = pin
+            build.append(f"{name}=={version} --hash=sha256:{sha}")
         else:
             offline[name] = pin
     keep = {e.filename for e in entries}
@@ -312,15 +324,21 @@ def _place(out: Path, site: Site, lock: Lock, files, build_pins, choice, target_
         "# Every hash is of a file in this directory; install with --require-hashes and no index.\n\n"
     )
     offline_lock = write_atomic(out / OFFLINE_LOCK, head + render_pins(offline))
-    constraints = None
+    build_reqs = None
     if build:
-        constraints = write_atomic(
-            out / BUILD_CONSTRAINTS,
-            "# Build requirements of the sdists compiled on the target, pinned and hashed.\n\n" + render_pins(build),
+        # A record, not an install input: versions may repeat (each sdist's
+        # build is isolated), so it is not one installable requirements set.
+        build_reqs = write_atomic(
+            out / BUILD_REQUIREMENTS,
+            "# Build requirements of the sdists compiled on the target (each build picks its own\n"
+            "# from this directory, offline). Verified with SHA256SUMS.\n\n" + "\n".join(sorted(build)) + "\n",
         )
     else:
-        (out / BUILD_CONSTRAINTS).unlink(missing_ok=True)
-    wh = Wheelhouse(out, entries, offline_lock, constraints, out / MANIFEST, choice,
+        (out / BUILD_REQUIREMENTS).unlink(missing_ok=True)
+    # Every shipped file, build requirements included: `sha256sum -c SHA256SUMS`.
+    sums = "".join(f"{e.sha256}  {e.filename}\n" for e in sorted(entries, key=lambda e: e.filename))
+    write_atomic(out / SHA256SUMS, sums)
+    wh = Wheelhouse(out, entries, offline_lock, build_reqs, out / MANIFEST, choice,
                     target_sdists=sorted(target_sdists), target_build_packages=build_pkgs)
     manifest = {
         "site": site.site.name,
@@ -383,8 +401,6 @@ def prove_complete(site: Site, lock: Lock, wh: Wheelhouse, notify: Notify = lamb
                 "--offline", "--no-index", "--find-links", str(wh.out_dir), "--no-header", "--no-annotate",
                 "--python-version", site.target.python, "--python-platform", target_platform(site)[0],
                 "--cache-dir", str(Path(tmp, "uv-cache"))]
-        if wh.build_constraints:
-            argv += ["--build-constraints", str(wh.build_constraints)]
         run.run(argv, what="resolving offline against the wheelhouse")
         got = {n: p.version for n, p in parse_requirements(out.read_text()).items()}
         want = {n: p.version for n, p in lock.pins.items()}

@@ -119,7 +119,7 @@ def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_d
                           notify=notify, workers=jobs)
     click.echo(
         f"{wh.out_dir}: {len(wh.files)} files, {wh.size / 1e6:.0f} MB in {wh.seconds:.1f} s "
-        f"({len(wh.downloaded)} downloaded, {len(wh.reused)} from cache, {len(wh.built)} built)"
+        f"({len(wh.downloaded)} downloaded, {len(wh.reused)} from cache, {len(wh.built)} built from sdists)"
     )
     if wh.builder:
         click.echo(f"native builder: {wh.builder.name} ({wh.builder.reason})")
