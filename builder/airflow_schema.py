@@ -163,20 +163,3 @@ def _unknown(section: str, option: str, schema: AirflowSchema) -> str:
 def validate_options(site: Site, options: dict[str, dict[str, str]], pins: dict[str, str]) -> Checked:
     return check_options(site, options, load_schema(pins))
 
-
-def pins_from_lock(path: Path) -> dict[str, str]:
-    """name -> version of every `name==version` pin in a requirements lock."""
-    pins = {}
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise ValidationFailed(
-            f"{path}: no lock yet, so the pinned Airflow and provider versions are unknown",
-            hint="run `bundle lock --site SITE` first, or pass --no-validate",
-        ) from None
-    for line in lines:
-        head = line.split("#", 1)[0].split(";", 1)[0].strip().rstrip("\\").strip()
-        if "==" in head and not head.startswith("-"):
-            name, _, version = head.partition("==")
-            pins[name.split("[", 1)[0].strip().lower().replace("_", "-")] = version.strip()
-    return pins

@@ -40,19 +40,26 @@ def render(site_path: str, out_dir: str, lock_path: Path | None, no_validate: bo
     Files land at OUT/<path on the target host>, e.g. OUT/etc/airflow/airflow.cfg
     and OUT/usr/lib/systemd/system/airflow-scheduler.service. Unless
     --no-validate, airflow.cfg is checked against the config.yml of the pinned
-    apache-airflow-core and the providers' schemas.
+    apache-airflow-core and the providers' schemas, and the units with
+    `systemd-analyze verify`.
     """
     from builder.render import render_site, write_tree
 
     site = load(site_path)
     files = render_site(site)
     if not no_validate:
-        from builder.airflow_schema import pins_from_lock, validate_options
+        from builder.airflow_schema import validate_options
+        from builder.lock import lock_path as default_lock_path
+        from builder.lock import pinned_versions
         from builder.render.airflow_cfg import airflow_cfg_options
 
-        pins = pins_from_lock(lock_path or Path("locks") / f"{site.site.name}.txt")
+        pins = pinned_versions(lock_path or default_lock_path(site))
         checked = validate_options(site, airflow_cfg_options(site), pins)
         click.echo(f"airflow.cfg: {checked.count} options valid for {checked.source}")
+        from builder.unitcheck import verify_units
+
+        units = verify_units(site, files)
+        click.echo(f"systemd-analyze verify: {len(units)} units clean")
     out = write_tree(files, out_dir)
     click.echo(f"rendered {len(files)} files into {out}")
 
