@@ -1,0 +1,221 @@
+"""bundle wheelhouse: exactly the locked files, verified; faults leave the cache clean."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from builder import download, native
+from builder.download import BlobStore, DiskFull, HashMismatch, Interrupted, NullProgress, Wanted
+from builder.lock import ensure_lock, find_interpreter, pinned_versions
+from builder.registry import Registry
+from builder.site.load import site_from_data
+from builder.wheelhouse import SHA256SUMS, build_wheelhouse, prove_complete, target_tags
+from conftest import EXAMPLE, REPO, minimal_data
+
+
+def small_site(python: str = "3.11.7"):
+    data = copy.deepcopy(minimal_data())
+    data["airflow"] = {"version": "3.1.4", "extras": ["ssh"], "providers": []}
+    data["target"] = {"python": python}
+    return site_from_data(data)
+
+
+def nothing(level, message):
+    nothing.seen.append((level, message))
+
+
+nothing.seen = []
+
+
+def test_target_tags_cap_manylinux_at_el9_glibc(example_site):
+    tags = {str(t) for t in target_tags(example_site)}
+    assert "cp311-cp311-manylinux_2_34_x86_64" in tags
+    assert "cp311-abi3-manylinux2014_x86_64" in tags
+    assert "py3-none-any" in tags
+    assert "cp311-cp311-manylinux_2_35_x86_64" not in tags
+    assert not any("musllinux" in t or "cp312" in t for t in tags)
+
+
+def test_builder_choice_never_ships_foreign_native_wheels():
+    family = native.host_os_family()
+    if native.docker_status()[0] or family == "el9":
+        pytest.skip("this host could build el9 wheels itself")
+    with pytest.raises(native.NativeBuildError, match=r"native_builder = 'docker' but no docker engine"):
+        native.choose_builder("docker", "el9")
+    with pytest.raises(native.NativeBuildError, match=rf"'host' but this build host is {family}, not the target's OS family el9"):
+        native.choose_builder("host", "el9")
+    choice = native.choose_builder("auto", "el9")
+    assert choice.name == "target" and "compile on the target" in choice.reason
+    assert native.target_build_packages(["python-ldap", "gssapi"], "3.11") == [
+        "cyrus-sasl-devel", "gcc", "krb5-devel", "openldap-devel", "python3.11-devel"]
+
+
+# --- the small site end to end (shared cache: warm runs are fast) ------------------------------------
+
+
+@pytest.mark.network
+def test_small_wheelhouse_exact_verified_warm_and_complete(tmp_path):
+    site = small_site()
+    lock = ensure_lock(site, locks_dir=tmp_path / "locks", notify=nothing)
+    out = tmp_path / "wh"
+    wh = build_wheelhouse(site, lock, out, notify=nothing)
+    pins = pinned_versions(lock)
+    assert {(f.name, f.version) for f in wh.files} == set(pins.items())
+    for line in (out / SHA256SUMS).read_text().splitlines():
+        sha, name = line.split("  ")
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == sha, name
+    offline = (out / "requirements.lock").read_text()
+    assert all(f"--hash=sha256:{f.sha256}" in offline for f in wh.files)
+    assert not any(p.name.endswith("musllinux_1_1_x86_64.whl") for p in out.iterdir())
+    (out / "stale-1.0-py3-none-any.whl").write_text("old")
+    started = time.monotonic()
+    warm = build_wheelhouse(site, lock, out, notify=nothing)
+    assert warm.downloaded == [] and len(warm.reused) == len(pins)
+    assert time.monotonic() - started < 5, "warm wheelhouse with nothing changed must take < 5 s"
+    assert not (out / "stale-1.0-py3-none-any.whl").exists(), "files not in the lock are removed"
+    try:
+        find_interpreter(site.target.python)
+    except Exception:
+        pytest.skip("no Python 3.11.7 here for the install proof")
+    proof = prove_complete(site, lock, warm)
+    assert proof.kind == "install" and "`airflow version` printed 3.1.4" in proof.detail
+
+
+@pytest.mark.network
+def test_offline_resolve_proof_without_target_interpreter(tmp_path):
+    site = small_site(python="3.11.5")  # not installed here
+    lock = ensure_lock(site, locks_dir=tmp_path / "locks", notify=nothing)
+    wh = build_wheelhouse(site, lock, tmp_path / "wh", notify=nothing)
+    proof = prove_complete(site, lock, wh)
+    assert proof.kind == "offline-resolve"
+    assert f"reproduced all {len(lock.pins)} pins" in proof.detail
+
+
+# --- faults: a private cache and small real files --------------------------------------------------------
+
+
+def _real_file(name: str, version: str) -> Wanted:
+    reg = Registry()
+    f = next(f for f in reg.project(name).release(version) if f.is_wheel)
+    return Wanted(f"{name}=={version}", f.filename, f.url, f.sha256, f.size)
+
+
+@pytest.fixture(scope="module")
+def pyjwt():
+    return _real_file("pyjwt", "2.10.1")
+
+
+@pytest.fixture(scope="module")
+def big():
+    return _real_file("cryptography", "46.0.3")  # a few MB: room to interrupt
+
+
+def _clean(store: BlobStore) -> None:
+    """The cache holds only verified files under real names."""
+    for path in (store.root / "sha256").rglob("*") if (store.root / "sha256").exists() else []:
+        if path.is_file():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, f"corrupt cache file {path}"
+
+
+@pytest.mark.network
+def test_hash_mismatch_names_the_package(tmp_path, pyjwt):
+    store = BlobStore(tmp_path / "blobs")
+    wrong = Wanted(pyjwt.label, pyjwt.filename, pyjwt.url, "0" * 64, pyjwt.size)
+    with pytest.raises(HashMismatch, match=r"pyjwt==2\.10\.1: PyJWT-2\.10\.1-py3-none-any\.whl does not match the lock's hash"):
+        store.fetch_all([wrong], Registry())
+    assert not store.path(wrong.sha256).exists() and not store.partial(wrong.sha256).exists()
+    _clean(store)
+
+
+@pytest.mark.network
+def test_corrupted_cached_file_is_evicted_and_refetched(tmp_path, pyjwt):
+    store = BlobStore(tmp_path / "blobs")
+    assert store.fetch_all([pyjwt], Registry()) == {pyjwt.sha256: "downloaded"}
+    blob = store.path(pyjwt.sha256)
+    blob.chmod(0o644)
+    blob.write_bytes(b"bit rot")
+    seen = []
+    assert store.fetch_all([pyjwt], Registry(), notify=lambda lv, m: seen.append(m)) == {pyjwt.sha256: "downloaded"}
+    assert any("pyjwt==2.10.1: cached file" in m and "is corrupted" in m for m in seen)
+    _clean(store)
+
+
+class _StopAfter(NullProgress):
+    def __init__(self, stop: threading.Event, nbytes: int) -> None:
+        self.stop, self.nbytes, self.seen = stop, nbytes, 0
+
+    def advance(self, key, n):
+        self.seen += n
+        if self.seen >= self.nbytes:
+            self.stop.set()
+
+
+@pytest.mark.network
+def test_interrupted_download_resumes(tmp_path, big):
+    store = BlobStore(tmp_path / "blobs")
+    stop = threading.Event()
+    with pytest.raises(Interrupted, match=r"cryptography==46\.0\.3: interrupted; the partial download resumes"):
+        store._fetch(big, Registry(), _StopAfter(stop, 1 << 20), stop)
+    part = store.partial(big.sha256)
+    assert 0 < part.stat().st_size < big.size and not store.path(big.sha256).exists()
+    assert store.fetch_all([big], Registry()) == {big.sha256: "resumed"}
+    assert not part.exists()
+    # a partial file that is not a prefix of the real one: detected, started over once
+    store.path(big.sha256).unlink()
+    part.write_bytes(b"x" * 1000)
+    assert store.fetch_all([big], Registry())[big.sha256] in ("resumed", "downloaded")
+    _clean(store)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.mark.network
+def test_full_disk_before_and_during_download(tiny_disk, big, monkeypatch):
+    store = BlobStore(tiny_disk / "blobs")
+    with pytest.raises(DiskFull, match=r"disk full in .*/disk/blobs: \d+ MB still to download, 2 MB free"):
+        store.fetch_all([big], Registry())
+    # The space check passes (another writer filled the disk meanwhile): the write itself fails.
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: type("U", (), {"free": 1 << 40})())
+    with pytest.raises(DiskFull, match=r"cryptography==46\.0\.3: disk full in .*/disk/blobs"):
+        store.fetch_all([big], Registry())
+    assert not store.path(big.sha256).exists(), "nothing half-written under a real name"
+    _clean(store)
+
+
+# --- the example, whole (one test; cold ~2-4 min, warm ~2.5 min with the install proof) -----------------
+
+
+@pytest.mark.network
+@pytest.mark.integration
+def test_example_wheelhouse_complete(tmp_path):
+    out = tmp_path / "wheelhouse"
+    proc = subprocess.run(
+        [sys.executable, "-m", "builder", "wheelhouse", "--site", str(EXAMPLE), "--out", str(out), "--prove"],
+        capture_output=True, text=True, cwd=REPO, timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "inputs unchanged (207 pins), reusing it" in proc.stderr, "the committed lock is reused"
+    assert "native builder: " in proc.stdout
+    assert "complete: " in proc.stdout
+    files = {p.name for p in out.iterdir()}
+    assert "pyspark-4.0.1-py2.py3-none-any.whl" in files  # built from its sdist
+    if "native builder: target" in proc.stdout:
+        assert "python_ldap-3.4.5.tar.gz" in files and "build-requirements.txt" in files
+        assert "openldap-devel" in proc.stdout
