@@ -107,6 +107,15 @@ class Context:
     def memo(self) -> dict[str, str]:
         return self.state.setdefault("digests", {})
 
+    def serial(self, digest: str) -> int:
+        """The site packages' build serial: the last one again for the same content, else +1."""
+        rec = self.state.get("serial", {})
+        if rec.get("digest") == digest:
+            return rec["serial"]
+        n = rec.get("serial", 0) + 1
+        self.state["serial"] = {"digest": digest, "serial": n}
+        return n
+
     def unchanged(self, step: str, input_hash: str, outputs: list[Path]) -> bool:
         if self.options.force:
             return False
@@ -122,6 +131,19 @@ class Context:
 
 def _sha(*parts: object) -> str:
     return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
+
+
+def _cache_serial(cache_root: Path, digest: str) -> int:
+    """The wheelhouse's build serial, kept with the RPM cache every site shares."""
+    path = cache_root / "serials.json"
+    try:
+        serials = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        serials = {}
+    if digest not in serials:
+        serials[digest] = max(serials.values(), default=0) + 1
+        write_atomic(path, json.dumps(serials, indent=1, sort_keys=True) + "\n")
+    return serials[digest]
 
 
 def source_date_epoch(path: Path) -> tuple[int, str]:
@@ -275,10 +297,12 @@ def step_package(ctx: Context) -> tuple[bool, str]:
 
     # The site-independent wheelhouse: built once per content, reused by every site.
     wh_stamp, _ = lock_epoch(ctx.lock_path)
-    wh_plan = P.wheelhouse_plan(ctx.wheelhouse, site.airflow.version, wh_stamp, ctx.memo)
+    cache_root = opts.rpm_cache or cache_dir() / "rpms"
+    wh_plan = P.wheelhouse_plan(ctx.wheelhouse, site.airflow.version, wh_stamp, ctx.memo,
+                                serial=lambda d: _cache_serial(cache_root, d))
     wh_spec = render_spec(wh_plan)
     wh_key = _sha(wh_spec, P.plan_digest(wh_plan.packages), opts.payload, rpm_version)[:20]
-    cache = (opts.rpm_cache or cache_dir() / "rpms") / wh_key
+    cache = cache_root / wh_key
     wh_rpm = cache / wh_plan.rpm_filename(wh_plan.main)
     wh_reused = wh_rpm.is_file() and not opts.force
     if not wh_reused:
@@ -294,7 +318,8 @@ def step_package(ctx: Context) -> tuple[bool, str]:
         smoke_imports=smoke_imports(ctx.wheelhouse.lock),
         build_requires=ctx.wheelhouse.build_packages,
     )
-    plan = P.site_plan(site, ctx.rendered, inputs, stamp, render_build_venv(site, inputs.smoke_imports))
+    plan = P.site_plan(site, ctx.rendered, inputs, stamp, render_build_venv(site, inputs.smoke_imports),
+                       serial=ctx.serial)
     spec = render_spec(plan)
     digest = _sha(spec, P.plan_digest(plan.packages), opts.payload, rpm_version, wh_rpm.name)
     site_rpms = [rpms_dir / n for n in plan.filenames()]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import textwrap
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -96,6 +97,7 @@ class SpecPlan:
     changelog: str
     autoreqprov: bool = False
     build_arch: str = "noarch"
+    digest: str = ""          # content hash of the packages (release excluded)
 
     @property
     def main(self) -> RpmPackage:
@@ -188,11 +190,16 @@ def plan_digest(packages: tuple[RpmPackage, ...], *extra: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def release_of(stamp: int, digest: str) -> str:
-    """`<UTC build stamp>.<content hash>.el9`: newer stamps sort higher; the hash keeps
-    two different builds (or two sites) from ever sharing one name-version-release."""
+def release_of(stamp: int, serial: int, digest: str) -> str:
+    """`<UTC stamp>.<serial>.<content hash>.el9`.
+
+    Newer inputs (a later commit or SOURCE_DATE_EPOCH) sort higher by the stamp;
+    rebuilds with changed content at the same stamp sort higher by the serial
+    (counted per output directory, or per RPM cache for the wheelhouse); the hash
+    keeps two different builds, or two sites, from ever sharing one
+    name-version-release."""
     when = datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y%m%d%H%M%S")
-    return f"{when}.{digest[:8]}.{DIST}"
+    return f"{when}.{serial}.{digest[:8]}.{DIST}"
 
 
 def changelog(stamp: int, version: str, release: str, text: str) -> str:
@@ -204,7 +211,8 @@ def changelog(stamp: int, version: str, release: str, text: str) -> str:
 
 
 def wheelhouse_plan(
-    wh: WheelhouseInput, version: str, stamp: int, memo: dict[str, str] | None = None
+    wh: WheelhouseInput, version: str, stamp: int, memo: dict[str, str] | None = None,
+    serial: Callable[[str], int] = lambda digest: 1,
 ) -> SpecPlan:
     """airflow-prod-wheelhouse: site-independent; built once and reused by every site."""
     entries: list[Entry] = [
@@ -233,10 +241,10 @@ def wheelhouse_plan(
         entries=tuple(sorted(entries, key=lambda e: e.dest)),
     )
     digest = plan_digest((pkg,), version, stamp)
-    release = release_of(stamp, digest)
+    release = release_of(stamp, serial(digest), digest)
     return SpecPlan(
         spec_name="airflow-prod-wheelhouse", version=version, release=release,
-        source_date_epoch=stamp, packages=(pkg,), build_arch="x86_64",
+        source_date_epoch=stamp, packages=(pkg,), build_arch="x86_64", digest=digest,
         changelog=changelog(stamp, version, release, f"Wheelhouse for Apache Airflow {version}"),
     )
 
@@ -260,7 +268,8 @@ def config_package_name(site: Site) -> str:
 
 
 def site_plan(
-    site: Site, files: list[RenderedFile], inputs: SiteInputs, stamp: int, build_venv_text: str
+    site: Site, files: list[RenderedFile], inputs: SiteInputs, stamp: int, build_venv_text: str,
+    serial: Callable[[str], int] = lambda digest: 1,
 ) -> SpecPlan:
     """airflow-prod (base), airflow-prod-config-<site>, airflow-prod-<role> for each role."""
     p = site.paths
@@ -374,13 +383,9 @@ def site_plan(
 
     packages = (base, config, *roles)
     digest = plan_digest(packages, version, stamp, inputs.smoke_imports)
-    release = release_of(stamp, digest)
+    release = release_of(stamp, serial(digest), digest)
     return SpecPlan(
         spec_name="airflow-prod", version=version, release=release, source_date_epoch=stamp,
-        packages=packages,
+        packages=packages, digest=digest,
         changelog=changelog(stamp, version, release, f"Site {site.site.name}, built by airflow-prod"),
     )
-
-
-def with_release(plan: SpecPlan, release: str) -> SpecPlan:
-    return replace(plan, release=release)

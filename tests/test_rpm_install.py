@@ -1,0 +1,207 @@
+"""Install the signed repository with `dnf --installroot` (gpgcheck and repo_gpgcheck
+on) into a Debian 12 root standing in for a RHEL 9 host, and check what %pre and
+%post really did: user and group, directories, the venv built offline with uv and
+importing the synthetic wheelhouse's packages, presets; then a config upgrade
+(.rpmnew), a failing venv build (old venv keeps serving, loudly), and erase
+(user, DAGs, logs and edited config stay).
+
+How the scriptlets get a real interpreter: the root is a debootstrap'd Debian 12
+(minbase + python3, systemd, passwd), so /usr/bin/python3.11 inside it is a real
+CPython 3.11.2 and rpm runs every scriptlet chrooted there; /dev and /proc are
+bind-mounted for the duration. Its rpmdb knows nothing of Debian's packages, so a
+TEST-ONLY stand-in package provides the RHEL names (python3.11, systemd,
+shadow-utils, ...) after checking each path exists in the root (test_rpm_fixtures).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from test_rpm_fixtures import (
+    SYNTH_MODULES, build, have, make_gpg_key, mini_data, needs_rpm, standin_rpm, synthetic_wheelhouse,
+    target_root, write_site,
+)
+
+pytestmark = [
+    pytest.mark.integration, needs_rpm,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chroot scriptlets, mounts)"),
+    pytest.mark.skipif(not have("dnf", "zstd", "chroot", "mount"), reason="needs dnf, zstd, chroot, mount"),
+]
+
+ROLES = ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker"]
+SITE = "irsite"
+
+
+class Host:
+    """The installroot and the repository it installs from."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.root = base / "root"
+        self.home = base / "home"   # HOME for rpm/dnf: .rpmmacros sets %_dbpath /var/lib/rpm
+        self.key = make_gpg_key(base / "gnupg")
+        self.wh = synthetic_wheelhouse()
+        self.data = mini_data(SITE)
+        self.data["publish"] = {"gpg_key": self.key.fingerprint, "gpg_home": str(self.key.home)}
+        self.site = base / "site.toml"
+        self.mounts: list[Path] = []
+
+    def build(self, wh=None):
+        write_site(self.site, self.data)
+        return build(self.site, self.base / "out", wh or self.wh, sign=True, rpm_cache=self.base / "cache")
+
+    def env(self) -> dict:
+        return {**os.environ, "HOME": str(self.home)}
+
+    def dnf(self, *args: str) -> subprocess.CompletedProcess:
+        repo = self.base / "out" / "repo"
+        argv = ["dnf", "-y", f"--installroot={self.root}", "--releasever=9", "--setopt=reposdir=/nonexistent",
+                f"--setopt=cachedir={self.base / 'dnf-cache'}", "--setopt=install_weak_deps=False",
+                f"--repofrompath=airflow-prod,file://{repo}", "--setopt=airflow-prod.gpgcheck=1",
+                "--setopt=airflow-prod.repo_gpgcheck=1",
+                f"--setopt=airflow-prod.gpgkey=file://{repo}/RPM-GPG-KEY-airflow-prod",
+                "--setopt=airflow-prod.metadata_expire=0", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=self.env(), timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    def chroot(self, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["chroot", str(self.root), *argv], capture_output=True, text=True, timeout=120)
+
+    def path(self, p: str) -> Path:
+        return self.root / p.lstrip("/")
+
+    def ids(self, name: str) -> tuple[int, int]:
+        for line in self.path("/etc/passwd").read_text().splitlines():
+            f = line.split(":")
+            if f[0] == name:
+                return int(f[2]), int(f[3])
+        raise KeyError(name)
+
+    def setup(self) -> None:
+        target_root(self.root)
+        self.home.mkdir()
+        (self.home / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
+        for src, dest, kind in (("/dev", "dev", "bind"), ("proc", "proc", "proc")):
+            target = self.root / dest
+            cmd = ["mount", "--bind", src, str(target)] if kind == "bind" else ["mount", "-t", "proc", "proc", str(target)]
+            subprocess.run(cmd, check=True)
+            self.mounts.append(target)
+        stand = standin_rpm(self.root, self.base / "standin")
+        subprocess.run(["rpm", f"--root={self.root}", "--initdb"], check=True, env=self.env())
+        subprocess.run(["rpm", f"--root={self.root}", "-i", str(stand)], check=True, env=self.env(),
+                       capture_output=True)
+
+    def teardown(self) -> None:
+        for m in reversed(self.mounts):
+            subprocess.run(["umount", "-l", str(m)], check=False)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    h = Host(tmp_path_factory.mktemp("installroot"))
+    try:
+        h.setup()
+        h.build()
+        h.dnf("install", *[f"airflow-prod-{r}" for r in ROLES])
+        yield h
+    finally:
+        h.teardown()
+
+
+def _venv_target(host: Host) -> str:
+    return os.readlink(host.path("/opt/airflow/venv"))
+
+
+def test_pre_created_the_user_and_group_and_directories_have_owners_and_modes(host):
+    uid, gid = host.ids("airflow")
+    assert uid < 1000  # a system account
+    assert "/opt/airflow:/sbin/nologin" in host.path("/etc/passwd").read_text()
+    expect = {"/opt/airflow": (0o755, uid, gid), "/opt/airflow/dags": (0o755, uid, gid),
+              "/opt/airflow/logs": (0o750, uid, gid), "/opt/airflow/security": (0o750, uid, gid),
+              "/opt/airflow/venvs": (0o755, 0, 0), "/etc/airflow": (0o750, 0, gid),
+              "/run/airflow": (0o750, uid, gid)}
+    for path, (mode, u, g) in expect.items():
+        st = host.path(path).stat()
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (mode, u, g), path
+    cfg = host.path("/etc/airflow/secrets.env.example").stat()
+    assert (cfg.st_mode & 0o777, cfg.st_gid) == (0o640, gid)
+    assert not host.path("/etc/airflow/secrets.env").exists()
+
+
+def test_post_built_the_venv_offline_and_switched_the_symlink(host):
+    target = _venv_target(host)
+    assert target.startswith("/opt/airflow/venvs/py3.11-")
+    assert host.path(target + "/.airflow-prod-complete").is_file()
+    proc = host.chroot("/opt/airflow/venv/bin/python", "-c",
+                       f"import {', '.join(SYNTH_MODULES)}, sys; print(sys.version)")
+    assert proc.returncode == 0 and proc.stdout.startswith("3.11"), proc.stderr
+    # Bytecode compiled at install time (uv --compile-bytecode).
+    assert list(host.path(target).rglob("six*.pyc"))
+    log = host.path("/var/log/airflow-prod/build-venv.log").read_text()
+    assert "built " + target in log
+
+
+def test_presets_enabled_every_role_into_airflow_target(host):
+    wants = host.path("/etc/systemd/system/airflow.target.wants")
+    assert sorted(p.name for p in wants.iterdir()) == sorted(f"airflow-{r}.service" for r in ROLES)
+    assert host.path("/etc/systemd/system/multi-user.target.wants/airflow.target").is_symlink()
+
+
+def test_upgrade_keeps_edited_config_and_reuses_the_venv(host):
+    cfg = host.path("/etc/airflow/airflow.cfg")
+    cfg.write_text(cfg.read_text() + "\n# local edit by the admin\n")
+    before = _venv_target(host)
+    host.data["core"] = {"parallelism": 99}
+    host.build()
+    out = host.dnf("upgrade").stdout
+    assert "Upgraded" in out or "Upgrading" in out, out[-2000:]
+    assert "# local edit by the admin" in cfg.read_text()
+    assert "parallelism = 99" in host.path("/etc/airflow/airflow.cfg.rpmnew").read_text()
+    assert _venv_target(host) == before  # same lock: the same venv is reused
+    assert "is complete already: reusing it" in host.path("/var/log/airflow-prod/build-venv.log").read_text()
+
+
+def test_failed_venv_build_keeps_the_old_venv_serving_and_says_so_loudly(host):
+    """A tampered lock (wrong hash) makes uv refuse: %post fails, dnf still exits 0
+    (rpm's rule), the banner is in dnf's output, and the old venv keeps serving."""
+    bad = host.base / "bad-wheelhouse"
+    shutil.copytree(host.wh.dir, bad / "wheels")
+    lock = host.wh.lock.read_text()
+    first_hash = lock.split("sha256:")[1][:64]
+    (bad / "requirements.txt").write_text(lock.replace(first_hash, "0" * 64))
+    from test_rpm_fixtures import SynthWheelhouse
+
+    before = _venv_target(host)
+    host.build(SynthWheelhouse(bad / "wheels", bad / "requirements.txt", host.wh.uv_wheel))
+    proc = host.dnf("upgrade")
+    said = proc.stdout + proc.stderr
+    assert "THE AIRFLOW VIRTUALENV WAS NOT BUILT" in said, said[-3000:]
+    assert _venv_target(host) == before
+    assert host.chroot("/opt/airflow/venv/bin/python", "-c", "import six").returncode == 0
+    # Nothing half-built is left beside the serving venv.
+    assert sorted(p.name for p in host.path("/opt/airflow/venvs").iterdir()) == [before.rsplit("/", 1)[1]]
+    # Back to the good wheelhouse for the next test.
+    host.build()
+    host.dnf("upgrade")  # dnf takes the newest release: the last build's
+
+
+def test_erase_keeps_user_dags_logs_and_edited_config(host):
+    dag = host.path("/opt/airflow/dags/my_dag.py")
+    dag.write_text("# a DAG\n")
+    log = host.path("/opt/airflow/logs/scheduler.log")
+    log.write_text("log line\n")
+    host.dnf("remove", "airflow-prod*")
+    assert "airflow:" in host.path("/etc/passwd").read_text()
+    assert dag.read_text() == "# a DAG\n" and log.read_text() == "log line\n"
+    edited = host.path("/etc/airflow/airflow.cfg.rpmsave")
+    assert "# local edit by the admin" in edited.read_text()
+    assert not host.path("/opt/airflow/venv").exists() and not host.path("/opt/airflow/venvs").exists()
+    assert not host.path("/etc/systemd/system/airflow.target.wants").exists() or \
+        not any(host.path("/etc/systemd/system/airflow.target.wants").iterdir())
