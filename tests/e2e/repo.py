@@ -53,6 +53,8 @@ RHEL_PROVIDES: tuple[Provide, ...] = (
     Provide("/bin/sh", ("bin/sh",)),
     Provide("/usr/bin/sh", ("usr/bin/sh",)),
     Provide("glibc", ("usr/lib/x86_64-linux-gnu/libc.so.6",), "libc6"),
+    Provide("glibc-common", ("usr/bin/getent", "usr/bin/locale"), "libc-bin"),
+    Provide("/usr/bin/getent", ("usr/bin/getent",)),
     Provide("procps-ng", ("usr/bin/ps", "usr/bin/pgrep"), "procps"),
     Provide("krb5-workstation", ("usr/bin/kinit", "usr/bin/klist", "usr/bin/kdestroy"), "krb5-user"),
     Provide("krb5-libs", ("usr/lib/x86_64-linux-gnu/libkrb5.so.3", "usr/lib/x86_64-linux-gnu/libgssapi_krb5.so.2"),

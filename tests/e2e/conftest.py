@@ -1,0 +1,12 @@
+"""Fixtures of the end-to-end tests: the real servers, the CA, the root image, the signing key."""
+
+from .fixtures import (  # noqa: F401
+    ca,
+    kdc,
+    ldap,
+    postgres,
+    redis,
+    servers_dir,
+    signing_key,
+    target_image,
+)

@@ -1,0 +1,73 @@
+"""Timed phases of the end-to-end run, diagnostics on failure, and docs/e2e-timings.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .target import TargetHost
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    status: str  # ok | FAILED
+    note: str = ""
+
+
+@dataclass
+class Phases:
+    rows: list[Phase] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    @contextmanager
+    def __call__(self, name: str, host: TargetHost | None = None, units: Sequence[str] = (),
+                 logs: Sequence[str] = (), note: str = "") -> Iterator[None]:
+        """Time a phase; if it fails, print what an engineer needs (journals, logs) and re-raise."""
+        t0 = time.monotonic()
+        print(f"\n[e2e] {name} ...", file=sys.stderr, flush=True)
+        try:
+            yield
+        except BaseException:
+            self.rows.append(Phase(name, time.monotonic() - t0, "FAILED", note))
+            if host is not None:
+                print(f"\n[e2e] phase {name!r} failed; diagnostics follow\n{host.diagnose(units, logs)}",
+                      file=sys.stderr, flush=True)
+            raise
+        seconds = time.monotonic() - t0
+        self.rows.append(Phase(name, seconds, "ok", note))
+        print(f"[e2e] {name}: {seconds:.1f}s", file=sys.stderr, flush=True)
+
+    def markdown(self) -> str:
+        total = time.monotonic() - self.started
+        lines = [
+            "# End-to-end test timings",
+            "",
+            "Written by `tests/e2e/test_e2e.py` at the end of each run (`pytest -m e2e tests/e2e`).",
+            "Each phase is timed on the machine that ran it; a warm cache means the root tarball,",
+            "the lock and the wheelhouse were already there.",
+            "",
+            f"- run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"- machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
+        ]
+        lines += [f"- {k}: {v}" for k, v in sorted(self.facts.items())]
+        lines += ["", "| phase | seconds | result |", "| --- | ---: | --- |"]
+        for row in self.rows:
+            note = f" ({row.note})" if row.note else ""
+            lines.append(f"| {row.name}{note} | {row.seconds:.1f} | {row.status} |")
+        lines += [f"| **total** | {total:.1f} | |", ""]
+        return "\n".join(lines)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.markdown())
+        os.replace(tmp, path)
