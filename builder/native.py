@@ -29,6 +29,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from builder import run
+from builder.download import sha256_file
 from builder.errors import BundleError
 from builder.registry import network_env
 from builder.resources import cache_dir
@@ -169,9 +170,16 @@ def _built_cache(sdist_sha256: str, builder: str) -> Path:
 
 
 def cached_wheel(sdist_sha256: str, builder: str) -> Path | None:
+    """The wheel built earlier from this sdist, if it still has the hash it was built with."""
     d = _built_cache(sdist_sha256, builder)
-    wheels = sorted(d.glob("*.whl")) if d.is_dir() and (d / ".complete").exists() else []
-    return wheels[0] if wheels else None
+    stamp = d / ".complete"
+    wheels = sorted(d.glob("*.whl")) if stamp.exists() else []
+    if len(wheels) == 1 and sha256_file(wheels[0]) == stamp.read_text().strip():
+        return wheels[0]
+    if d.exists():
+        log.warning("built wheel cache %s is incomplete or corrupted: rebuilding", d)
+        shutil.rmtree(d, ignore_errors=True)
+    return None
 
 
 def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str) -> Path:
@@ -210,7 +218,7 @@ def _commit_built(wheel: Path, dest: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     shutil.copy2(wheel, staging / wheel.name)
-    (staging / ".complete").write_text("ok\n")
+    (staging / ".complete").write_text(sha256_file(staging / wheel.name) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(staging, dest)
 

@@ -27,7 +27,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from builder import native, run
-from builder.download import BlobStore, Notify, Progress, Wanted
+from builder.download import BlobStore, Notify, Progress, Wanted, sha256_file
 from builder.errors import BundleError
 from builder.fsutil import write_atomic
 from builder.lock import GLIBC, Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
@@ -295,7 +295,7 @@ def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, buil
     placed: set[str] = set()
     for key, (art, path, origin) in sorted(files.items()):
         filename = art.filename if art else path.name
-        sha = art.sha256 if art else hashlib.sha256(path.read_bytes()).hexdigest()
+        sha = art.sha256 if art else sha256_file(path)
         if art:
             name, version = art.name, art.version
         else:
