@@ -179,3 +179,20 @@ def test_cli_bad_extra_exits_1_without_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "error: airflow.extras: apache-airflow 3.1.4 has no extra 'oracel' (did you mean oracle" in proc.stderr
+
+
+@pytest.mark.network
+def test_host_pip_and_uv_config_never_leak(tmp_path, monkeypatch):
+    """This host's pip.conf adds find-links and file:// indexes; env vars can do worse."""
+    conf = tmp_path / "uv.toml"
+    conf.write_text('index-url = "http://127.0.0.1:1/simple"\n')
+    for var, value in {
+        "UV_INDEX_URL": "http://127.0.0.1:1/simple", "UV_DEFAULT_INDEX": "http://127.0.0.1:1/simple",
+        "UV_CONFIG_FILE": str(conf), "UV_EXCLUDE_NEWER": "2001-01-01T00:00:00Z",
+        "PIP_INDEX_URL": "http://127.0.0.1:1/simple", "PIP_FIND_LINKS": "/nonexistent",
+        "PIP_CONSTRAINT": "/nonexistent.txt", "PIP_NO_INDEX": "1",
+    }.items():
+        monkeypatch.setenv(var, value)
+    lock = ensure_lock(small_site(), locks_dir=tmp_path / "locks", notify=quiet, refresh=True)
+    assert lock.header["index"] == "https://pypi.org/simple"
+    assert pinned_versions(lock)["apache-airflow-core"] == "3.1.4"
