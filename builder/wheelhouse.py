@@ -39,6 +39,10 @@ log = logging.getLogger("builder.wheelhouse")
 
 OFFLINE_LOCK = "requirements.lock"
 BUILD_REQUIREMENTS = "build-requirements.txt"
+# Never written: one constraints file cannot hold the sdists' conflicting build
+# pins (gssapi Cython==3.1.3, krb5 cython==3.2.1). Kept so callers that look
+# for it find no file and pass no --build-constraints.
+BUILD_CONSTRAINTS = "build-constraints.lock"
 SHA256SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
 MANAGED_SUFFIXES = (".whl", ".tar.gz", ".zip")
@@ -335,6 +339,7 @@ def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, buil
         )
     else:
         (out / BUILD_REQUIREMENTS).unlink(missing_ok=True)
+    (out / BUILD_CONSTRAINTS).unlink(missing_ok=True)  # left by an older version
     # Every shipped file, build requirements included: `sha256sum -c SHA256SUMS`.
     sums = "".join(f"{e.sha256}  {e.filename}\n" for e in sorted(entries, key=lambda e: e.filename))
     write_atomic(out / SHA256SUMS, sums)
