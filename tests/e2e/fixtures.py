@@ -108,5 +108,7 @@ def signing_key(servers_dir: Path):
     """A throwaway gpg key for test repositories (generated per session, never committed)."""
     from .repo import SigningKey
 
-    _need("gpg", "rpmsign", "rpmbuild", "createrepo_c")
-    return SigningKey.create(servers_dir / "gnupg")
+    _need("gpg", "gpgconf", "rpmsign", "rpmbuild", "createrepo_c")
+    key = SigningKey.create(servers_dir / "gnupg")
+    yield key
+    key.close()

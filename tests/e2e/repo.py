@@ -173,6 +173,10 @@ class SigningKey:
     def env(self) -> dict[str, str]:
         return {"GNUPGHOME": str(self.home)}
 
+    def close(self) -> None:
+        """Stop the gpg-agent this key's home started (gpg starts one on demand)."""
+        run(["gpgconf", "--homedir", self.home, "--kill", "gpg-agent"], env=self.env, check=False)
+
     def sign_rpms(self, rpms: Sequence[Path]) -> None:
         # Debian's rpm points %__gpg at /usr/bin/gpg2, which Debian 12 does not ship.
         run(["rpmsign", "--addsign", "--define", f"__gpg {shutil.which('gpg') or '/usr/bin/gpg'}",
