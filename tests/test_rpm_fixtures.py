@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ class SynthWheelhouse:
 def _pip_download(dest: Path, *args: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
     env["PIP_CONFIG_FILE"] = os.devnull
-    subprocess.run(["python3", "-m", "pip", "download", "--no-deps", "--isolated", "-q", "-d", str(dest), *args],
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--isolated", "-q", "-d", str(dest), *args],
                    check=True, env=env, capture_output=True, text=True, timeout=300)
 
 
