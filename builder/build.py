@@ -299,7 +299,7 @@ def step_package(ctx: Context) -> tuple[bool, str]:
     wh_stamp, _ = lock_epoch(ctx.lock_path)
     cache_root = opts.rpm_cache or cache_dir() / "rpms"
     wh_plan = P.wheelhouse_plan(ctx.wheelhouse, site.airflow.version, wh_stamp, ctx.memo,
-                                serial=lambda d: _cache_serial(cache_root, d))
+                                serial=lambda d: _cache_serial(cache_root, d), dist=site.target.os)
     wh_spec = render_spec(wh_plan)
     wh_key = _sha(wh_spec, P.plan_digest(wh_plan.packages), opts.payload, rpm_version)[:20]
     cache = cache_root / wh_key

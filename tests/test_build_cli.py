@@ -36,7 +36,7 @@ def test_build_then_export_prints_a_summary(tmp_path):
     assert "airflow-prod-config-clisite-" in out and "MiB" in out
 
     again = bundle(*args)
-    assert "steps reused from cache: lock, wheelhouse, render, package, publish" in again.stdout
+    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish" in again.stdout
 
     exp = bundle("export", "--site", str(site), "--out", str(tmp_path / "out"))
     assert exp.returncode == 0, exp.stderr

@@ -60,7 +60,7 @@ def build(site_path: str, out_dir: Path | None, locks_dir: Path, wheelhouse_dir:
         mark = "reused" if pkg.reused else "built "
         click.echo(f"  {mark} {_size(pkg.size):>10}  {pkg.path.name}")
     reused = [s.name for s in summary.steps if s.reused]
-    click.echo(f"steps reused from cache: {', '.join(reused) or 'none'}")
+    click.echo(f"steps skipped (inputs unchanged or given): {', '.join(reused) or 'none'}")
     if summary.repo:
         signed = f"signed by {summary.signed_by}" if summary.signed_by else "UNSIGNED"
         click.echo(f"repository ({signed}): {summary.repo}")

@@ -31,7 +31,8 @@ LIBEXEC = "/usr/libexec/airflow-prod"
 BUILD_VENV = f"{LIBEXEC}/build-venv"
 LOG_DIR = "/var/log/airflow-prod"
 
-DIST = "el9"
+# The release's dist tag per target OS family (debian12 is the test stand-in host).
+DIST = {"el9": "el9", "debian12": "deb12"}
 LICENSE = "Apache-2.0"
 URL = "https://airflow.apache.org/"
 VENDOR = "airflow-prod bundle builder"
@@ -190,7 +191,7 @@ def plan_digest(packages: tuple[RpmPackage, ...], *extra: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def release_of(stamp: int, serial: int, digest: str) -> str:
+def release_of(stamp: int, serial: int, digest: str, dist: str = "el9") -> str:
     """`<UTC stamp>.<serial>.<content hash>.el9`.
 
     Newer inputs (a later commit or SOURCE_DATE_EPOCH) sort higher by the stamp;
@@ -199,7 +200,7 @@ def release_of(stamp: int, serial: int, digest: str) -> str:
     keeps two different builds, or two sites, from ever sharing one
     name-version-release."""
     when = datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y%m%d%H%M%S")
-    return f"{when}.{serial}.{digest[:8]}.{DIST}"
+    return f"{when}.{serial}.{digest[:8]}.{DIST[dist]}"
 
 
 def changelog(stamp: int, version: str, release: str, text: str) -> str:
@@ -212,7 +213,7 @@ def changelog(stamp: int, version: str, release: str, text: str) -> str:
 
 def wheelhouse_plan(
     wh: WheelhouseInput, version: str, stamp: int, memo: dict[str, str] | None = None,
-    serial: Callable[[str], int] = lambda digest: 1,
+    serial: Callable[[str], int] = lambda digest: 1, dist: str = "el9",
 ) -> SpecPlan:
     """airflow-prod-wheelhouse: site-independent; built once and reused by every site."""
     entries: list[Entry] = [
@@ -240,8 +241,8 @@ def wheelhouse_plan(
         arch="x86_64",
         entries=tuple(sorted(entries, key=lambda e: e.dest)),
     )
-    digest = plan_digest((pkg,), version, stamp)
-    release = release_of(stamp, serial(digest), digest)
+    digest = plan_digest((pkg,), version, stamp, dist)
+    release = release_of(stamp, serial(digest), digest, dist)
     return SpecPlan(
         spec_name="airflow-prod-wheelhouse", version=version, release=release,
         source_date_epoch=stamp, packages=(pkg,), build_arch="x86_64", digest=digest,
@@ -383,7 +384,7 @@ def site_plan(
 
     packages = (base, config, *roles)
     digest = plan_digest(packages, version, stamp, inputs.smoke_imports)
-    release = release_of(stamp, serial(digest), digest)
+    release = release_of(stamp, serial(digest), digest, site.target.os)
     return SpecPlan(
         spec_name="airflow-prod", version=version, release=release, source_date_epoch=stamp,
         packages=packages, digest=digest,
