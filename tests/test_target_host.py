@@ -107,15 +107,23 @@ Summary: TEST-ONLY: requires RHEL names the stand-in provides
 License: Apache-2.0
 BuildArch: noarch
 Requires: python3.11 >= 3.11, systemd >= 252, shadow-utils, krb5-workstation, /bin/sh
-Requires(post): /usr/sbin/useradd
+Requires(post): /usr/sbin/useradd, systemd
 
 %description
 TEST-ONLY.
 
+%install
+mkdir -p %{buildroot}/usr/lib/systemd/system
+printf '[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n' \
+    > %{buildroot}/usr/lib/systemd/system/e2e-consumer.service
+
 %post
 getent passwd e2e-consumer >/dev/null || useradd -r -M -s /sbin/nologin e2e-consumer
+# As %systemd_post does: enable by preset, no reload (systemd's file trigger reloads once).
+systemctl --no-reload enable e2e-consumer.service >/dev/null 2>&1 || :
 
 %files
+/usr/lib/systemd/system/e2e-consumer.service
 """, build, "e2e-test-consumer")
     repo = make_repo(repos_dir / "signed", [standin, consumer], signing_key)
     host.put("/etc/yum.repos.d/e2e-signed.repo",
@@ -132,6 +140,10 @@ getent passwd e2e-consumer >/dev/null || useradd -r -M -s /sbin/nologin e2e-cons
     sig = host.run(["rpm", "-q", "--qf", "%{RSAHEADER:pgpsig}\\n", "e2e-test-consumer"]).stdout
     assert signing_key.fingerprint[-16:].lower() in sig.lower()
     assert host.run(["rpm", "--dbpath", "/var/lib/rpm", "-qa"]).stdout.count("\n") >= 2
+    # The stand-in's copy of RHEL systemd's file trigger reloaded the manager after the
+    # transaction: the unit enabled with --no-reload is known to multi-user.target.
+    wants = host.systemctl("show", "-P", "Wants", "multi-user.target").stdout.split()
+    assert "e2e-consumer.service" in wants
 
 
 def test_dnf_refuses_an_unsigned_package(host, repos_dir, signing_key):

@@ -209,11 +209,16 @@ def venv_target(host: TargetHost) -> str:
     return host.run(["readlink", "/opt/airflow/venv"]).stdout.strip()
 
 
-def wait_active(host: TargetHost, units: tuple[str, ...], timeout: float = 180) -> None:
+def wait_active(host: TargetHost, units: tuple[str, ...], timeout: float = 180, max_restarts: int = 3) -> None:
+    """Every unit active; fails early on a unit in a restart loop (Restart=always hides failures)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(host.is_active(u) for u in units):
             return
+        looping = {u: n for u in units
+                   if (n := int(host.systemctl("show", "-P", "NRestarts", u).stdout.strip() or 0)) >= max_restarts}
+        if looping:
+            raise AssertionError(f"restarting in a loop: {looping}")
         time.sleep(2)
     down = [u for u in units if not host.is_active(u)]
     raise AssertionError(f"not active after {timeout:.0f} s: {down}")
