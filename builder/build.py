@@ -102,6 +102,7 @@ class Context:
     packages: list[BuiltPackage] = field(default_factory=list)
     repo: Path | None = None
     signed_by: str | None = None
+    signing: tuple = (None, "")   # (publish.SigningKey, fingerprint); "" when not signing
 
     @property
     def memo(self) -> dict[str, str]:
@@ -363,11 +364,10 @@ def step_publish(ctx: Context) -> tuple[bool, str]:
     from builder import publish
 
     site = ctx.site
-    sign = site.publish.sign if ctx.options.sign is None else ctx.options.sign
+    sign = bool(ctx.signing[1])
     repo = ctx.out_dir / "repo"
     repo.mkdir(parents=True, exist_ok=True)
-    key = publish.SigningKey(site.publish.gpg_key, Path(site.publish.gpg_home) if site.publish.gpg_home else None)
-    fpr = key.fingerprint() if sign else ""
+    key, fpr = ctx.signing
     digests = {p.path.name: P.sha256_file(p.path, ctx.memo) for p in ctx.packages}
     input_hash = _sha(sorted(digests.items()), fpr, sign, ctx.state.get("stamp"))
     outputs = [repo / n for n in digests] + [repo / "repodata" / "repomd.xml"]
@@ -421,6 +421,17 @@ STEPS: tuple[tuple[str, Callable[[Context], tuple[bool, str]]], ...] = (
 # --- the entry points ---------------------------------------------------------------
 
 
+def signing_key(site: Site, options: BuildOptions) -> tuple:
+    """The key that will sign, resolved to its fingerprint before any work is done."""
+    from builder import publish
+
+    sign = site.publish.sign if options.sign is None else options.sign
+    if not sign:
+        return None, ""
+    key = publish.SigningKey(site.publish.gpg_key, Path(site.publish.gpg_home) if site.publish.gpg_home else None)
+    return key, key.fingerprint()
+
+
 def default_out_dir(site: Site) -> Path:
     return Path("build") / site.site.name
 
@@ -439,6 +450,7 @@ def build(site: Site, site_path: str | Path, options: BuildOptions = BuildOption
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "state.json"
     ctx = Context(site, Path(site_path).resolve(), options, out_dir, log, _load_state(state_path))
+    ctx.signing = signing_key(site, options)  # a missing key fails now, not after packaging
     results = []
     try:
         for name, step in STEPS:

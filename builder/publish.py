@@ -37,10 +37,16 @@ class SigningKey:
     key: str | None = None
     gpg_home: Path | None = None
 
+    @property
+    def home(self) -> Path | None:
+        """[publish] gpg_home, else $GNUPGHOME (tools run with a clean environment, so it is passed on)."""
+        env = os.environ.get("GNUPGHOME")
+        return self.gpg_home or (Path(env) if env else None)
+
     def gpg(self, *args: str) -> list[str]:
         argv = ["gpg", "--batch", "--no-tty"]
-        if self.gpg_home:
-            argv += ["--homedir", str(self.gpg_home)]
+        if self.home:
+            argv += ["--homedir", str(self.home)]
         return argv + list(args)
 
     def fingerprint(self) -> str:
@@ -52,7 +58,7 @@ class SigningKey:
         for prev, line in zip(lines, lines[1:]):
             if prev.startswith("sec:") and line.startswith("fpr:"):
                 fprs.append(line.split(":")[9])
-        where = f" in {self.gpg_home}" if self.gpg_home else " in the default keyring"
+        where = f" in {self.home}" if self.home else " in the default keyring (~/.gnupg)"
         if proc.returncode != 0 or not fprs:
             raise PublishError(
                 f"no secret key {self.key or '(default)'}{where} to sign with",
@@ -85,8 +91,8 @@ def sign_rpms(paths: list[Path], key: SigningKey, fingerprint: str) -> None:
         "_gpg_digest_algo": "sha256",
         "_gpg_sign_cmd_extra_args": "--batch --no-tty",
     }
-    if key.gpg_home:
-        macros["_gpg_path"] = str(key.gpg_home)
+    if key.home:
+        macros["_gpg_path"] = str(key.home)
     argv = ["rpmsign", "--addsign"]
     for name, value in macros.items():
         argv += ["--define", f"{name} {value}"]
