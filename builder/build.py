@@ -211,7 +211,12 @@ def step_wheelhouse(ctx: Context) -> tuple[bool, str]:
     lock = Lock.read(ctx.lock_path)
     wdir = ctx.out_dir / "wheelhouse"
     input_hash = _sha(lock.body_hash, ctx.site.target.model_dump_json(), ctx.site.airflow.version)
-    if ctx.unchanged("wheelhouse", input_hash, [wdir / OFFLINE_LOCK, wdir / MANIFEST]):
+    outputs = [wdir / OFFLINE_LOCK, wdir / MANIFEST]
+    try:  # every file the manifest lists must still be there to skip the step
+        outputs += [wdir / f["filename"] for f in json.loads((wdir / MANIFEST).read_text())["files"]]
+    except (OSError, ValueError, KeyError):
+        pass
+    if ctx.unchanged("wheelhouse", input_hash, outputs):
         ctx.wheelhouse = _wheelhouse_input(wdir)
         return True, f"{wdir} unchanged ({len(ctx.wheelhouse.wheels())} files)"
     wh = build_wheelhouse(ctx.site, lock, wdir, notify=lambda level, msg: ctx.log(f"  {msg}"))

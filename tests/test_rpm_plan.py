@@ -1,0 +1,70 @@
+"""Unit tests of the RPM plans and spec rendering (pure; rpm only to compare versions)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from builder.rpm import plan as P
+from builder.rpm.spec import _rpmesc
+
+
+def vercmp(a: str, b: str) -> int:
+    out = subprocess.run(["rpm", "--eval", f'%{{lua: print(rpm.vercmp("{a}", "{b}"))}}'],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return int(out)
+
+
+@pytest.mark.skipif(not shutil.which("rpm"), reason="needs rpm")
+def test_releases_order_by_stamp_then_serial_never_by_hash():
+    t = 1765352100
+    older = P.release_of(t, 7, "f" * 64)
+    newer_stamp = P.release_of(t + 1, 1, "0" * 64)
+    assert vercmp(newer_stamp, older) == 1
+    same_stamp_next = P.release_of(t, 8, "0" * 64)
+    assert vercmp(same_stamp_next, older) == 1
+    assert P.release_of(t, 1, "ab" * 32) != P.release_of(t, 1, "cd" * 32)  # content differs: NVR differs
+    assert P.release_of(t, 1, "ab" * 32).endswith(".el9")
+    assert P.release_of(t, 1, "ab" * 32, "debian12").endswith(".deb12")
+
+
+def test_offline_lock_drops_site_comments_but_keeps_every_pin_and_hash():
+    src = ("# Offline lock of the wheelhouse for site 'bigdata-prod'\n# date: 2025-12-10\n\n"
+           "six==1.17.0 \\\n    --hash=sha256:aa\nidna==3.10 \\\n    --hash=sha256:bb\n")
+    out = P.offline_lock_text(src)
+    assert "bigdata-prod" not in out and "date:" not in out
+    assert "six==1.17.0 \\\n    --hash=sha256:aa\nidna==3.10 \\\n    --hash=sha256:bb\n" in out
+    assert P.offline_lock_text(src.replace("bigdata-prod", "other")) == out
+
+
+def test_rpm_escape_doubles_percent_signs():
+    assert _rpmesc("100% of %{name}") == "100%% of %%{name}"
+
+
+def test_site_plan_puts_files_in_the_right_packages(example_site):
+    from builder.render import render_site
+    from builder.rpm.spec import render_build_venv, render_spec
+
+    inputs = P.SiteInputs("3.1.4-1.1.abc.el9", 1000, ("airflow",))
+    plan = P.site_plan(example_site, render_site(example_site), inputs, 1765352100,
+                       render_build_venv(example_site, inputs.smoke_imports))
+    by_name = {p.name: p for p in plan.packages}
+    cfg = {e.dest: e for e in by_name["airflow-prod-config-bigdata-prod"].entries}
+    assert cfg["/etc/airflow/airflow.cfg"].config and cfg["/etc/airflow/airflow.cfg"].group == "airflow"
+    assert "/etc/airflow/secrets.env" not in cfg
+    assert not cfg["/etc/airflow/secrets.env.example"].config
+    base = {e.dest: e for e in by_name["airflow-prod"].entries}
+    assert base["/opt/airflow/venvs"].owner == "root" and base["/opt/airflow/logs"].mode == 0o750
+    assert "/usr/libexec/airflow-prod/build-venv" in base
+    api = [e.dest for e in by_name["airflow-prod-api-server"].entries]
+    assert "/usr/lib/systemd/system/airflow-api-server.service" in api
+    assert "/usr/lib/firewalld/services/airflow-api-server.xml" in api
+    spec = render_spec(plan)
+    assert "%config(noreplace) %attr(0644,root,airflow) /etc/airflow/airflow.cfg" in spec
+    assert "%package -n airflow-prod-kerberos" in spec and "Requires:       krb5-workstation" in spec
+    # Same inputs, same plan; a different stamp, a different release.
+    again = P.site_plan(example_site, render_site(example_site), inputs, 1765352100,
+                        render_build_venv(example_site, inputs.smoke_imports))
+    assert render_spec(again) == spec
