@@ -90,8 +90,7 @@ def example_data() -> dict:
 
 
 def mini_data(name: str = "mini") -> dict:
-    """A site every role of which can really be installed in the test root (no kerberos:
-    the root has no kinit, and the stand-in must not claim krb5-workstation)."""
+    """The smallest site: one host, the five roles CeleryExecutor needs, no LDAP or Kerberos."""
     return {
         "site": {"name": name, "description": "RPM test site"},
         "hosts": [{"name": "af1.example.com",
@@ -193,8 +192,9 @@ def extract(rpm: Path, dest: Path) -> Path:
 
 # --- the target root and the stand-in ----------------------------------------------------
 
-ROOT_TARBALL = "target-root/bookworm-minbase.tar.zst"
-DEBOOTSTRAP_INCLUDE = "python3,python3-venv,passwd,systemd,systemd-sysv,dbus,procps"
+ROOT_TARBALL = "target-root/bookworm-minbase-krb5-v1.tar.zst"
+# krb5-user: kinit/klist, so the kerberos role's krb5-workstation can be provided honestly.
+DEBOOTSTRAP_INCLUDE = "python3,python3-venv,passwd,systemd,systemd-sysv,dbus,procps,krb5-user"
 
 
 def target_root(dest: Path) -> Path:
@@ -230,6 +230,7 @@ STANDIN_PROVIDES = {
     "glibc-common": ("usr/bin/getent",),
     "coreutils": ("usr/bin/ln", "usr/bin/mv", "usr/bin/sha256sum", "usr/bin/mktemp"),
     "/bin/sh": ("bin/sh",),
+    "krb5-workstation": ("usr/bin/kinit", "usr/bin/klist"),
 }
 STANDIN_NAME = "TEST-ONLY-standin-rhel9-provides"
 

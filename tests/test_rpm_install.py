@@ -6,11 +6,12 @@ importing the synthetic wheelhouse's packages, presets; then a config upgrade
 (user, DAGs, logs and edited config stay).
 
 How the scriptlets get a real interpreter: the root is a debootstrap'd Debian 12
-(minbase + python3, systemd, passwd), so /usr/bin/python3.11 inside it is a real
+(minbase + python3, systemd, passwd, krb5-user), so /usr/bin/python3.11 inside it is a real
 CPython 3.11.2 and rpm runs every scriptlet chrooted there; /dev and /proc are
 bind-mounted for the duration. Its rpmdb knows nothing of Debian's packages, so a
 TEST-ONLY stand-in package provides the RHEL names (python3.11, systemd,
-shadow-utils, ...) after checking each path exists in the root (test_rpm_fixtures).
+shadow-utils, krb5-workstation, ...) after checking each path exists in the root
+(test_rpm_fixtures). Every package of the repository is installed: all six roles.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ pytestmark = [
     pytest.mark.skipif(not have("dnf", "zstd", "chroot", "mount"), reason="needs dnf, zstd, chroot, mount"),
 ]
 
-ROLES = ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker"]
+ROLES = ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos"]
 SITE = "irsite"
 
 
@@ -47,6 +48,8 @@ class Host:
         self.key = make_gpg_key(base / "gnupg")
         self.wh = synthetic_wheelhouse()
         self.data = mini_data(SITE)
+        self.data["hosts"][0]["roles"].append("kerberos")
+        self.data["kerberos"] = {"principal": "airflow/af1.example.com@EXAMPLE.COM"}
         self.data["publish"] = {"gpg_key": self.key.fingerprint, "gpg_home": str(self.key.home)}
         self.site = base / "site.toml"
         self.mounts: list[Path] = []
