@@ -198,6 +198,7 @@ def main() -> None:
         (out / f"build-{stamp}.json").write_text(json.dumps(results, indent=1) + "\n")
         print(f"results: bench/results/build-{stamp}.json")
     finally:
+        subprocess.run(["gpgconf", "--homedir", str(work / "gnupg"), "--kill", "all"], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 

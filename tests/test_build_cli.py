@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from test_rpm_fixtures import REPO, make_gpg_key, mini_data, needs_rpm, synthetic_wheelhouse, write_site
+from test_rpm_fixtures import (
+    REPO, make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse, write_site,
+)
 
 pytestmark = [pytest.mark.integration, needs_rpm]
 
@@ -42,6 +44,7 @@ def test_build_then_export_prints_a_summary(tmp_path):
     assert exp.returncode == 0, exp.stderr
     assert "wrote " in exp.stdout and "sha256 " in exp.stdout
     assert list((tmp_path / "out" / "export").glob("airflow-prod-clisite-*.tar.sha256"))
+    key.stop()
 
 
 def test_wheelhouse_without_lock_is_a_usage_error(tmp_path):
@@ -60,6 +63,7 @@ def test_missing_signing_key_says_how_to_fix_it(tmp_path):
     site = write_site(tmp_path / "site.toml", data)
     proc = bundle("build", "--site", str(site), "--out", str(tmp_path / "out"), "--wheelhouse", str(wh.dir),
                   "--lock", str(wh.lock), "--uv-wheel", str(wh.uv_wheel), "--rpm-cache", str(tmp_path / "cache"))
+    stop_gpg_agent(home)
     assert proc.returncode == 1
     assert "no secret key (default)" in proc.stderr and "hint:" in proc.stderr and "Traceback" not in proc.stderr
 

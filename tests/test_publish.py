@@ -9,14 +9,18 @@ import tarfile
 
 import pytest
 
-from test_rpm_fixtures import build, make_gpg_key, mini_data, needs_rpm, synthetic_wheelhouse, write_site
+from test_rpm_fixtures import (
+    build, make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse, write_site,
+)
 
 pytestmark = [pytest.mark.integration, needs_rpm]
 
 
 @pytest.fixture(scope="module")
 def key(tmp_path_factory):
-    return make_gpg_key(tmp_path_factory.mktemp("gnupg"))
+    key = make_gpg_key(tmp_path_factory.mktemp("gnupg"))
+    yield key
+    key.stop()
 
 
 def _site(path, key, name="pubsite"):
@@ -67,6 +71,7 @@ def test_repomd_is_signed_and_metadata_is_xz(published, tmp_path):
                     str(summary.repo / "RPM-GPG-KEY-airflow-prod")], check=True, capture_output=True)
     ok = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--verify",
                          str(repodata / "repomd.xml.asc"), str(repodata / "repomd.xml")], capture_output=True, text=True)
+    stop_gpg_agent(home)
     assert ok.returncode == 0, ok.stderr
     repo_file = (summary.repo / "airflow-prod.repo").read_text()
     assert "gpgcheck=1" in repo_file and "repo_gpgcheck=1" in repo_file

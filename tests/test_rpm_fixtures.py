@@ -148,6 +148,14 @@ class GpgKey:
     home: Path
     fingerprint: str
 
+    def stop(self) -> None:
+        stop_gpg_agent(self.home)
+
+
+def stop_gpg_agent(home: Path) -> None:
+    """gpg (and dnf's key import) start a gpg-agent per home; never leave one behind."""
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
+
 
 def make_gpg_key(home: Path, uid: str = "airflow-prod test key (THROWAWAY) <test@example.invalid>") -> GpgKey:
     """A throwaway RSA key without passphrase, made at run time in its own GNUPGHOME."""

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from test_rpm_fixtures import (
-    SYNTH_MODULES, build, have, make_gpg_key, mini_data, needs_rpm, standin_rpm, synthetic_wheelhouse,
-    target_root, write_site,
+    SYNTH_MODULES, build, have, make_gpg_key, mini_data, needs_rpm, standin_rpm, stop_gpg_agent,
+    synthetic_wheelhouse, target_root, write_site,
 )
 
 pytestmark = [
@@ -101,6 +101,9 @@ class Host:
                        capture_output=True)
 
     def teardown(self) -> None:
+        self.key.stop()
+        for pubring in (self.base / "dnf-cache").glob("*/pubring"):  # dnf's key import starts agents too
+            stop_gpg_agent(pubring)
         for m in reversed(self.mounts):
             subprocess.run(["umount", "-l", str(m)], check=False)
         shutil.rmtree(self.base, ignore_errors=True)
