@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from builder.rpm import plan as P
-from builder.rpm.spec import _rpmesc
+from builder.render.jinja import _rpmesc
 
 
 def vercmp(a: str, b: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 
 import jinja2
 
@@ -29,10 +30,16 @@ def _envquote(value: str) -> str:
     return f"'{value}'"
 
 
+def _rpmesc(value: str) -> str:
+    """rpm expands macros everywhere in a spec: a literal % is %%."""
+    return str(value).replace("%", "%%")
+
+
 @cache
-def environment() -> jinja2.Environment:
+def environment(directory: Path | None = None) -> jinja2.Environment:
+    """One configuration for every template tree (templates/ by default, or spec/)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        loader=jinja2.FileSystemLoader(str(directory or templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -41,6 +48,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["py"] = _py
     env.filters["envquote"] = _envquote
+    env.filters["rpmesc"] = _rpmesc
     return env
 
 

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import jinja2
 
+from builder.render.jinja import environment as _environment
 from builder.resources import spec_dir
 from builder.rpm import plan as P
 from builder.site import Site
 
 
-def _rpmesc(value: str) -> str:
-    """rpm expands macros everywhere in a spec: a literal % is %%."""
-    return str(value).replace("%", "%%")
-
-
-@cache
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(spec_dir())),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["rpmesc"] = _rpmesc
-    return env
+    return _environment(spec_dir())
 
 
 def template_texts() -> dict[str, str]:
