@@ -261,9 +261,31 @@ def step_render(ctx: Context) -> tuple[bool, str]:
     out = ctx.out_dir / "rendered"
     if ctx.unchanged("render", digest, [out]):
         return True, f"{len(ctx.rendered)} files unchanged"
+    checks = validate_rendered(ctx.site, ctx.rendered, ctx.lock_path)
     write_tree(ctx.rendered, out)
     ctx.record("render", digest)
-    return False, f"{len(ctx.rendered)} files -> {out}"
+    return False, f"{len(ctx.rendered)} files -> {out} ({checks})"
+
+
+def validate_rendered(site: Site, files: list[RenderedFile], lock: Path | None) -> str:
+    """airflow.cfg against the locked Airflow's own schema; units with systemd-analyze verify."""
+    from builder.airflow_schema import validate_options
+    from builder.lock import pinned_versions
+    from builder.render.airflow_cfg import airflow_cfg_options
+    from builder.unitcheck import verify_units
+
+    done = []
+    pins = pinned_versions(lock) if lock is not None else {}
+    if "apache-airflow-core" in pins:
+        checked = validate_options(site, airflow_cfg_options(site), pins)
+        done.append(f"{checked.count} airflow.cfg options valid")
+    else:  # a synthetic wheelhouse (tests) has no Airflow whose schema could judge
+        done.append("airflow.cfg not checked: the lock pins no apache-airflow-core")
+    if shutil.which("systemd-analyze"):
+        done.append(f"{len(verify_units(site, files))} units verified")
+    else:
+        done.append("units not verified: no systemd-analyze on this host")
+    return ", ".join(done)
 
 
 def venv_kb(wheels: list[Path], memo: dict[str, str]) -> int:
