@@ -59,7 +59,7 @@ def e2e_site_data(*, api_port: int, postgres, redis, ldap, kdc, ca_on_target: st
         "registration": True, "registration_role": "Public", "roles_sync_at_login": True,
         "network_timeout": 5, "operation_timeout": 10,
     }
-    data["kerberos"] = {"principal": kdc.principal, "reinit_frequency": 60, "krb5_conf": "/etc/krb5.conf"}
+    data["kerberos"] = {"principal": kdc.principal, "reinit_frequency": 30, "krb5_conf": "/etc/krb5.conf"}
     data["celery"] = {"concurrency": 2, "queues": ["default"], "stop_timeout": 60}
     return data
 

@@ -212,8 +212,10 @@ class TargetHost:
     def _set_identity(self) -> None:
         (self.root / "etc/hostname").write_text(self.hostname + "\n")
         short = self.hostname.split(".")[0]
+        # The host name is on 127.0.0.1 (not Debian's 127.0.1.1): the container shares this
+        # machine's network, where loopback is the only address services can rely on.
         (self.root / "etc/hosts").write_text(
-            f"127.0.0.1\tlocalhost\n127.0.1.1\t{self.hostname} {short}\n"
+            f"127.0.0.1\t{self.hostname} {short} localhost\n"
             f"::1\tlocalhost ip6-localhost ip6-loopback\n"
         )
 

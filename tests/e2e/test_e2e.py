@@ -18,8 +18,10 @@ import hashlib
 import os
 import re
 import shutil
+import struct
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,8 +167,9 @@ def workspace(phases, postgres, redis, ldap, kdc, signing_key):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def build(ws: Workspace) -> Path:
-    bundle("build", "--site", str(ws.site_path), "--out", str(ws.out), "--locks-dir", str(ws.locks))
+def build(ws: Workspace, locks: str = "initial") -> Path:
+    """`bundle build`; each phase keeps its own lock so warm runs reuse every one of them."""
+    bundle("build", "--site", str(ws.site_path), "--out", str(ws.out), "--locks-dir", str(ws.locks / locks))
     repo = ws.out / "repo"
     assert (repo / "repodata" / "repomd.xml.asc").exists(), "bundle build left no signed repository"
     return repo
@@ -406,12 +409,12 @@ def test_upgrade_keeps_edits_writes_rpmnew_and_moves_to_the_new_venv(deployment)
         data["api"] = {**data["api"], "instance_name": "airflow-prod e2e (upgraded)"}
         data["airflow"] = {**data["airflow"], "providers": [*data["airflow"]["providers"], UPGRADE_PROVIDER]}
         write_site(ws, data)
-        build(ws)
+        build(ws, locks="upgrade")
     with d.phases("upgrade: dnf upgrade; .rpmnew; services restarted onto the new venv; DAG runs",
                   host, UNITS, LOGS):
         host.sh(f"echo {marker!r} >> /etc/airflow/airflow.cfg")
         old_venv, old_pids = venv_target(host), main_pids(host)
-        dnf(host, "upgrade")
+        dnf(host, "--refresh", "upgrade")  # the repository changed under the same URL
         assert marker in host.read("/etc/airflow/airflow.cfg")
         assert "airflow-prod e2e (upgraded)" in host.read("/etc/airflow/airflow.cfg.rpmnew")
         new_venv = venv_target(host)
@@ -427,24 +430,39 @@ def test_upgrade_keeps_edits_writes_rpmnew_and_moves_to_the_new_venv(deployment)
         run_test_bash(d.api, token)
 
 
+def _corrupt_largest_member(wheel: Path) -> None:
+    """Flip bytes inside the largest member's compressed data: the zip directory (and the
+    METADATA the build reads) stay valid, extracting that member fails its CRC check."""
+    with zipfile.ZipFile(wheel) as z:
+        info = max(z.infolist(), key=lambda i: i.compress_size)
+    data = bytearray(wheel.read_bytes())
+    name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_len + extra_len
+    for i in range(start + info.compress_size // 3, start + info.compress_size // 3 + 64):
+        data[i] ^= 0xFF
+    wheel.write_bytes(bytes(data))
+
+
 def _break_wheelhouse(ws: Workspace) -> tuple[Path, Path]:
-    """A copy of the wheelhouse with one wheel corrupted and the lock re-hashed to match.
+    """A copy of the built wheelhouse with one wheel truncated and its offline lock re-hashed.
 
     It passes the build (hashes agree) and fails where it must: installing on the target.
     """
-    lock = sorted(ws.locks.glob(f"{ws.data['site']['name']}*.txt"))[-1]
-    wheels = next(p for p in (ws.out / "wheelhouse", ws.out / "wheels") if p.is_dir())
+    from builder.wheelhouse import OFFLINE_LOCK
+
+    wheels = ws.out / "wheelhouse"
     broken = ws.root / "broken-wheelhouse"
+    shutil.rmtree(broken, ignore_errors=True)
     shutil.copytree(wheels, broken)
     victim = next(w for w in sorted(broken.glob("*.whl")) if w.name.startswith(("six-", "idna-", "pytz-")))
     old_hash = hashlib.sha256(victim.read_bytes()).hexdigest()
-    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    _corrupt_largest_member(victim)
     new_hash = hashlib.sha256(victim.read_bytes()).hexdigest()
-    broken_lock = ws.root / "broken-lock.txt"
+    lock = broken / OFFLINE_LOCK
     text = lock.read_text()
     assert old_hash in text, f"{victim.name}'s hash is not in {lock}"
-    broken_lock.write_text(text.replace(old_hash, new_hash))
-    return broken, broken_lock
+    lock.write_text(text.replace(old_hash, new_hash))
+    return broken, lock
 
 
 def test_broken_wheelhouse_upgrade_keeps_the_old_venv_serving(deployment):
@@ -454,11 +472,11 @@ def test_broken_wheelhouse_upgrade_keeps_the_old_venv_serving(deployment):
         broken, broken_lock = _break_wheelhouse(ws)
         data = {**ws.data, "api": {**ws.data["api"], "instance_name": "airflow-prod e2e (broken)"}}
         write_site(ws, data)
-        bundle("build", "--site", str(ws.site_path), "--out", str(ws.out), "--locks-dir", str(ws.locks),
-               "--wheelhouse", str(broken), "--lock", str(broken_lock))
+        bundle("build", "--site", str(ws.site_path), "--out", str(ws.out), "--wheelhouse", str(broken),
+               "--lock", str(broken_lock))
     with d.phases("broken upgrade: dnf upgrade; old venv keeps serving; failure visible", host, UNITS, LOGS):
         old_venv = venv_target(host)
-        proc = dnf(host, "upgrade", check=False)
+        proc = dnf(host, "--refresh", "upgrade", check=False)
         shown = proc.stdout + proc.stderr
         assert "FAILED" in shown or proc.returncode != 0, f"the failure is not visible to the admin:\n{shown[-3000:]}"
         assert "FAILED" in host.read(LOGS[0])
