@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,12 +43,25 @@ def _need(*tools: str) -> None:
         pytest.skip(f"not installed: {', '.join(missing)} (see scripts/deps-debian.txt)")
 
 
+def _terminate_like_ctrl_c(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """SIGTERM (timeout, CI cancelling) would kill pytest before any teardown, leaving daemons
+    and a booted container behind: turn it into KeyboardInterrupt, which runs finalizers."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
+
+
 @pytest.fixture(scope="session")
 def servers_dir() -> Iterator[Path]:
     """One world-traversable directory for every server of the session.
 
     Not pytest's tmp_path: that is 0700 root, and PostgreSQL runs as its own user.
     """
+    stop_cleanly_on_sigterm()
     path = scratch_dir("servers")
     yield path
     if not keep_temp():
@@ -98,6 +113,7 @@ def target_image():
     missing = missing_host_tools()
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} (see scripts/deps-debian.txt)")
+    stop_cleanly_on_sigterm()
     image = RootImage()
     image.ensure()
     return image

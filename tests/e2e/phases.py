@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -57,6 +58,7 @@ class Phases:
             "",
             f"- run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             f"- machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}",
+            f"- source: {_source()}",
         ]
         lines += [f"- {k}: {v}" for k, v in sorted(self.facts.items())]
         lines += ["", "| phase | seconds | result |", "| --- | ---: | --- |"]
@@ -71,3 +73,16 @@ class Phases:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(self.markdown())
         os.replace(tmp, path)
+
+
+def _source() -> str:
+    """Which tree ran: commit, and whether it had local changes."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"{head}{' with local changes' if dirty else ''}"
