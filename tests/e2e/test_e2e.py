@@ -211,6 +211,11 @@ def main_pids(host: TargetHost) -> dict[str, str]:
     return {u: host.systemctl("show", "-P", "MainPID", u).stdout.strip() for u in UNITS}
 
 
+def unit_state(host: TargetHost, unit: str) -> dict[str, str]:
+    out = host.systemctl("show", "--property=ActiveState,SubState,NRestarts", unit).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
 def venv_target(host: TargetHost) -> str:
     return host.run(["readlink", "/opt/airflow/venv"]).stdout.strip()
 
@@ -297,6 +302,11 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
         api = ApiClient(TARGET_HOST, ws.data["api"]["port"], ca.cert_path)
         with phases("target: /api/v2/monitor/health over HTTPS, verified against the CA", host, UNITS):
             api.wait_healthy(HEALTH_COMPONENTS)
+            # Type=simple units are "active" at once: one that crashed since is waiting to be
+            # restarted (activating/auto-restart) or was restarted (NRestarts > 0).
+            states = {u: unit_state(host, u) for u in UNITS}
+            steady = {"ActiveState": "active", "SubState": "running", "NRestarts": "0"}
+            assert all(v == steady for v in states.values()), f"units not steadily running: {states}"
         yield Deployment(ws, host, api, phases, ldap, kdc, postgres, ca, signing_key)
     finally:
         ctx.__exit__(*sys.exc_info())
