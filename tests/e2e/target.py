@@ -23,6 +23,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -117,8 +118,10 @@ class RootImage:
                 "tarball_bytes": self.tarball.stat().st_size, **facts,
             }, indent=2, sort_keys=True) + "\n")
         finally:
-            _remove_tree(root if root.exists() else work)
-            shutil.rmtree(work, ignore_errors=True)
+            try:
+                _remove_tree(work)
+            except CommandFailed as exc:  # never mask the build's own error with this one
+                print(f"warning: {exc}", file=sys.stderr)
 
 
 def _prepare_root(root: Path) -> None:

@@ -22,6 +22,7 @@ import struct
 import sys
 import time
 import zipfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,13 +150,13 @@ def write_site(ws: Workspace, data: dict) -> None:
 @pytest.fixture(scope="module")
 def workspace(phases, postgres, redis, ldap, kdc, signing_key):
     root = scratch_dir("e2e")
-    ws = Workspace(root, root / "site.toml", {}, root / "out", root / "locks", root / "tls", root / "secrets.env")
+    # Warm runs reuse the locks (`bundle lock` re-resolves only when its inputs change).
+    locks = Path(os.environ.get("AIRFLOW_PROD_E2E_LOCKS", Path.home() / ".cache/airflow-prod/e2e-locks"))
+    ws = Workspace(root, root / "site.toml", {}, root / "out", locks, root / "tls", root / "secrets.env")
     data = e2e_site_data(api_port=free_port(), postgres=postgres, redis=redis, ldap=ldap, kdc=kdc,
                          ca_on_target=f"{SECURITY}/ca-chain.pem")
     data["target"]["os"] = STANDIN_OS
     data["publish"] = {"gpg_key": signing_key.fingerprint, "gpg_home": str(signing_key.home), "sign": True}
-    # Warm runs reuse the lock (`bundle lock` re-resolves only when its inputs change).
-    ws.locks = Path(os.environ.get("AIRFLOW_PROD_E2E_LOCKS", Path.home() / ".cache/airflow-prod/e2e-locks"))
     ws.locks.mkdir(parents=True, exist_ok=True)
     write_site(ws, data)
     phases.facts.update({
@@ -264,13 +265,14 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
     standin_repo.mkdir()
     work = scratch_dir("e2e-target")
     binds = {str(repo): REPO_INSIDE, str(standin_repo): STANDIN_INSIDE}
-    with phases("target: unpack + boot"):
-        ctx = booted_host(target_image, work, TARGET_HOST, binds_ro=binds, keep=keep_temp())
-        host = ctx.__enter__()
-    phases.facts["target unpack / boot (s)"] = f"{host.unpack_seconds:.1f} / {host.boot_seconds:.1f}"
-    info = target_image.info()
-    phases.facts["root tarball"] = f"{info.get('tarball_bytes', 0) / 1e6:.0f} MB (debootstrap {info.get('debootstrap_seconds')} s when built)"
-    try:
+    with ExitStack() as stack:  # the host powers off and is removed whatever happens
+        with phases("target: unpack + boot"):
+            host = stack.enter_context(
+                booted_host(target_image, work, TARGET_HOST, binds_ro=binds, keep=keep_temp()))
+        phases.facts["target unpack / boot (s)"] = f"{host.unpack_seconds:.1f} / {host.boot_seconds:.1f}"
+        info = target_image.info()
+        phases.facts["root tarball"] = (f"{info.get('tarball_bytes', 0) / 1e6:.0f} MB "
+                                        f"(debootstrap {info.get('debootstrap_seconds')} s when built)")
         with phases("target: add the signed repository + test-only stand-in", host):
             host.run(["install", "-D", "-m", "0644", f"{REPO_INSIDE}/RPM-GPG-KEY-airflow-prod", KEY_INSIDE])
             host.run(["install", "-m", "0644", f"{REPO_INSIDE}/airflow-prod.repo", "/etc/yum.repos.d/"])
@@ -308,8 +310,6 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             steady = {"ActiveState": "active", "SubState": "running", "NRestarts": "0"}
             assert all(v == steady for v in states.values()), f"units not steadily running: {states}"
         yield Deployment(ws, host, api, phases, ldap, kdc, postgres, ca, signing_key)
-    finally:
-        ctx.__exit__(*sys.exc_info())
 
 
 # --- 4. through the REST API only ----------------------------------------------------------------
