@@ -54,6 +54,8 @@ GUIDE_INTENT = [
     ("kerberos", "ccache", "/run/airflow/krb5cc_airflow"),
     ("kerberos", "principal", "airflow@BIGDATA.LOCAL"),
     ("kerberos", "keytab", "/opt/airflow/security/airflow.keytab"),
+    # addressless tickets: `kinit -a` needs netlink, which the unit does not allow
+    ("kerberos", "include_ip", "False"),
     ("celery", "broker_url", "redis://localhost:6379/0"),
     ("celery", "result_backend", "db+postgresql://airflow@utility1.my.bigdata.local:5432/airflow"),
     ("fab", "config_file", "/etc/airflow/webserver_config.py"),
@@ -175,3 +177,13 @@ def test_secrets_example_has_only_placeholders(files):
     text = files["/etc/airflow/secrets.env.example"]
     values = [line.split("=", 1)[1] for line in text.splitlines() if line and not line.startswith("#")]
     assert values and set(values) == {"CHANGE-ME"}
+
+
+def test_address_bound_tickets_open_netlink_for_kerberos_only(data):
+    from builder.site import site_from_data
+
+    data["kerberos"]["include_ip"] = True
+    files = {f.dest: f.text for f in render_site(site_from_data(data))}
+    krb = files["/usr/lib/systemd/system/airflow-kerberos.service"]
+    assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n" in krb
+    assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n" in files["/usr/lib/systemd/system/airflow-scheduler.service"]

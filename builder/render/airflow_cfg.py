@@ -82,6 +82,8 @@ def airflow_cfg_options(site: Site) -> Options:
             "principal": site.kerberos.principal,
             "keytab": site.kerberos.keytab,
             "reinit_frequency": site.kerberos.reinit_frequency,
+            # Airflow's default (True) runs `kinit -a`, which must enumerate interfaces.
+            "include_ip": site.kerberos.include_ip,
         }
     for section, overrides in site.airflow_cfg.items():
         options.setdefault(section, {}).update(overrides)

@@ -32,6 +32,8 @@ class UnitSpec:
     strict: bool = True
     stop_timeout: int = 90
     kill_mode: str = "control-group"
+    # AF_NETLINK on top of the strict families: only for `kinit -a` (address-bound tickets).
+    netlink: bool = False
     after: tuple[str, ...] = ()
     wants: tuple[str, ...] = ()
     firewall: tuple[Firewall, ...] = field(default=())
@@ -96,6 +98,7 @@ def unit_specs(site: Site) -> list[UnitSpec]:
             # always come back, and never give up.
             restart="always",
             restart_sec=10,
+            netlink=bool(site.kerberos and site.kerberos.include_ip),
         ),
     }
     return [specs[role] for role in site.roles]

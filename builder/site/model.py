@@ -252,6 +252,10 @@ class Kerberos(Model):
     keytab: AbsPath | None = Field(None, description="Default: <security>/airflow.keytab.")
     ccache: AbsPath | None = Field(None, description="FILE ccache shared by all components. Default: <run>/krb5cc_airflow.")
     reinit_frequency: Positive = Field(3600, description="Seconds between ticket renewals.")
+    include_ip: bool = Field(
+        False, description="Request tickets bound to the host's addresses (kinit -a). Off: addressless "
+        "tickets work behind NAT, and the kerberos unit needs no netlink socket.",
+    )
     krb5_conf: AbsPath = "/etc/krb5.conf"
 
 
