@@ -296,8 +296,14 @@ def venv_kb(wheels: list[Path], memo: dict[str, str]) -> int:
             continue
         key = f"unzipped:{P.sha256_file(w, memo)}"
         if key not in memo:
-            with zipfile.ZipFile(w) as z:
-                memo[key] = str(sum(i.file_size for i in z.infolist()))
+            try:
+                with zipfile.ZipFile(w) as z:
+                    memo[key] = str(sum(i.file_size for i in z.infolist()))
+            except zipfile.BadZipFile:
+                raise BuildError(
+                    f"{w}: not a valid wheel (truncated or corrupted zip)",
+                    hint="re-run `bundle wheelhouse`: it re-downloads and verifies every file by hash",
+                ) from None
         total += int(memo[key])
     return int(total * 1.5 / 1024) + 64 * 1024
 

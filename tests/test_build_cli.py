@@ -72,3 +72,19 @@ def test_export_before_build_is_a_clear_error(tmp_path):
     site = write_site(tmp_path / "site.toml", mini_data())
     proc = bundle("export", "--site", str(site), "--out", str(tmp_path / "nothing"))
     assert proc.returncode == 1 and "nothing built in" in proc.stderr
+
+
+def test_truncated_wheel_is_a_clear_error(tmp_path):
+    import shutil
+
+    wh = synthetic_wheelhouse()
+    broken = tmp_path / "wheels"
+    shutil.copytree(wh.dir, broken)
+    victim = next(p for p in sorted(broken.glob("*.whl")) if not p.name.startswith("uv-"))
+    victim.write_bytes(victim.read_bytes()[:100])
+    site = write_site(tmp_path / "site.toml", {**mini_data("trunc"), "publish": {"sign": False}})
+    proc = bundle("build", "--site", str(site), "--out", str(tmp_path / "out"), "--wheelhouse", str(broken),
+                  "--lock", str(wh.lock), "--uv-wheel", str(wh.uv_wheel), "--rpm-cache", str(tmp_path / "cache"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{victim}: not a valid wheel (truncated or corrupted zip)" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -289,7 +289,9 @@ def site_plan(
     # Base: user, directories, the venv builder, wrapper, target, sysusers/tmpfiles.
     base_entries = [_text_entry(f) for f in by_pkg.get(BASE, [])]
     base_entries += [
-        Entry(p.home, "dir", 0o755, "airflow", "airflow"),
+        # Root's, like the venvs and the venv symlink in it: a service user that could
+        # rename entries here could swap the code root runs in %post.
+        Entry(p.home, "dir", 0o755),
         Entry(p.dags, "dir", 0o755, "airflow", "airflow"),
         Entry(p.plugins, "dir", 0o755, "airflow", "airflow"),
         Entry(p.logs, "dir", 0o750, "airflow", "airflow"),
