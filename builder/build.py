@@ -24,7 +24,7 @@ from pathlib import Path
 
 from builder import run
 from builder.errors import BundleError, UsageError
-from builder.fsutil import write_atomic
+from builder.fsutil import link_or_copy, write_atomic
 from builder.render import RenderedFile, render_site, write_tree
 from builder.resources import cache_dir
 from builder.rpm import plan as P
@@ -366,14 +366,7 @@ def step_package(ctx: Context) -> tuple[bool, str]:
 
     # <out>/rpms holds exactly this build's packages; the wheelhouse RPM is a hard link.
     wh_link = rpms_dir / wh_rpm.name
-    if not wh_link.exists() or not os.path.samefile(wh_link, wh_rpm):
-        tmp = rpms_dir / f".{wh_rpm.name}.tmp"
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(wh_rpm, tmp)
-        except OSError:
-            shutil.copyfile(wh_rpm, tmp)
-        os.replace(tmp, wh_link)
+    link_or_copy(wh_rpm, wh_link)
     keep = {wh_link.name, *(p.name for p in site_rpms)}
     for stale in rpms_dir.glob("*.rpm"):
         if stale.name not in keep:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,3 +28,24 @@ def write_atomic(path: str | Path, data: str | bytes, mode: int = 0o644) -> Path
             pass
         raise
     return path
+
+
+def link_or_copy(src: str | Path, dest: str | Path) -> Path:
+    """Place `src` at `dest` atomically: a hard link where the filesystem allows, else a copy.
+
+    Nothing happens when dest is already the same file; readers never see a partial file.
+    """
+    src, dest = Path(src), Path(dest)
+    try:
+        if dest.exists() and os.path.samefile(src, dest):
+            return dest
+    except OSError:
+        pass
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dest)
+    return dest

@@ -31,6 +31,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from builder import run
 from builder.download import sha256_file
 from builder.errors import BundleError
+from builder.fsutil import link_or_copy
 from builder.registry import network_env
 from builder.resources import cache_dir
 
@@ -191,7 +192,7 @@ def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str) -> Pat
     with tempfile.TemporaryDirectory(prefix="bundle-build-", dir=cache_dir()) as tmp:
         named = Path(tmp, "src", filename)
         named.parent.mkdir()
-        _link_or_copy(sdist, named)
+        link_or_copy(sdist, named)
         wheels_dir = Path(tmp, "out")
         run.run(
             [uv, "build", "--no-config", "--wheel", "--out-dir", str(wheels_dir), str(named)],
@@ -204,13 +205,6 @@ def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str) -> Pat
             raise NativeBuildError(f"building {filename} gave {len(wheels)} wheels, expected one")
         _commit_built(wheels[0], dest)
     return next(dest.glob("*.whl"))
-
-
-def _link_or_copy(src: Path, dest: Path) -> None:
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
 
 
 def _commit_built(wheel: Path, dest: Path) -> None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +27,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from builder import native, run
 from builder.download import BlobStore, Notify, Progress, Wanted, sha256_file
 from builder.errors import BundleError
-from builder.fsutil import write_atomic
+from builder.fsutil import link_or_copy, write_atomic
 from builder.lock import GLIBC, Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
 from builder.registry import Registry, network_env
 from builder.resources import cache_dir
@@ -275,22 +273,6 @@ def build_wheelhouse(
     return wh
 
 
-def _link(src: Path, dest: Path) -> None:
-    """Hard link (same filesystem) or copy into the wheelhouse; skip if already the same file."""
-    try:
-        if dest.exists() and os.path.samefile(src, dest):
-            return
-    except OSError:
-        pass
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dest)
-
-
 def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, build_pkgs) -> Wheelhouse:
     out.mkdir(parents=True, exist_ok=True)
     entries: list[WheelhouseFile] = []
@@ -308,7 +290,7 @@ def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, buil
         pin = Pin(name, version, (f"sha256:{sha}",))
         if filename not in placed:  # a build requirement may also be a runtime pin
             placed.add(filename)
-            _link(path, out / filename)
+            link_or_copy(path, out / filename)
             entries.append(WheelhouseFile(name, version, filename, sha, path.stat().st_size, origin))
         if key.startswith("build:"):
             build.append(f"{name}=={version} --hash=sha256:{sha}")
