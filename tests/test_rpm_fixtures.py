@@ -200,33 +200,20 @@ def extract(rpm: Path, dest: Path) -> Path:
 
 # --- the target root and the stand-in ----------------------------------------------------
 
-ROOT_TARBALL = "target-root/bookworm-minbase-krb5-v1.tar.zst"
-# krb5-user: kinit/klist, so the kerberos role's krb5-workstation can be provided honestly.
-DEBOOTSTRAP_INCLUDE = "python3,python3-venv,passwd,systemd,systemd-sysv,dbus,procps,krb5-user"
-
-
 def target_root(dest: Path) -> Path:
     """A Debian 12 minbase root (systemd 252, python3.11 3.11.2) as the RHEL 9 stand-in host.
 
-    Made once with debootstrap (~60 s) and cached as a tarball."""
-    tarball = _cache() / ROOT_TARBALL
-    if not tarball.is_file():
-        if not have("debootstrap", "zstd"):
-            pytest.skip("needs debootstrap and zstd to make the target root")
-        build_dir = tarball.parent / "build"
-        shutil.rmtree(build_dir, ignore_errors=True)
-        proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={DEBOOTSTRAP_INCLUDE}", "bookworm",
-                               str(build_dir)], capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            shutil.rmtree(build_dir, ignore_errors=True)
-            pytest.skip(f"debootstrap failed (no Debian mirror?): {proc.stderr[-300:]}")
-        tarball.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(f"tar --numeric-owner -C {build_dir} -cf - . | zstd -q -T2 -3 -o {tarball}.tmp",
-                       shell=True, check=True)
-        os.replace(f"{tarball}.tmp", tarball)
-        shutil.rmtree(build_dir, ignore_errors=True)
+    The same cached root the end-to-end test boots (tests/e2e/target.py): one
+    debootstrap (~60-80 s) serves both."""
+    from e2e.target import RootImage, missing_host_tools
+
+    missing = missing_host_tools()
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} to make the target root")
+    tarball = RootImage().ensure()
     dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run(f"zstd -dc {tarball} | tar --numeric-owner -C {dest} -xf -", shell=True, check=True)
+    subprocess.run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd",
+                    "-C", str(dest), "-xf", str(tarball)], check=True)
     return dest
 
 
