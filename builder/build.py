@@ -205,7 +205,7 @@ def step_wheelhouse(ctx: Context) -> tuple[bool, str]:
         uv = (ctx.options.uv_wheel or _find_uv(wdir)).resolve()
         ctx.wheelhouse = P.WheelhouseInput(wdir, ctx.lock_path, uv)
         return True, f"given: {wdir} ({len(ctx.wheelhouse.wheels())} files)"
-    from builder.lock import Lock
+    from builder.lockfile import Lock
     from builder.wheelhouse import MANIFEST, OFFLINE_LOCK, build_wheelhouse
 
     lock = Lock.read(ctx.lock_path)
@@ -270,7 +270,7 @@ def step_render(ctx: Context) -> tuple[bool, str]:
 def validate_rendered(site: Site, files: list[RenderedFile], lock: Path | None) -> str:
     """airflow.cfg against the locked Airflow's own schema; units with systemd-analyze verify."""
     from builder.airflow_schema import validate_options
-    from builder.lock import pinned_versions
+    from builder.lockfile import pinned_versions
     from builder.render.airflow_cfg import airflow_cfg_options
     from builder.unitcheck import verify_units
 

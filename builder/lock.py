@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import tempfile
 import time
 import urllib.error
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from difflib import get_close_matches
 from pathlib import Path
@@ -31,6 +30,8 @@ from packaging.version import Version
 from builder import run
 from builder.errors import BundleError, UsageError
 from builder.fsutil import write_atomic
+# The file format lives in builder.lockfile; these names stay importable from here.
+from builder.lockfile import Lock, LockError, Pin, parse_requirements, pinned_versions, render_pins  # noqa: F401
 from builder.registry import PYPI, Registry, RegistryError, RegistryUnreachable, network_env
 from builder.resources import cache_dir
 from builder.site.model import Site
@@ -53,111 +54,8 @@ PIP_TOOLS_PINS = ("pip==26.3", "pip-tools==7.6.2")
 Notify = Callable[[str, str], None]  # (level: "info" | "warn", message)
 
 
-class LockError(BundleError):
-    """The site's Airflow cannot be locked as asked."""
-
-
 def _log_notify(level: str, message: str) -> None:
     (log.warning if level == "warn" else log.info)(message)
-
-
-# --- the lock file ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pin:
-    name: str  # canonical
-    version: str
-    hashes: tuple[str, ...]  # "sha256:<hex>", sorted
-
-
-@dataclass
-class Lock:
-    path: Path
-    pins: dict[str, Pin]
-    header: dict[str, str]
-    reused: bool = False
-    notices: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def input_hash(self) -> str:
-        return self.header.get("input-hash", "")
-
-    @property
-    def method(self) -> str:
-        return self.header.get("method", "")
-
-    @property
-    def body_hash(self) -> str:
-        """Hash of the pins and hashes alone: what the wheelhouse depends on."""
-        return hashlib.sha256(render_pins(self.pins).encode()).hexdigest()
-
-    @classmethod
-    def read(cls, path: str | Path) -> Lock:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise LockError(f"{path}: no such lock file", hint="run `bundle lock --site <file>` first") from None
-        header: dict[str, str] = {}
-        for line in text.splitlines():
-            m = re.match(r"^#\s+([a-z-]+):\s+(.*)$", line)
-            if m:
-                header.setdefault(m.group(1), m.group(2))
-        pins = parse_requirements(text, source=str(path))
-        if not pins:
-            raise LockError(f"{path}: no pins in this lock file")
-        return cls(path, pins, header)
-
-
-def pinned_versions(lock: Lock | str | Path) -> dict[str, str]:
-    """Canonical name -> pinned version, for every package in the lock."""
-    if not isinstance(lock, Lock):
-        lock = Lock.read(lock)
-    return {name: pin.version for name, pin in sorted(lock.pins.items())}
-
-
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;\\]+)(.*)$")
-
-
-def parse_requirements(text: str, source: str = "<lock>") -> dict[str, Pin]:
-    """Pins of a pip-tools/uv style file: `name[extras]==version --hash=...`."""
-    logical: list[str] = []
-    buf = ""
-    for raw in text.splitlines():
-        line = raw.split(" #", 1)[0] if not raw.lstrip().startswith("#") else ""
-        line = line.rstrip()
-        if line.endswith("\\"):
-            buf += line[:-1] + " "
-            continue
-        buf += line
-        if buf.strip():
-            logical.append(buf.strip())
-        buf = ""
-    pins: dict[str, Pin] = {}
-    for line in logical:
-        if line.startswith("-"):
-            continue
-        m = _PIN.match(line)
-        if not m:
-            raise LockError(f"{source}: not an exact pin: {line[:80]!r}")
-        name = canonicalize_name(m.group(1))
-        hashes = tuple(sorted(set(re.findall(r"--hash[= ](sha256:[0-9a-f]{64})", m.group(3)))))
-        pins[name] = Pin(name, m.group(2), hashes)
-    return pins
-
-
-def render_pins(pins: dict[str, Pin]) -> str:
-    lines: list[str] = []
-    for name in sorted(pins):
-        pin = pins[name]
-        if not pin.hashes:
-            lines.append(f"{name}=={pin.version}")
-            continue
-        lines.append(f"{name}=={pin.version} \\")
-        for i, h in enumerate(pin.hashes):
-            lines.append(f"    --hash={h}" + (" \\" if i < len(pin.hashes) - 1 else ""))
-    return "\n".join(lines) + "\n"
 
 
 # --- what to resolve ---------------------------------------------------------------

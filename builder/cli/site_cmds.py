@@ -50,7 +50,7 @@ def render(site_path: str, out_dir: str, lock_path: Path | None, no_validate: bo
     if not no_validate:
         from builder.airflow_schema import validate_options
         from builder.lock import lock_path as default_lock_path
-        from builder.lock import pinned_versions
+        from builder.lockfile import pinned_versions
         from builder.render.airflow_cfg import airflow_cfg_options
 
         pins = pinned_versions(lock_path or default_lock_path(site))
