@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from builder.errors import SiteError
-from builder.site.model import Site
+from builder.site.model import PATTERN_MEANING, Site
 
 
 def load_site(path: str | Path) -> Site:
@@ -84,6 +84,8 @@ def _describe(err: dict[str, Any]) -> str:
     msg = err["msg"]
     if kind == "literal_error":
         msg = f"must be one of {ctx.get('expected')}"
+    elif kind == "string_pattern_mismatch":
+        msg = f"must be {PATTERN_MEANING.get(ctx.get('pattern'), 'text matching ' + str(ctx.get('pattern')))}"
     elif kind == "too_short":
         msg = f"must have at least {ctx.get('min_length')} item(s)"
     elif kind.endswith("_type"):

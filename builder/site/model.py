@@ -43,6 +43,16 @@ GUIDE_EXTRAS = (
 )
 FAB_PROVIDER = "apache-airflow-providers-fab"
 
+# Patterns stay in the JSON Schema for editors; PATTERN_MEANING words them for error messages.
+PG_NAME = r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$"
+COUNTRY = r"^[A-Z]{2}$"
+QUEUE = r"^[A-Za-z0-9_.-]+$"
+PATTERN_MEANING = {
+    PG_NAME: "a PostgreSQL name: up to 63 letters, digits, '_', '$' or '-', starting with a letter or '_'",
+    COUNTRY: "two upper-case letters, an ISO 3166 country code (e.g. EG)",
+    QUEUE: "a Celery queue name: letters, digits, '_', '.' or '-'",
+}
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[int, Field(ge=1)]
 CfgValue = Line | int | float | bool
@@ -153,8 +163,8 @@ class Host(Model):
 class Database(Model):
     host: HostName = Field(description="PostgreSQL server host.")
     port: Port = 5432
-    name: str = Field("airflow", pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
-    user: str = Field("airflow", pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$")
+    name: str = Field("airflow", pattern=PG_NAME)
+    user: str = Field("airflow", pattern=PG_NAME)
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
 
 
@@ -191,7 +201,7 @@ class Tls(Model):
     )
     common_name: HostName | None = Field(None, description="Default: api.host.")
     organization: Line | None = None
-    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    country: str | None = Field(None, pattern=COUNTRY)
     dns_names: Items[HostName] = Field((), description="DNS subjectAltNames. Default: [api.host].")
     ip_addresses: Items[IPAddress] = ()
     days: int = Field(365, ge=1, le=3650, description="Validity of a self-signed certificate.")
@@ -264,7 +274,7 @@ class Celery(Model):
     stop_timeout: Positive = Field(
         600, description="Seconds systemd waits for Celery's warm shutdown (running tasks finish) before SIGKILL."
     )
-    queues: Items[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = Field(("default",), min_length=1)
+    queues: Items[Annotated[str, Field(pattern=QUEUE)]] = Field(("default",), min_length=1)
 
 
 # airflow.cfg options the model derives or that hold secrets: overriding them
