@@ -187,3 +187,24 @@ def test_address_bound_tickets_open_netlink_for_kerberos_only(data):
     krb = files["/usr/lib/systemd/system/airflow-kerberos.service"]
     assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n" in krb
     assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n" in files["/usr/lib/systemd/system/airflow-scheduler.service"]
+
+
+def test_wrapper_refuses_clearly_without_secrets(tmp_path):
+    """The rendered wrapper, run for real: no secrets file, a message that says what to do."""
+    import os
+    import subprocess
+
+    from builder.site import site_from_data
+    from conftest import minimal_data
+
+    d = minimal_data()
+    d["paths"] = {"config": str(tmp_path / "etc-airflow")}
+    files = {f.dest: f.text for f in render_site(site_from_data(d))}
+    wrapper = tmp_path / "airflow"
+    wrapper.write_text(files["/usr/bin/airflow"])
+    proc = subprocess.run(["sh", str(wrapper), "version"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    if os.geteuid() == 0:
+        assert f"{tmp_path}/etc-airflow/secrets.env is missing: make it with 'bundle secrets init'" in proc.stderr
+    else:
+        assert "run as root (sudo airflow ...) or as the airflow user" in proc.stderr
