@@ -24,7 +24,7 @@ from pathlib import Path
 
 from builder import run
 from builder.errors import BundleError, UsageError
-from builder.fsutil import link_or_copy, write_atomic
+from builder.fsutil import link_or_copy, sha256_file, write_atomic
 from builder.render import RenderedFile, render_site, write_tree
 from builder.resources import cache_dir
 from builder.rpm import plan as P
@@ -294,7 +294,7 @@ def venv_kb(wheels: list[Path], memo: dict[str, str]) -> int:
     for w in wheels:
         if w.suffix != ".whl":
             continue
-        key = f"unzipped:{P.sha256_file(w, memo)}"
+        key = f"unzipped:{sha256_file(w, memo)}"
         if key not in memo:
             try:
                 with zipfile.ZipFile(w) as z:
@@ -394,7 +394,7 @@ def step_publish(ctx: Context) -> tuple[bool, str]:
     repo = ctx.out_dir / "repo"
     repo.mkdir(parents=True, exist_ok=True)
     key, fpr = ctx.signing
-    digests = {p.path.name: P.sha256_file(p.path, ctx.memo) for p in ctx.packages}
+    digests = {p.path.name: sha256_file(p.path, ctx.memo) for p in ctx.packages}
     input_hash = _sha(sorted(digests.items()), fpr, sign, ctx.state.get("stamp"))
     outputs = [repo / n for n in digests] + [repo / "repodata" / "repomd.xml"]
     if sign:
@@ -501,6 +501,6 @@ def export(site: Site, out_dir: Path | None = None, dest: Path | None = None) ->
         raise BuildError(f"nothing built in {out} yet", hint="run `bundle build --site ...` first")
     name = f"airflow-prod-{site.site.name}-{state['version']}-{state['release']}"
     tar = publish.export_tarball(out / "repo", dest or out / "export" / f"{name}.tar", name, state["stamp"])
-    digest = publish.sha256_file(tar)
+    digest = sha256_file(tar)
     write_atomic(tar.with_name(tar.name + ".sha256"), f"{digest}  {tar.name}\n")
     return tar, digest

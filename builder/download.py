@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from builder.errors import BundleError
+from builder.fsutil import sha256_file
 from builder.registry import Registry, RegistryError
 from builder.resources import cache_dir
 
@@ -89,14 +90,6 @@ class Wanted:
     url: str
     sha256: str
     size: int | None
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(CHUNK * 4):
-            h.update(block)
-    return h.hexdigest()
 
 
 class BlobStore:

@@ -1,7 +1,9 @@
-"""Atomic, reproducible file writes: temp file in the same directory, then rename."""
+"""File helpers: atomic writes (temp file in the same directory, then rename), atomic
+link-or-copy, and streamed sha256."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -49,3 +51,22 @@ def link_or_copy(src: str | Path, dest: str | Path) -> Path:
         shutil.copy2(src, tmp)
     os.replace(tmp, dest)
     return dest
+
+
+def sha256_file(path: str | Path, memo: dict[str, str] | None = None) -> str:
+    """sha256 of a file, streamed; `memo` keyed by path, size, mtime and inode skips re-hashing."""
+    path = Path(path)
+    key = ""
+    if memo is not None:
+        st = path.stat()
+        key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+        if key in memo:
+            return memo[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if memo is not None:
+        memo[key] = digest
+    return digest

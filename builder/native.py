@@ -29,9 +29,8 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from builder import run
-from builder.download import sha256_file
+from builder.fsutil import link_or_copy, sha256_file
 from builder.errors import BundleError
-from builder.fsutil import link_or_copy
 from builder.registry import network_env
 from builder.resources import cache_dir
 

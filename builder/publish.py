@@ -10,7 +10,6 @@ repomd.xml, export the public key; and the air-gap export tarball.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from builder import run
 from builder.errors import BundleError
-from builder.fsutil import write_atomic
+from builder.fsutil import sha256_file, write_atomic
 
 KEY_FILE = "RPM-GPG-KEY-airflow-prod"
 REPO_FILE = "airflow-prod.repo"
@@ -71,14 +70,6 @@ class SigningKey:
                 hint="name one by fingerprint in [publish] gpg_key",
             )
         return fprs[0]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sign_rpms(paths: list[Path], key: SigningKey, fingerprint: str) -> None:

@@ -25,9 +25,9 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from builder import native, run
-from builder.download import BlobStore, Notify, Progress, Wanted, sha256_file
+from builder.download import BlobStore, Notify, Progress, Wanted
 from builder.errors import BundleError
-from builder.fsutil import link_or_copy, write_atomic
+from builder.fsutil import link_or_copy, sha256_file, write_atomic
 from builder.lock import GLIBC, Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
 from builder.registry import Registry, network_env
 from builder.resources import cache_dir

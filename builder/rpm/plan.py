@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from builder.fsutil import sha256_file
 from builder.render import BASE, CONFIG, RenderedFile
 from builder.rpm import scriptlets
 from builder.site import Site
@@ -133,22 +134,6 @@ class WheelhouseInput:
     def uv_in_wheels(self) -> bool:
         """uv pinned in the lock lives among the wheels; otherwise it ships beside them."""
         return self.uv_wheel.resolve().parent == self.wheel_dir.resolve()
-
-
-def sha256_file(path: Path, memo: dict[str, str] | None = None) -> str:
-    """sha256 of a file, streamed; `memo` keyed by path+size+mtime skips re-hashing."""
-    st = path.stat()
-    key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
-    if memo is not None and key in memo:
-        return memo[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    digest = h.hexdigest()
-    if memo is not None:
-        memo[key] = digest
-    return digest
 
 
 def offline_lock_text(text: str) -> str:
