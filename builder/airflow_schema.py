@@ -2,8 +2,9 @@
 
 The schema is `airflow/config_templates/config.yml` in the pinned
 apache-airflow-core wheel plus the `config:` of every pinned provider
-(`provider.yaml`, or the dict returned by `get_provider_info.py`). Wheels are
-fetched once into the cache (`~/.cache/airflow-prod/airflow-schema/`).
+(`provider.yaml`, or the dict returned by `get_provider_info.py`). Wheels come
+from the same content-addressed cache the wheelhouse uses; what they declare is
+kept as JSON under `~/.cache/airflow-prod/airflow-schema/`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import yaml
 
-from builder import run
+from builder.download import BlobStore, Wanted
 from builder.errors import ValidationFailed
 from builder.fsutil import write_atomic
+from builder.registry import Registry
 from builder.resources import cache_dir
 from builder.site import Site
 
@@ -69,25 +71,23 @@ def _options_of(name: str, version: str) -> dict[str, list[str]]:
     memo = cache_dir() / "airflow-schema" / f"{name}-{version}.json"
     if memo.exists():
         return json.loads(memo.read_text())
-    wheel = _fetch_wheel(name, version, memo.parent)
-    found = _read_config_schema(wheel)
+    found = _read_config_schema(_fetch_wheel(name, version))
     write_atomic(memo, json.dumps(found, sort_keys=True))
-    wheel.unlink()  # the JSON digest is all later runs need
     return found
 
 
-def _fetch_wheel(name: str, version: str, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    run.run(
-        ["python3", "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary", ":all:",
-         "--disable-pip-version-check", "--dest", str(dest), f"{name}=={version}"],
-        what=f"fetching {name} {version} to read its config schema",
-    )
-    stem = name.replace("-", "_")
-    found = sorted(dest.glob(f"{stem}-{version}-*.whl"))
-    if not found:
-        raise ValidationFailed(f"pip downloaded no wheel of {name} {version} into {dest}")
-    return found[0]
+def _fetch_wheel(name: str, version: str) -> Path:
+    """The release's wheel from the wheelhouse's content-addressed cache (verified by
+    sha256; downloaded only when no earlier wheelhouse or check fetched it)."""
+    registry = Registry()
+    wheels = sorted((f for f in registry.project(name).release(version) if f.is_wheel),
+                    key=lambda f: f.filename)
+    if not wheels:
+        raise ValidationFailed(f"{name} {version} has no wheel on {registry.index_url} to read its config schema from")
+    dist = wheels[0]
+    store = BlobStore()
+    store.fetch_all([Wanted(f"{name}=={version}", dist.filename, dist.url, dist.sha256, dist.size)], registry)
+    return store.path(dist.sha256)
 
 
 def _read_config_schema(wheel: Path) -> dict[str, list[str]]:
