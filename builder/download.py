@@ -1,6 +1,6 @@
 """The content-addressed file cache and its parallel, resumable downloader.
 
-Layout under ~/.cache/airflow-prod/blobs/:
+Layout under ~/.cache/airflow-prod/blobs/ (or $AIRFLOW_PROD_BLOBS):
     sha256/<aa>/<sha256>     verified files, read-only, named by their hash
     partial/<sha256>.part    downloads in progress (resumed with HTTP Range)
 
@@ -26,7 +26,7 @@ from typing import Protocol
 from builder.errors import BundleError
 from builder.fsutil import sha256_file
 from builder.registry import Registry, RegistryError
-from builder.resources import cache_dir
+from builder.resources import blob_dir
 
 CHUNK = 1 << 20
 Notify = Callable[[str, str], None]
@@ -94,7 +94,7 @@ class Wanted:
 
 class BlobStore:
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root or cache_dir() / "blobs"
+        self.root = root or blob_dir()
 
     def path(self, sha: str) -> Path:
         return self.root / "sha256" / sha[:2] / sha
@@ -129,7 +129,7 @@ class BlobStore:
         status: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
             checks = dict(zip(unique, pool.map(lambda w: self.verified(w.sha256, w.label, notify),
-                                               unique.values())))
+                                               unique.values()), strict=True))
         todo = [w for sha, w in sorted(unique.items()) if not checks[sha]]
         status.update({sha: "reused" for sha, ok in checks.items() if ok})
         if not todo:
@@ -151,7 +151,9 @@ class BlobStore:
             if failed:
                 stop.set()
                 wait(futures)
-                raise failed[0].exception()
+                exc = failed[0].exception()
+                assert exc is not None
+                raise exc
             for fut, w in futures.items():
                 status[w.sha256] = fut.result()
         except KeyboardInterrupt:

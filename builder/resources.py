@@ -28,10 +28,25 @@ def spec_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """The build host's cache (downloads, fetched wheels, debootstrap roots)."""
+    """The build host's cache: $AIRFLOW_PROD_CACHE, else ~/.cache/airflow-prod.
+
+    Everything derived lives here (wheel selections, build requirements, built wheels,
+    Airflow's config schema, tool venvs, the RPM cache); the downloads themselves are in
+    `blob_dir()`, which is inside it unless $AIRFLOW_PROD_BLOBS moves it.
+    """
     base = os.environ.get("AIRFLOW_PROD_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "airflow-prod"
     )
     path = Path(base)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def blob_dir() -> Path:
+    """The content-addressed downloads ($AIRFLOW_PROD_BLOBS, else <cache_dir>/blobs).
+
+    Every file in it is verified against its sha256 before use, so it may be shared by
+    caches that must not share anything else (each test session has its own cache_dir).
+    """
+    env = os.environ.get("AIRFLOW_PROD_BLOBS")
+    return Path(env) if env else cache_dir() / "blobs"

@@ -22,6 +22,9 @@ def test_help_teaches():
     assert proc.returncode == 0
     for word in ("check", "render", "secrets", "tls", "schema", "Typical session"):
         assert word in proc.stdout
+    # Every command group is registered (none may vanish behind a swallowed ImportError).
+    commands = {line.split()[0] for line in proc.stdout.split("Commands:", 1)[1].splitlines() if line.strip()}
+    assert commands == {"build", "check", "export", "lock", "render", "schema", "secrets", "tls", "wheelhouse"}
 
 
 def test_check_valid_example():

@@ -39,17 +39,13 @@ def cli(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from builder.cli import build_cmds, secrets_cmds, site_cmds
+    # Every group is imported unconditionally: a group that fails to import must
+    # fail the command loudly, never make its commands vanish from `bundle --help`.
+    from builder.cli import build_cmds, lock_cmds, secrets_cmds, site_cmds
 
-    for module in (site_cmds, secrets_cmds, build_cmds):
+    for module in (site_cmds, secrets_cmds, lock_cmds, build_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
-    try:  # command groups still being built land one by one
-        from builder.cli import lock_cmds
-    except ImportError:
-        return
-    for command in lock_cmds.COMMANDS:
-        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
