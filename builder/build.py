@@ -375,7 +375,7 @@ def step_package(ctx: Context) -> tuple[bool, str]:
     ctx.packages = [BuiltPackage("airflow-prod-wheelhouse", wh_link, wh_link.stat().st_size, wh_reused)]
     ctx.packages += [
         BuiltPackage(pkg.name, path, path.stat().st_size, site_reused)
-        for pkg, path in zip(plan.packages, site_rpms)
+        for pkg, path in zip(plan.packages, site_rpms, strict=True)
     ]
     ctx.state["release"] = plan.release
     ctx.state["version"] = plan.version

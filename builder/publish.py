@@ -54,7 +54,7 @@ class SigningKey:
         proc = run.run(self.gpg(*args), what="gpg --list-secret-keys", check=False)
         fprs = []
         lines = proc.stdout.splitlines()
-        for prev, line in zip(lines, lines[1:]):
+        for prev, line in zip(lines, lines[1:], strict=False):  # pairs of neighbours
             if prev.startswith("sec:") and line.startswith("fpr:"):
                 fprs.append(line.split(":")[9])
         where = f" in {self.home}" if self.home else " in the default keyring (~/.gnupg)"

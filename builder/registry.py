@@ -245,7 +245,7 @@ class Registry:
 
         names = sorted({canonicalize_name(n) for n in names})
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return dict(zip(names, pool.map(self.project, names)))
+            return dict(zip(names, pool.map(self.project, names), strict=True))
 
     # --- metadata -------------------------------------------------------------
 

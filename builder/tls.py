@@ -28,8 +28,14 @@ class TlsCheckFailed(BundleError):
     pass
 
 
+def _derived(value: str | None, key: str) -> str:
+    """A setting the site model fills in when the file leaves it out."""
+    assert value is not None, f"{key} is derived by the site model"
+    return value
+
+
 def _subject(site: Site) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, site.tls.common_name)]
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, _derived(site.tls.common_name, "tls.common_name"))]
     if site.tls.organization:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, site.tls.organization))
     if site.tls.country:
@@ -99,7 +105,7 @@ class TlsFiles:
 
 
 def _key_out(out_dir: Path, site: Site, force: bool) -> Path:
-    key_path = out_dir / Path(site.tls.key).name
+    key_path = out_dir / Path(_derived(site.tls.key, "tls.key")).name
     if key_path.exists() and not force:
         raise UsageError(f"{key_path} exists; pass --force to replace the private key")
     return key_path
@@ -119,7 +125,7 @@ def write_self_signed(site: Site, out_dir: Path, force: bool = False) -> TlsFile
     """Case B: a new key and a self-signed certificate (it is its own chain)."""
     key_path = _key_out(out_dir, site, force)
     key = new_key(site)
-    cert_path = out_dir / Path(site.tls.cert).name
+    cert_path = out_dir / Path(_derived(site.tls.cert, "tls.cert")).name
     write_atomic(key_path, _key_pem(key), 0o600)
     write_atomic(cert_path, build_self_signed(site, key).public_bytes(serialization.Encoding.PEM))
     return TlsFiles(key=key_path, cert=cert_path)
@@ -159,7 +165,9 @@ def check_tls(site: Site, cert: Path, key: Path, ca: Path | None, now: dt.dateti
         raise UsageError(f"{key}: file not found") from None
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{key}: not an unencrypted PEM private key ({exc})") from None
-    if private.public_key().public_numbers() != leaf.public_key().public_numbers():
+    # SubjectPublicKeyInfo bytes: comparable for every key type (public_numbers is not).
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if private.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
         report.problems.append(f"{key} does not match the certificate {cert} (different public keys)")
 
     try:
@@ -197,7 +205,7 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _chain_problems(chain: list[x509.Certificate], anchors: list[x509.Certificate], cert: Path) -> list[str]:
-    for child, parent in zip(chain, chain[1:]):
+    for child, parent in zip(chain, chain[1:], strict=False):  # each with the next
         if not _issued_by(child, parent):
             return [f"{cert}: certificate {child.subject.rfc4514_string()!r} is not issued by the next one "
                     f"in the file ({parent.subject.rfc4514_string()!r}): order is server, intermediates, CA"]
@@ -218,7 +226,7 @@ def _chain_problems(chain: list[x509.Certificate], anchors: list[x509.Certificat
 
 def default_paths(site: Site, base: Path | None) -> tuple[Path, Path, Path | None]:
     """cert, key, ca: under `base` (a local copy of the security dir) or as on the host."""
-    names = (site.tls.cert, site.tls.key, site.tls.ca)
+    names = (_derived(site.tls.cert, "tls.cert"), _derived(site.tls.key, "tls.key"), _derived(site.tls.ca, "tls.ca"))
     if base is None:
         cert, key, ca = (Path(n) for n in names)
     else:

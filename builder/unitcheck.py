@@ -38,6 +38,7 @@ def _unit_files(files: list[RenderedFile]) -> list[RenderedFile]:
 def _stage_root(site: Site, files: list[RenderedFile], root: Path) -> None:
     for f in files:
         write_atomic(root / f.relpath, f.text, f.mode)
+    assert site.paths.venv is not None  # derived by the site model
     stub = root / site.paths.venv.lstrip("/") / "bin" / "airflow"
     write_atomic(stub, "#!/bin/sh\n# stand-in for the venv's airflow during systemd-analyze verify\n", 0o755)
     target_units = root / UNIT_DIR.lstrip("/")

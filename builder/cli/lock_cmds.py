@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 from builder.cli.options import load, site_option
 from builder.registry import PYPI
@@ -42,8 +46,8 @@ class RichProgress:
             console=Console(stderr=True), transient=False,
             disable=not sys.stderr.isatty(),
         )
-        self._tasks: dict[str, int] = {}
-        self._total: int | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._total: TaskID | None = None
         self._lock = threading.Lock()
         self._done = 0
         self._files = 0

@@ -58,7 +58,7 @@ def tls_csr(site_path: str, out_dir: Path, force: bool) -> None:
     files = write_csr(site, out_dir, force=force)
     click.echo(f"wrote {files.key} (0600) and {files.csr}")
     click.echo("send the CSR to your CA; put the signed certificate followed by the CA chain in "
-               f"{Path(site.tls.cert).name}, and the CA chain alone in {Path(site.tls.ca).name}; "
+               f"{Path(str(site.tls.cert)).name}, and the CA chain alone in {Path(str(site.tls.ca)).name}; "
                "then run `bundle tls check`")
 
 
@@ -97,7 +97,7 @@ def tls_check(site_path: str, base: Path | None, cert: Path | None, key: Path | 
     click.echo(f"certificates in chain file: {report.chain_length}; days to expiry: {report.days_left}")
     if not report.ok:
         raise TlsCheckFailed("TLS check failed:\n" + "\n".join(f"  - {p}" for p in report.problems))
-    click.echo("ok: key matches, SANs cover " + site.api.host + ", chain complete")
+    click.echo(f"ok: key matches, SANs cover {site.api.host}, chain complete")
 
 
 COMMANDS = [secrets, tls]

@@ -63,6 +63,7 @@ def _stage(plan: SpecPlan, root: Path) -> None:
             elif e.text is not None:
                 write_atomic(dest, e.text, e.mode)
             else:
+                assert e.source is not None  # an entry has text or a source file
                 src = Path(e.source)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 if src.stat().st_mtime >= epoch:

@@ -107,8 +107,10 @@ def bundle(*args: str, timeout: float = 2400) -> str:
     """The `bundle` CLI, as a user runs it on the build host."""
     # The host's proxy and TLS-trust settings (a TLS-inspecting proxy needs its CA); the
     # builder itself keeps pip/uv configuration out.
+    # The session's own derived cache and the shared, hash-verified downloads (tests/conftest.py).
     env = {k: v for k, v in os.environ.items()
-           if k.lower().endswith("_proxy") or k in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")}
+           if k.lower().endswith("_proxy") or k in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+                                                    "AIRFLOW_PROD_CACHE", "AIRFLOW_PROD_BLOBS")}
     proc = run([sys.executable, "-m", "builder", *args], cwd=REPO_ROOT, env=env, timeout=timeout)
     print(proc.stdout, file=sys.stderr)
     return proc.stdout
