@@ -174,7 +174,7 @@ def test_wrapper_loads_service_environment(files):
 
 
 def test_secrets_example_has_only_placeholders(files):
-    text = files["/etc/airflow/secrets.env.example"]
+    text = files["/usr/share/doc/airflow-prod/secrets.env.example"]
     values = [line.split("=", 1)[1] for line in text.splitlines() if line and not line.startswith("#")]
     assert values and set(values) == {"CHANGE-ME"}
 
@@ -208,3 +208,29 @@ def test_wrapper_refuses_clearly_without_secrets(tmp_path):
         assert f"{tmp_path}/etc-airflow/secrets.env is missing: make it with 'bundle secrets init'" in proc.stderr
     else:
         assert "run as root (sudo airflow ...) or as the airflow user" in proc.stderr
+
+
+def test_firewalld_files_are_well_formed_xml(files):
+    """firewalld refuses a service file that is not well-formed XML: a `--` inside a
+    comment (the old template's `--permanent`) is exactly that. expat decides here;
+    firewalld's own loader reads them in test_rpm_install and the e2e."""
+    import xml.etree.ElementTree as ET
+
+    fw = {name: text for name, text in files.items() if name.startswith("/usr/lib/firewalld/services/")}
+    assert len(fw) == 3
+    for name, text in fw.items():
+        root = ET.fromstring(text.encode())
+        assert root.tag == "service" and root.find("port").get("protocol") == "tcp", name
+        assert "firewall-cmd --permanent --add-service=" in root.find("description").text
+    with pytest.raises(ET.ParseError):
+        ET.fromstring(b"<?xml version='1.0'?><!-- firewall-cmd --permanent --><service/>")
+
+
+def test_units_start_only_with_a_complete_venv(files):
+    """A failed venv build must not start units into a Restart= loop: each airflow unit
+    has a start condition on the marker build-venv writes last."""
+    units = {n: t for n, t in files.items() if n.endswith(".service")}
+    assert len(units) == 6
+    for name, text in units.items():
+        unit_section = text.split("[Service]")[0]
+        assert "\nConditionPathExists=/opt/airflow/venv/.airflow-prod-complete\n" in unit_section, name

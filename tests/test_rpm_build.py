@@ -188,7 +188,8 @@ def test_site_configuration_is_config_noreplace_and_secrets_file_is_not_packaged
     )
     for path in ("/etc/airflow/airflow.cfg", "/etc/airflow/webserver_config.py", "/etc/sysconfig/airflow"):
         assert "c" in flags[path] and "n" in flags[path], (path, flags[path])
-    assert "/etc/airflow/secrets.env.example" in flags
+    assert "/etc/airflow/secrets.env.example" not in flags   # documentation now, in the base package
+    assert "/usr/share/doc/airflow-prod/secrets.env.example" in rpm_query(rpms["airflow-prod"], "-l")
     for name, path in rpms.items():
         assert "/etc/airflow/secrets.env\n" not in rpm_query(path, "-l") + "\n", name
 
@@ -244,3 +245,79 @@ def test_wheelhouse_holds_wheels_offline_lock_and_uv(built, wh):
         assert f"/usr/lib/airflow-prod/wheelhouse/{whl.name}" in files
     assert "/usr/lib/airflow-prod/requirements.txt" in files
     assert f"/usr/lib/airflow-prod/uv/{wh.uv_wheel.name}" in files
+
+
+def _payload(path: Path) -> list[tuple[str, str, str, str, str]]:
+    """(perms, user, group, fflags, name) of every file and directory in a package."""
+    qf = "[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILEFLAGS:fflags}| %{FILENAMES}\n]"
+    rows = []
+    for line in rpm_query(path, "--qf", qf).splitlines():
+        head, name = line.split("| ", 1)
+        perms, user, group, *fflags = head.split(" ")
+        rows.append((perms, user, group, "".join(fflags), name))
+    return rows
+
+
+def test_no_directory_we_ship_is_one_rhel9_owns_and_owners_are_required(built):
+    """rpm calls a directory owned by two packages with different modes a file conflict
+    (firewalld-filesystem's /usr/lib/firewalld 0755 vs ours 0750 blocked every install).
+    Over the built RPMs: no RHEL 9 directory is ours, every RHEL owner of a directory we
+    put files in is required, nothing under /etc is anything but %config."""
+    from builder.rpm.dirs import IMPLICIT_OWNERS, RHEL9_SHARED, parents
+
+    summary, _ = built
+    problems = []
+    shipped_dirs: dict[str, str] = {}
+    for name, path in _rpms(summary).items():
+        requires = {r.split()[0] for r in rpm_query(path, "--requires").splitlines()}
+        for perms, user, group, fflags, dest in _payload(path):
+            if perms.startswith("d"):
+                shipped_dirs[dest] = name
+                if dest in RHEL9_SHARED:
+                    rhel = RHEL9_SHARED[dest]
+                    problems.append(f"{name} owns {dest} {perms} {user}:{group}; RHEL 9's {rhel.owner} "
+                                    f"owns it {rhel.mode:04o} {rhel.user}:{rhel.group}")
+            elif dest.startswith("/etc/") and "c" not in fflags:
+                problems.append(f"{name}: {dest} is under /etc but not %config")
+            for parent in parents(dest):
+                rhel = RHEL9_SHARED.get(parent)
+                if rhel and rhel.owner not in IMPLICIT_OWNERS and rhel.owner not in requires:
+                    problems.append(f"{name} puts {dest} in {parent} but does not require {rhel.owner}")
+    assert problems == []
+    # What we do own has the modes of the explicit table (never the build host's umask).
+    assert {"/opt/airflow", "/etc/airflow", "/usr/share/doc/airflow-prod", "/var/log/airflow-prod"} <= set(shipped_dirs)
+
+
+def test_the_engine_refuses_a_package_that_owns_a_rhel_directory():
+    """The same rule at build time, before rpmbuild: the old firewalld co-ownership fails
+    with the reason, as does a file dropped into a shared directory without its owner."""
+    from builder.rpm.dirs import PackagingError, check_packages
+    from builder.rpm.plan import Entry, RpmPackage
+
+    old_role = RpmPackage("airflow-prod-api-server", "", "", entries=(
+        Entry("/usr/lib/firewalld", "dir", 0o750), Entry("/usr/lib/firewalld/services", "dir", 0o750),
+        Entry("/usr/lib/firewalld/services/airflow-api-server.xml", text="<service/>"),
+    ), requires=("systemd",))
+    with pytest.raises(PackagingError) as err:
+        check_packages([old_role])
+    msg = str(err.value)
+    assert "owns /usr/lib/firewalld (0750 root:root), which RHEL 9's firewalld-filesystem owns (0755" in msg
+    assert "does not require firewalld-filesystem" in msg
+    stray = RpmPackage("x", "", "", entries=(Entry("/etc/airflow/notes.txt", text="x"),
+                                             Entry("/usr/share/doc/x/README", text="x")))
+    with pytest.raises(PackagingError, match=r"(?s)/etc/airflow/notes.txt under /etc but not as %config"
+                                             r".*nobody owns /usr/share/doc/x"):
+        check_packages([stray])
+
+
+def test_the_test_standin_and_the_engine_agree_on_rhel9_modes():
+    """Two lists of RHEL 9's directories (the engine's check, the stand-in's rpmdb) must
+    not drift apart: a mode they disagree on would hide a conflict from the install tests."""
+    from builder.rpm.dirs import RHEL9_SHARED
+    from e2e.repo import RHEL_DIRS
+
+    common = [d for d in RHEL_DIRS if d.path in RHEL9_SHARED]
+    assert len(common) >= 12
+    for d in common:
+        rhel = RHEL9_SHARED[d.path]
+        assert (d.mode, d.user, d.group) == (rhel.mode, rhel.user, rhel.group), d.path

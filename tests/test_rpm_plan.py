@@ -54,13 +54,20 @@ def test_site_plan_puts_files_in_the_right_packages(example_site):
     cfg = {e.dest: e for e in by_name["airflow-prod-config-bigdata-prod"].entries}
     assert cfg["/etc/airflow/airflow.cfg"].config and cfg["/etc/airflow/airflow.cfg"].group == "airflow"
     assert "/etc/airflow/secrets.env" not in cfg
-    assert not cfg["/etc/airflow/secrets.env.example"].config
     base = {e.dest: e for e in by_name["airflow-prod"].entries}
+    # Documentation of the secrets file, not configuration: nothing under /etc but %config.
+    assert not base["/usr/share/doc/airflow-prod/secrets.env.example"].config
+    assert not any(e.dest.startswith("/etc/") and e.kind == "file" and not e.config
+                   for pkg in plan.packages for e in pkg.entries)
     assert base["/opt/airflow/venvs"].owner == "root" and base["/opt/airflow/logs"].mode == 0o750
     assert "/usr/libexec/airflow-prod/build-venv" in base
     api = [e.dest for e in by_name["airflow-prod-api-server"].entries]
     assert "/usr/lib/systemd/system/airflow-api-server.service" in api
     assert "/usr/lib/firewalld/services/airflow-api-server.xml" in api
+    # firewalld-filesystem's directories are its own: required, never re-owned.
+    assert "/usr/lib/firewalld" not in api and "/usr/lib/firewalld/services" not in api
+    assert "firewalld-filesystem" in by_name["airflow-prod-api-server"].requires
+    assert "firewalld-filesystem" not in by_name["airflow-prod-scheduler"].requires
     spec = render_spec(plan)
     assert "%config(noreplace) %attr(0644,root,airflow) /etc/airflow/airflow.cfg" in spec
     assert "%package -n airflow-prod-kerberos" in spec and "Requires:       krb5-workstation" in spec

@@ -22,6 +22,7 @@ UNIT_DIR = "/usr/lib/systemd/system"
 PRESET_DIR = "/usr/lib/systemd/system-preset"
 FIREWALLD_DIR = "/usr/lib/firewalld/services"
 SYSCONFIG = "/etc/sysconfig/airflow"
+DOC_DIR = "/usr/share/doc/airflow-prod"
 
 # Which package ships a file: the base package, the site configuration, or a role.
 BASE = "base"
@@ -67,10 +68,12 @@ def render_site(site: Site) -> list[RenderedFile]:
             0o644, CONFIG, config=True,
         ),
         RenderedFile(SYSCONFIG, render_template("sysconfig.j2", **common), 0o644, CONFIG, config=True),
+        # Documentation, not configuration: placeholders only, so nothing under /etc that
+        # rpm does not treat as %config (the real file is secrets.env, never packaged).
         RenderedFile(
-            f"{cfg_dir}/secrets.env.example",
+            f"{DOC_DIR}/secrets.env.example",
             render_secrets(site, {v.name: PLACEHOLDER for v in secret_vars(site)}),
-            0o640, CONFIG,
+            0o644, BASE,
         ),
         RenderedFile(f"{UNIT_DIR}/airflow.target", render_template("units/airflow.target.j2", **common)),
         RenderedFile(

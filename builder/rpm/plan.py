@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from builder.fsutil import sha256_file
-from builder.render import BASE, CONFIG, RenderedFile
-from builder.rpm import scriptlets
+from builder.render import BASE, CONFIG, DOC_DIR, RenderedFile
+from builder.rpm import dirs, scriptlets
 from builder.site import Site
 
 # Where the site-independent payload lives on the target.
@@ -48,6 +48,7 @@ RHEL_PROVIDER = {
     "coreutils": "coreutils",        # ln, mv, rm, sha256sum, mktemp
     "krb5": "krb5-workstation",      # kinit for `airflow kerberos`
     "redis": "redis",                # local Celery broker
+    "firewalld": "firewalld-filesystem",  # owns /usr/lib/firewalld/services (no daemon)
 }
 
 
@@ -215,6 +216,7 @@ def wheelhouse_plan(
         ]
     for wheel in wh.wheels():
         entries.append(Entry(f"{WHEEL_DIR}/{wheel.name}", source=str(wheel), digest=sha256_file(wheel, memo)))
+    dirs.check_packages([RpmPackage("airflow-prod-wheelhouse", "", "", entries=tuple(entries))])
     pkg = RpmPackage(
         name="airflow-prod-wheelhouse",
         summary=f"Hash-locked wheels of Apache Airflow {version} for offline installation",
@@ -249,6 +251,34 @@ class SiteInputs:
     extra: dict = field(default_factory=dict)
 
 
+def _filled(path: str | None) -> str:
+    assert path is not None, "Paths fills in every directory under home"
+    return path
+
+
+def own_dirs(site: Site) -> dict[str, tuple[int, str, str]]:
+    """Every directory the base package owns: path -> (mode, user, group).
+
+    Explicit, so no mode comes from the build host's umask; none of them is a RHEL
+    directory (builder/rpm/dirs.py checks)."""
+    p = site.paths
+    return {
+        # Root's, like the venvs and the venv symlink in it: a service user that could
+        # rename entries here could swap the code root runs in %post.
+        p.home: (0o755, "root", "root"),
+        _filled(p.dags): (0o755, "airflow", "airflow"),
+        _filled(p.plugins): (0o755, "airflow", "airflow"),
+        _filled(p.logs): (0o750, "airflow", "airflow"),
+        _filled(p.security): (0o750, "airflow", "airflow"),
+        # The venvs are root's: the service user must not be able to rewrite its own code.
+        p.venvs: (0o755, "root", "root"),
+        p.config: (0o750, "root", "airflow"),
+        LIBEXEC: (0o755, "root", "root"),
+        LOG_DIR: (0o750, "root", "root"),
+        DOC_DIR: (0o755, "root", "root"),
+    }
+
+
 def config_package_name(site: Site) -> str:
     return f"airflow-prod-config-{site.site.name}"
 
@@ -273,19 +303,8 @@ def site_plan(
 
     # Base: user, directories, the venv builder, wrapper, target, sysusers/tmpfiles.
     base_entries = [_text_entry(f) for f in by_pkg.get(BASE, [])]
+    base_entries += [Entry(path, "dir", mode, user, group) for path, (mode, user, group) in own_dirs(site).items()]
     base_entries += [
-        # Root's, like the venvs and the venv symlink in it: a service user that could
-        # rename entries here could swap the code root runs in %post.
-        Entry(p.home, "dir", 0o755),
-        Entry(p.dags, "dir", 0o755, "airflow", "airflow"),
-        Entry(p.plugins, "dir", 0o755, "airflow", "airflow"),
-        Entry(p.logs, "dir", 0o750, "airflow", "airflow"),
-        Entry(p.security, "dir", 0o750, "airflow", "airflow"),
-        # The venvs are root's: the service user must not be able to rewrite its own code.
-        Entry(p.venvs, "dir", 0o755),
-        Entry(p.config, "dir", 0o750, "root", "airflow"),
-        Entry(LIBEXEC, "dir", 0o755),
-        Entry(LOG_DIR, "dir", 0o750),
         Entry(BUILD_VENV, mode=0o755, text=build_venv_text,
               digest=hashlib.sha256(build_venv_text.encode()).hexdigest()),
     ]
@@ -327,7 +346,7 @@ def site_plan(
             "webserver_config.py, /etc/sysconfig/airflow. Marked noreplace: local edits survive "
             "upgrades (the new version lands as .rpmnew).",
             f"Secrets are not here: install {p.config}/secrets.env (root:airflow 0640) on every "
-            f"node; {p.config}/secrets.env.example lists the variables.",
+            f"node; {DOC_DIR}/secrets.env.example (in airflow-prod) lists the variables.",
         ),
         entries=tuple(sorted(cfg_entries, key=lambda e: e.dest)),
         requires=(f"airflow-prod = {evr}",),
@@ -343,13 +362,16 @@ def site_plan(
         units = [f.dest.rsplit("/", 1)[1] for f in role_files if f.dest.endswith(".service")]
         fw = [f.dest for f in role_files if "/firewalld/" in f.dest]
         entries = [_text_entry(f) for f in role_files]
-        if fw:
-            # Co-owned so no firewalld dependency is forced on hosts that use another firewall.
-            entries += [Entry("/usr/lib/firewalld", "dir", 0o750), Entry("/usr/lib/firewalld/services", "dir", 0o750)]
         requires = [f"airflow-prod = {evr}", f"airflow-prod-config = {evr}", sysd]
+        if fw:
+            # firewalld-filesystem owns /usr/lib/firewalld/services (0755); it is a few empty
+            # directories, no daemon, so hosts with another firewall lose nothing.
+            requires.append(RHEL_PROVIDER["firewalld"])
         if role == "kerberos":
             requires.append(RHEL_PROVIDER["krb5"])
-        recommends = (RHEL_PROVIDER["redis"],) if role in ("scheduler", "celery-worker") and site.broker_is_local else ()
+        if role in ("scheduler", "celery-worker") and site.broker_is_local:
+            # Not Recommends: install_weak_deps=False and most content views drop weak deps.
+            requires.append(RHEL_PROVIDER["redis"])
         roles.append(RpmPackage(
             name=f"airflow-prod-{role}",
             summary=f"Airflow {role} service for site {site.site.name}",
@@ -361,7 +383,6 @@ def site_plan(
             entries=tuple(sorted(entries, key=lambda e: e.dest)),
             requires=tuple(requires),
             requires_post=(sysd,), requires_preun=(sysd,), requires_postun=(sysd,),
-            recommends=recommends,
             scripts=(
                 ("post", scriptlets.units_post(units, firewalld=bool(fw))),
                 ("preun", scriptlets.units_preun(units)),
@@ -370,6 +391,7 @@ def site_plan(
         ))
 
     packages = (base, config, *roles)
+    dirs.check_packages(packages)
     digest = plan_digest(packages, version, stamp, inputs.smoke_imports)
     release = release_of(stamp, serial(digest), digest, site.target.os)
     return SpecPlan(
