@@ -167,10 +167,55 @@ def test_firewalld_ports(files):
     }
 
 
-def test_wrapper_loads_service_environment(files):
+def _wrapper_module(text: str) -> dict:
+    namespace: dict = {"__name__": "airflow_wrapper"}
+    exec(compile(text, "/usr/bin/airflow", "exec"), namespace)
+    return namespace
+
+
+def test_wrapper_reads_service_environment_without_sourcing(files):
+    """Root never runs what the env files say: they are parsed like systemd parses them."""
     wrapper = files["/usr/bin/airflow"]
-    assert ". /etc/sysconfig/airflow" in wrapper and ". /etc/airflow/secrets.env" in wrapper
-    assert 'exec runuser -u airflow -- "$venv_airflow" "$@"' in wrapper
+    assert wrapper.startswith("#!/usr/bin/python3.11 -I\n")
+    mod = _wrapper_module(wrapper)
+    assert (mod["SYSCONFIG"], mod["SECRETS"]) == ("/etc/sysconfig/airflow", "/etc/airflow/secrets.env")
+    assert mod["VENV_AIRFLOW"] == "/opt/airflow/venv/bin/airflow"
+    assert 'os.execve(RUNUSER, [RUNUSER, "-u", USER, "--", VENV_AIRFLOW, *argv], env)' in wrapper
+    assert "subprocess" not in wrapper and "shell" not in wrapper.split("import sys", 1)[1]
+
+
+def test_wrapper_parses_env_files_like_systemd(files, tmp_path):
+    """systemd's env-file grammar (quotes, escapes, comments, trailing blanks), on a file
+    whose every line is a trap for a shell `.`; the same file must never run anything."""
+    read_env_file = _wrapper_module(files["/usr/bin/airflow"])["read_env_file"]
+    canary = tmp_path / "ran"
+    env = tmp_path / "env"
+    env.write_text(
+        "# comment $(touch {c})\n"
+        "PLAIN=a:b,c=d\n"
+        "  SPACED  =  value with trailing blanks   \n"
+        "SINGLE='$(touch {c}) `x` \\ \"'\n"
+        'DOUBLE="a \\"q\\" \\$HOME \\` \\\\ \\n kept"\n'
+        "ESCAPED=a\\ b\\$c\n"
+        "CONT=\"one\\\ntwo\"\n"
+        "; other comment\n"
+        "NOVALUE\n"
+        "EMPTY=\n"
+        "1BAD=x\n"
+        "CTRL=\"a\x01b\"\n"
+        "LAST=end".format(c=canary)
+    )
+    assert read_env_file(str(env)) == {
+        "PLAIN": "a:b,c=d",
+        "SPACED": "value with trailing blanks",
+        "SINGLE": f"$(touch {canary}) `x` \\ \"",
+        "DOUBLE": 'a "q" $HOME ` \\ \\n kept',
+        "ESCAPED": "a b$c",
+        "CONT": "onetwo",
+        "EMPTY": "",
+        "LAST": "end",
+    }
+    assert not canary.exists()
 
 
 def test_secrets_example_has_only_placeholders(files):
@@ -193,19 +238,21 @@ def test_wrapper_refuses_clearly_without_secrets(tmp_path):
     """The rendered wrapper, run for real: no secrets file, a message that says what to do."""
     import os
     import subprocess
+    import sys
 
     from builder.site import site_from_data
     from conftest import minimal_data
 
-    d = minimal_data()
-    d["paths"] = {"config": str(tmp_path / "etc-airflow")}
-    files = {f.dest: f.text for f in render_site(site_from_data(d))}
+    files = {f.dest: f.text for f in render_site(site_from_data(minimal_data()))}
     wrapper = tmp_path / "airflow"
-    wrapper.write_text(files["/usr/bin/airflow"])
-    proc = subprocess.run(["sh", str(wrapper), "version"], capture_output=True, text=True)
+    # Point the rendered wrapper at a secrets file that does not exist.
+    missing = tmp_path / "etc-airflow" / "secrets.env"
+    wrapper.write_text(files["/usr/bin/airflow"].replace('"/etc/airflow/secrets.env"', f'"{missing}"'))
+    proc = subprocess.run([sys.executable, "-I", str(wrapper), "version"], capture_output=True, text=True)
     assert proc.returncode == 1
     if os.geteuid() == 0:
-        assert f"{tmp_path}/etc-airflow/secrets.env is missing: make it with 'bundle secrets init'" in proc.stderr
+        assert proc.stderr == (f"airflow: {missing} is missing: make it with 'bundle secrets init' on the "
+                               "build host and install it (root:airflow 0640) on every node\n")
     else:
         assert "run as root (sudo airflow ...) or as the airflow user" in proc.stderr
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from builder.rpm import plan as P
-from builder.render.jinja import _rpmesc
+from builder.render.escape import rpm as _rpmesc
 
 
 def vercmp(a: str, b: str) -> int:

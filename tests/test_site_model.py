@@ -181,7 +181,6 @@ BAD = [
     ("queue-name", _set("celery.queues", ["bad queue"]), r"celery\.queues\[0\] = 'bad queue': must be a Celery queue name"),
     ("queues-empty", _set("celery.queues", []), r"celery\.queues = \[\]: must have at least 1 item"),
     ("env-name", _set("environment", {"1BAD": "x"}), r"environment\.1BAD.*not an environment variable name|environment.*not an environment variable name"),
-    ("env-quote", _set("environment.HADOOP_CONF_DIR", "it's"), r"environment\.HADOOP_CONF_DIR = \"it's\": must not contain a single quote"),
     # cross-field rules
     ("role-on-no-host", _roles("api-server", "scheduler", "kerberos"), r"hosts: no host runs dag-processor, triggerer, celery-worker: a CeleryExecutor deployment needs"),
     ("host-twice", lambda d: d["hosts"].append(dict(d["hosts"][0])), r"hosts: host 'airflow\.my\.bigdata\.local' is listed twice"),
@@ -194,10 +193,84 @@ BAD = [
     ("starttls-no-ca", _del("ldap.ca_file"), r"ldap\.ca_file: LDAPS and StartTLS need the CA file"),
     ("starttls-ldaps", _set("ldap.url", "ldaps://dc.bigdata.local:636"), r"ldap\.starttls: StartTLS cannot be used with an ldaps:// URL"),
     ("ldap-no-fab", _set("airflow.providers", []), r"airflow\.providers: LDAP login needs 'apache-airflow-providers-fab'"),
-    ("ccache-tmp", _set("kerberos.ccache", "/tmp/airflow_krb5_ccache"), r"kerberos\.ccache: '/tmp/airflow_krb5_ccache' is under a private /tmp"),
+    ("ccache-tmp", _set("kerberos.ccache", "/tmp/airflow_krb5_ccache"), r"kerberos\.ccache = '/tmp/airflow_krb5_ccache': '/tmp/airflow_krb5_ccache' is under a temporary directory: every unit runs with PrivateTmp=yes"),
     ("override-secret", _set("airflow_cfg", {"core": {"fernet_key": "abc"}}), r"airflow_cfg\.core\.fernet_key: secrets never go into airflow\.cfg"),
     ("override-derived", _set("airflow_cfg", {"core": {"execution_api_server_url": "https://x/execution/"}}), r"airflow_cfg\.core\.execution_api_server_url: derived from api\.host / api\.port; set that instead"),
     ("override-nested-table", _set("airflow_cfg", {"core": {"x": {"y": 1}}}), r"airflow_cfg\.core\.x"),
+] + [
+    # Values that reach sh, systemd, rpm, tmpfiles and Airflow's parser (issue 8): each one
+    # was accepted once and changed the structure of a rendered file.
+    ("path-cmd-subst", _set("paths.config", "/etc/$(touch /tmp/x)"), r"paths\.config = '/etc/\$\(touch /tmp/x\)': may contain only letters, digits and \. _ \+ @ - between slashes \(found '\$'\)"),
+    ("path-backtick", _set("paths.home", "/opt/`id`"), r"paths\.home = '/opt/`id`': may contain only .*found '`'"),
+    ("path-space", _set("paths.home", "/opt/air flow"), r"paths\.home = '/opt/air flow': may contain only .*found ' '"),
+    ("path-quote", _set("paths.home", '/opt/"x'), r"paths\.home = '/opt/\"x': may contain only"),
+    ("path-rpm-shell", _set("paths.logs", "/opt/%(touch /x)"), r"paths\.logs = '/opt/%\(touch /x\)': may contain only .*found '%'"),
+    ("path-rpm-lua", _set("paths.plugins", "/opt/%{lua:os.exit()}"), r"paths\.plugins = .*found '%'"),
+    ("path-interpolation", _set("paths.home", "/opt/%(dags_folder)s"), r"paths\.home = .*found '%'"),
+    ("path-newline", _set("paths.dags", "/opt/airflow/dags\nUser=root"), r"paths\.dags = '/opt/airflow/dags\\nUser=root': must not contain control or invisible characters \(found U\+000A at position 17\)"),
+    ("path-nul", _set("paths.home", "/opt/air\x00flow"), r"paths\.home = '/opt/air\\x00flow': must not contain control .*U\+0000"),
+    ("path-long-component", _set("paths.home", "/opt/" + "a" * 300), r"paths\.home = '/opt/a+\.\.\.: has a component of 300 characters: at most 255"),
+    ("path-long", _set("paths.home", "/opt" + "/abcdefghij" * 60), r"paths\.home = .*is 664 characters long: at most 512"),
+    ("path-tilde", _set("paths.home", "/opt/~x"), r"paths\.home = '/opt/~x': may contain only .*found '~'"),
+    ("path-dot", _set("paths.home", "/opt/./airflow"), r"must be a normalised path"),
+    ("path-double-slash", _set("paths.home", "//opt/airflow"), r"paths\.home = '//opt/airflow': must be a normalised path"),
+    ("path-system-dir", _set("paths.dags", "/etc"), r"paths\.dags = '/etc': '/etc' is a system directory that other packages own"),
+    ("path-system-child", _set("paths.logs", "/var/log"), r"paths\.logs = '/var/log': '/var/log' is a system directory"),
+    ("path-usr-bin", _set("paths.plugins", "/usr/bin"), r"paths\.plugins = '/usr/bin': '/usr/bin' is a system directory"),
+    ("path-root-home", _set("paths.home", "/root"), r"paths\.home = '/root': '/root' is under a home directory: every unit runs with ProtectHome=yes"),
+    ("path-under-home", _set("paths.dags", "/home/etl/dags"), r"paths\.dags = .*ProtectHome=yes"),
+    ("path-proc", _set("paths.logs", "/proc/airflow"), r"paths\.logs = .*is on a kernel file system"),
+    ("config-is-sysconfig", _set("paths.config", "/etc/sysconfig/airflow"), r"paths\.config: '/etc/sysconfig/airflow' collides with /etc/sysconfig/airflow"),
+    ("dir-is-wrapper", _set("paths.plugins", "/usr/bin/airflow"), r"paths\.plugins: '/usr/bin/airflow' collides with the airflow wrapper"),
+    ("dir-is-config-file", _set("paths.dags", "/etc/airflow/airflow.cfg"), r"paths\.dags: '/etc/airflow/airflow\.cfg' collides with airflow\.cfg of paths\.config"),
+    ("dirs-equal", _set("paths.logs", "/opt/airflow/dags"), r"paths\.logs: '/opt/airflow/dags' is also paths\.dags: each directory has one job"),
+    ("dir-in-venv", _set("paths.logs", "/opt/airflow/venvs/logs"), r"paths\.logs: '/opt/airflow/venvs/logs' is inside paths\.venv \(its versioned venvs\)"),
+    ("venv-in-logs", _set("paths.venv", "/opt/airflow/logs/venv"), r"paths\.venv: '/opt/airflow/logs/venv' is inside paths\.logs .*which the airflow user can write"),
+    ("cert-is-dir", _set("tls.cert", "/opt/airflow/security"), r"tls\.cert: '/opt/airflow/security' is the directory paths\.security: name a file"),
+    ("env-name-newline", _set("environment", {"FOO\n": "x"}), r"environment\.\"FOO\\n\" = 'FOO\\n': not an environment variable name"),
+    ("env-name-lower", _set("environment", {"hadoop_home": "x"}), r"environment\.hadoop_home.*use upper-case letters"),
+    ("env-value-nul", _set("environment.HADOOP_CONF_DIR", "/etc/hadoop\x00x"), r"environment\.HADOOP_CONF_DIR = '/etc/hadoop\\x00x': must not contain control"),
+    ("env-value-newline", _set("environment.HADOOP_CONF_DIR", "x\nLD_PRELOAD=/x.so"), r"environment\.HADOOP_CONF_DIR = 'x\\nLD_PRELOAD=/x\.so': must be a single line"),
+    ("env-airflow-home", _set("environment.AIRFLOW_HOME", "/srv"), r"environment\.AIRFLOW_HOME.*is set by airflow-prod from the site's other settings"),
+    ("env-krb5ccname", _set("environment.KRB5CCNAME", "FILE:/tmp/x"), r"environment\.KRB5CCNAME.*is set by airflow-prod"),
+    ("env-airflow-option", _set("environment.AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite://"), r"environment\.AIRFLOW__DATABASE__SQL_ALCHEMY_CONN.*Airflow options go in \[airflow_cfg\.<section>\]"),
+    ("env-secret", _set("environment.PGPASSWORD", "hunter2"), r"environment\.PGPASSWORD.*is a secret: it belongs in the secrets file"),
+    ("env-ld-preload", _set("environment.LD_PRELOAD", "/x.so"), r"environment\.LD_PRELOAD.*changes how programs, the loader or the interpreter start"),
+    ("env-path", _set("environment.PATH", "/tmp"), r"environment\.PATH.*changes how programs"),
+    ("env-pythonpath", _set("environment.PYTHONPATH", "/tmp"), r"environment\.PYTHONPATH.*changes how programs"),
+    ("host-trailing-newline", _set("database.host", "db.example.com\n"), r"database\.host = 'db\.example\.com\\n': must not contain control"),
+    ("host-scope-id", _set("database.host", "fe80::1%eth0"), r"database\.host = 'fe80::1%eth0': IPv6 scope IDs"),
+    ("bind-scope-id", _set("api.bind", "fe80::1%anything"), r"api\.bind = 'fe80::1%anything': IPv6 scope IDs"),
+    ("san-ip-as-dns", _set("tls.dns_names", ["airflow.my.bigdata.local", "192.168.1.70"]), r"tls\.dns_names\[1\] = '192\.168\.1\.70': is an IP address: list it in tls\.ip_addresses"),
+    ("instance-secret-var", _set("api.instance_name", "${AIRFLOW__API__SECRET_KEY}"), r"api\.instance_name = '\$\{AIRFLOW__API__SECRET_KEY\}': Airflow expands \$NAME and \$\{\.\.\.\} in airflow\.cfg values"),
+    ("instance-var", _set("api.instance_name", "Airflow $HOSTNAME"), r"api\.instance_name = .*Airflow expands"),
+    ("instance-tilde", _set("api.instance_name", "~root"), r"api\.instance_name = '~root': Airflow expands a leading '~'"),
+    ("instance-spaces", _set("api.instance_name", " Airflow"), r"api\.instance_name = ' Airflow': must not start or end with spaces"),
+    ("instance-u2028", _set("api.instance_name", "Prod\u2028x"), r"api\.instance_name = .*must not contain control or invisible characters \(found U\+2028"),
+    ("instance-nel", _set("api.instance_name", "Prod\x85x"), r"api\.instance_name = .*U\+0085"),
+    ("instance-bidi", _set("api.instance_name", "Prod\u202ex"), r"api\.instance_name = .*U\+202E"),
+    ("instance-long", _set("api.instance_name", "x" * 600), r"api\.instance_name = .*is 600 characters long: at most 512"),
+    ("db-user-dollar", _set("database.user", "a$PGPASSWORD"), r"database\.user = 'a\$PGPASSWORD': must be a PostgreSQL name: up to 63 letters, digits, '_' or '-'"),
+    ("site-name-newline", _set("site.name", "bigdata\n"), r"site\.name = 'bigdata\\n': must be 2-40 characters"),
+    ("version-newline", _set("airflow.version", "3.1.4\n"), r"airflow\.version = '3\.1\.4\\n': must be an exact version"),
+    ("principal-newline", _set("kerberos.principal", "airflow@BIGDATA.LOCAL\n"), r"kerberos\.principal = .*must not contain control"),
+    ("principal-dollar", _set("kerberos.principal", "$USER@BIGDATA.LOCAL"), r"kerberos\.principal = .*not a Kerberos principal"),
+    ("queue-newline", _set("celery.queues", ["default\n"]), r"celery\.queues\[0\] = 'default\\n': must be a Celery queue name"),
+    ("extra-newline", _set("airflow.extras", ["ldap\n"]), r"airflow\.extras\[0\] = 'ldap\\n': not a package extra name"),
+    ("provider-url", _set("airflow.providers", ["apache-airflow-providers-fab @ https://evil.example/x.whl"]), r"airflow\.providers\[0\] = .*no URL and no marker"),
+    ("provider-bad", _set("airflow.providers", ["fab;;"]), r"airflow\.providers\[0\] = 'fab;;': not a requirement"),
+    ("ldap-url-newline", _set("ldap.url", "ldap://dc.bigdata.local:389\n"), r"ldap\.url = .*not an LDAP URL"),
+    ("ldap-url-v6-unbracketed", _set("ldap.url", "ldap://2001:db8::5"), r"ldap\.url = .*an IPv6 address in brackets"),
+    ("dn-newline", _set("ldap.bind_dn", "CN=super,DC=bigdata\nX=1"), r"ldap\.bind_dn = .*must be a single line"),
+    ("cfg-section-bracket", _set("airflow_cfg", {"core]\n[x": {"a": 1}}), r"airflow_cfg\.\"core\]\\n\[x\" = 'core\]\\n\[x': not an airflow\.cfg name"),
+    ("cfg-option-equals", _set("airflow_cfg", {"core": {"a=b": 1}}), r"airflow_cfg\.core\.\"a=b\".*not an airflow\.cfg name"),
+    ("cfg-option-colon", _set("airflow_cfg", {"core": {"a:b": 1}}), r"airflow_cfg\.core\.\"a:b\" = 'a:b': not an airflow\.cfg name"),
+    ("cfg-option-upper", _set("airflow_cfg", {"core": {"Parallelism": 1}}), r"airflow_cfg\.core\.Parallelism.*lower-case letters"),
+    ("cfg-value-newline", _set("airflow_cfg", {"core": {"x": "a\nb"}}), r"airflow_cfg\.core\.x = 'a\\nb': must be a single line"),
+    ("cfg-value-var", _set("airflow_cfg", {"logging": {"log_format": "$PGPASSWORD"}}), r"airflow_cfg\.logging\.log_format = '\$PGPASSWORD': Airflow expands"),
+    ("cfg-secret-cmd", _set("airflow_cfg", {"core": {"fernet_key_cmd": "cat /x"}}), r"airflow_cfg\.core\.fernet_key_cmd: secrets never go into airflow\.cfg"),
+    ("cfg-derived-secret", _set("airflow_cfg", {"database": {"sql_alchemy_conn_secret": "x"}}), r"airflow_cfg\.database\.sql_alchemy_conn_secret: derived from \[database\]"),
+    ("constraints-space", _set("airflow.constraints", "/tmp/c onstraints.txt"), r"airflow\.constraints = .*must not contain spaces or control characters"),
 ]
 
 
@@ -209,11 +282,8 @@ def test_bad_input(data, mutate, expected):
     text = str(err.value)
     assert text.startswith("site.toml: ")
     assert re.search(expected, text), f"{expected!r} not in:\n{text}"
-    assert "Traceback" not in text
-
-
-def test_bad_cases_are_many():
-    assert len(BAD) >= 40
+    # Shown escaped: no raw control character reaches the terminal.
+    assert not any(ord(c) < 32 and c != "\n" for c in text) and "\u2028" not in text
 
 
 def test_multi_host_needs_public_api_host():

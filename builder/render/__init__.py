@@ -17,11 +17,12 @@ from builder.render.jinja import render_template
 from builder.render.units import unit_specs
 from builder.secrets_layout import PLACEHOLDER, secret_vars, secrets_path
 from builder.site import Site
+from builder.site.model import SYSCONFIG_PATH, WRAPPER_PATH
 
 UNIT_DIR = "/usr/lib/systemd/system"
 PRESET_DIR = "/usr/lib/systemd/system-preset"
 FIREWALLD_DIR = "/usr/lib/firewalld/services"
-SYSCONFIG = "/etc/sysconfig/airflow"
+SYSCONFIG = SYSCONFIG_PATH
 DOC_DIR = "/usr/share/doc/airflow-prod"
 
 # Which package ships a file: the base package, the site configuration, or a role.
@@ -82,7 +83,7 @@ def render_site(site: Site) -> list[RenderedFile]:
         ),
         RenderedFile("/usr/lib/sysusers.d/airflow-prod.conf", render_template("sysusers.conf.j2", **common)),
         RenderedFile("/usr/lib/tmpfiles.d/airflow-prod.conf", render_template("tmpfiles.conf.j2", **common)),
-        RenderedFile("/usr/bin/airflow", render_template("airflow-wrapper.sh.j2", **common), 0o755),
+        RenderedFile(WRAPPER_PATH, render_template("airflow-wrapper.py.j2", **common), 0o755),
     ]
     for unit in unit_specs(site):
         files.append(RenderedFile(

@@ -6,6 +6,8 @@ A message names the file, the key path, the bad value and what is valid.
 from __future__ import annotations
 
 import difflib
+import json
+import re
 import tomllib
 import types
 import typing
@@ -16,6 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from builder.errors import SiteError
 from builder.site.model import PATTERN_MEANING, Site
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_PYDANTIC_TAG = re.compile(r"[a-z-]+\[.*\]", re.DOTALL)
 
 
 def load_site(path: str | Path) -> Site:
@@ -60,8 +65,10 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and ("." in part or "=" in part or " " in part):
-            out += f'."{part}"' if out else f'"{part}"'
+        elif isinstance(part, str) and not _BARE_KEY.fullmatch(part):
+            # A TOML quoted key; JSON's escapes are TOML's, so control characters stay visible.
+            quoted = json.dumps(part)
+            out += f".{quoted}" if out else quoted
         else:
             out += f".{part}" if out else str(part)
     return out or "(top level)"
@@ -94,10 +101,10 @@ def _describe(err: dict[str, Any]) -> str:
 
 
 def _is_union_branch(part: Any) -> bool:
-    # pydantic adds the chosen union member ("str", "int", "function-after[...]")
-    # to the location; users never wrote those.
+    # pydantic adds the chosen union member ("str", "int", "function-after[...]") and
+    # "[key]" for a bad dict key to the location; users never wrote those.
     return isinstance(part, str) and (
-        part in ("str", "int", "float", "bool", "none") or "[" in part
+        part in ("str", "int", "float", "bool", "none", "[key]") or _PYDANTIC_TAG.fullmatch(part) is not None
     )
 
 

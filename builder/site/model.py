@@ -17,17 +17,27 @@ from pydantic_core import PydanticCustomError
 from builder.site.values import (
     DN,
     AbsPath,
+    CfgName,
+    CfgText,
+    CfgValue,
+    DnsName,
     EnvName,
     EnvValue,
+    ExtraName,
     HostName,
+    HostPath,
     IPAddress,
     Items,
     Line,
+    OwnedDir,
     Principal,
+    RequirementText,
     SiteName,
     TimeZone,
     Version,
     hostname,
+    is_ip as _is_ip,
+    url_host,
 )
 
 ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos")
@@ -44,18 +54,23 @@ GUIDE_EXTRAS = (
 FAB_PROVIDER = "apache-airflow-providers-fab"
 
 # Patterns stay in the JSON Schema for editors; PATTERN_MEANING words them for error messages.
-PG_NAME = r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$"
+# No '$' (PostgreSQL allows it): the name lands in airflow.cfg URLs, where Airflow expands $NAME.
+PG_NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
 COUNTRY = r"^[A-Z]{2}$"
 QUEUE = r"^[A-Za-z0-9_.-]+$"
 PATTERN_MEANING = {
-    PG_NAME: "a PostgreSQL name: up to 63 letters, digits, '_', '$' or '-', starting with a letter or '_'",
+    PG_NAME: "a PostgreSQL name: up to 63 letters, digits, '_' or '-', starting with a letter or '_'",
     COUNTRY: "two upper-case letters, an ISO 3166 country code (e.g. EG)",
     QUEUE: "a Celery queue name: letters, digits, '_', '.' or '-'",
 }
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[int, Field(ge=1)]
-CfgValue = Line | int | float | bool
+
+# Files rendered at fixed places on every host: no site path may be or contain them.
+SYSCONFIG_PATH = "/etc/sysconfig/airflow"
+WRAPPER_PATH = "/usr/bin/airflow"
+CONFIG_FILES = ("airflow.cfg", "webserver_config.py", "secrets.env")
 
 
 def _rule(key: str, message: str) -> PydanticCustomError:
@@ -74,8 +89,8 @@ class SiteInfo(Model):
 
 class AirflowSpec(Model):
     version: Version = Field("3.1.4", description="Exact apache-airflow version to install.")
-    extras: Items[str] = Field(GUIDE_EXTRAS, description="apache-airflow extras.")
-    providers: Items[str] = Field(
+    extras: Items[ExtraName] = Field(GUIDE_EXTRAS, description="apache-airflow extras.")
+    providers: Items[RequirementText] = Field(
         (FAB_PROVIDER,), description="Extra provider distributions (FAB is needed for LDAP login)."
     )
     constraints: str | None = Field(
@@ -87,6 +102,10 @@ class AirflowSpec(Model):
     @field_validator("constraints")
     @classmethod
     def _constraints_location(cls, value: str | None) -> str | None:
+        if value is not None and (any(not ch.isprintable() or ch.isspace() for ch in value)):
+            raise PydanticCustomError(
+                "site_value", "must not contain spaces or control characters (it is a URL or path)", None
+            )
         if value is None or value.startswith(("https://", "http://", "file://", "/")):
             return value
         raise PydanticCustomError(
@@ -126,26 +145,66 @@ class Target(Model):
 
 
 class Paths(Model):
-    home: AbsPath = Field("/opt/airflow", description="AIRFLOW_HOME and the airflow user's home.")
-    config: AbsPath = Field("/etc/airflow", description="airflow.cfg, webserver_config.py and secrets.env.")
-    venv: AbsPath | None = Field(None, description="Stable venv path (a symlink switched atomically). Default: <home>/venv.")
-    dags: AbsPath | None = Field(None, description="DAGs folder. Default: <home>/dags.")
-    logs: AbsPath | None = Field(None, description="Task and component logs. Default: <home>/logs.")
-    plugins: AbsPath | None = Field(None, description="Plugins folder. Default: <home>/plugins.")
-    security: AbsPath | None = Field(None, description="Keytab, TLS key and certificates. Default: <home>/security.")
-    run: AbsPath = Field("/run/airflow", description="Runtime directory (Kerberos ccache).")
+    home: OwnedDir = Field("/opt/airflow", description="AIRFLOW_HOME and the airflow user's home.")
+    config: OwnedDir = Field("/etc/airflow", description="airflow.cfg, webserver_config.py and secrets.env.")
+    venv: OwnedDir | None = Field(None, description="Stable venv path (a symlink switched atomically). Default: <home>/venv.")
+    dags: OwnedDir | None = Field(None, description="DAGs folder. Default: <home>/dags.")
+    logs: OwnedDir | None = Field(None, description="Task and component logs. Default: <home>/logs.")
+    plugins: OwnedDir | None = Field(None, description="Plugins folder. Default: <home>/plugins.")
+    security: OwnedDir | None = Field(None, description="Keytab, TLS key and certificates. Default: <home>/security.")
+    run: OwnedDir = Field("/run/airflow", description="Runtime directory (Kerberos ccache).")
 
     @model_validator(mode="after")
     def _defaults_under_home(self) -> Paths:
         for name in ("venv", "dags", "logs", "plugins", "security"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, f"{self.home}/{name}")
+        self._check_layout()
         return self
+
+    def directories(self) -> dict[str, str]:
+        """Every directory this site creates, by the key that sets it."""
+        dirs = {f"paths.{n}": getattr(self, n) for n in ("home", "config", "venv", "dags", "logs",
+                                                          "plugins", "security", "run")}
+        dirs["paths.venv (its versioned venvs)"] = self.venvs
+        return dirs
+
+    def _check_layout(self) -> None:
+        dirs = self.directories()
+        seen: dict[str, str] = {}
+        for key, path in dirs.items():
+            if path in seen:
+                raise _rule(key, f"{path!r} is also {seen[path]}: each directory has one job")
+            seen[path] = key
+        rendered = {SYSCONFIG_PATH: "/etc/sysconfig/airflow", WRAPPER_PATH: "the airflow wrapper"}
+        rendered |= {f"{self.config}/{f}": f"{f} of paths.config" for f in CONFIG_FILES}
+        # Directories the airflow user can write: root runs code from the venv.
+        writable = {k: dirs[f"paths.{k}"] for k in ("dags", "plugins", "logs", "security", "run")}
+        for key, path in dirs.items():
+            for file, what in rendered.items():
+                if _within(path, file):
+                    raise _rule(key, f"{path!r} collides with {what} ({file}), which airflow-prod writes")
+            for venv_key in ("paths.venv", "paths.venv (its versioned venvs)"):
+                venv = dirs[venv_key]
+                if key != venv_key and path.startswith(venv + "/"):
+                    raise _rule(key, f"{path!r} is inside {venv_key} ({venv}), which every upgrade replaces")
+        for venv in (self.venv, self.venvs):
+            for name, path in writable.items():
+                if _within(venv, path):
+                    raise _rule(
+                        "paths.venv", f"{venv!r} is inside paths.{name} ({path}), which the airflow user "
+                        "can write, while root runs the venv's Python when it builds it: keep the venv "
+                        "in a root-owned directory such as <home>/venv"
+                    )
 
     @property
     def venvs(self) -> str:
         """Versioned venvs live beside the stable symlink."""
         return f"{self.venv}s"
+
+
+def _within(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent + "/")
 
 
 class Host(Model):
@@ -190,7 +249,7 @@ class Api(Model):
     )
     port: Port = 8080
     bind: IPAddress = Field("0.0.0.0", description="Address the api-server listens on.")
-    instance_name: Line = "Airflow"
+    instance_name: CfgText = "Airflow"
     expose_config: bool = False
     workers: int = Field(1, ge=1, description="uvicorn workers; Airflow 3.1.4 needs 1 (scale with more hosts).")
 
@@ -202,7 +261,7 @@ class Tls(Model):
     common_name: HostName | None = Field(None, description="Default: api.host.")
     organization: Line | None = None
     country: str | None = Field(None, pattern=COUNTRY)
-    dns_names: Items[HostName] = Field((), description="DNS subjectAltNames. Default: [api.host].")
+    dns_names: Items[DnsName] = Field((), description="DNS subjectAltNames. Default: [api.host].")
     ip_addresses: Items[IPAddress] = ()
     days: int = Field(365, ge=1, le=3650, description="Validity of a self-signed certificate.")
     key_size: Literal[2048, 3072, 4096] = 4096
@@ -223,7 +282,7 @@ class Ldap(Model):
     firstname_field: Line = "givenName"
     lastname_field: Line = "sn"
     email_field: Line = "mail"
-    role_mapping: dict[DN, Items[str]] = Field(
+    role_mapping: dict[DN, Items[Line]] = Field(
         default_factory=dict, description="Group DN (exactly as in memberOf) -> Airflow roles."
     )
     registration: bool = True
@@ -236,18 +295,26 @@ class Ldap(Model):
     @classmethod
     def _ldap_url(cls, value: str) -> str:
         scheme, sep, rest = value.partition("://")
-        host, _, port = rest.rstrip("/").partition(":")
-        ok = sep and scheme in ("ldap", "ldaps") and host and (not port or port.isdigit())
+        rest = rest[:-1] if rest.endswith("/") else rest
+        if rest.startswith("["):  # [IPv6]:port
+            host, bracket, port = rest[1:].partition("]")
+            ok = bool(bracket) and ":" in host and (not port or port.startswith(":"))
+            port = port[1:]
+        else:
+            host, _, port = rest.partition(":")
+            ok = True
+        ok = ok and bool(sep) and scheme in ("ldap", "ldaps") and bool(host) and (
+            not port or (port.isascii() and port.isdigit() and 0 < int(port) < 65536))
         if ok:
             try:
                 hostname(host)
             except PydanticCustomError:
                 ok = False
-        if not ok or (port and not 0 < int(port) < 65536):
+        if not ok:
             raise PydanticCustomError(
                 "site_value",
-                "not an LDAP URL: use ldap://host[:port] or ldaps://host[:port] "
-                "(e.g. ldaps://dc.example.com:636)",
+                "not an LDAP URL: use ldap://host[:port] or ldaps://host[:port], an IPv6 address "
+                "in brackets (e.g. ldaps://dc.example.com:636 or ldap://[2001:db8::5])",
                 None,
             )
         return value
@@ -313,7 +380,7 @@ class Site(Model):
     environment: dict[EnvName, EnvValue] = Field(
         default_factory=dict, description="Extra variables for /etc/sysconfig/airflow (e.g. HADOOP_CONF_DIR)."
     )
-    airflow_cfg: dict[str, dict[str, CfgValue]] = Field(
+    airflow_cfg: dict[CfgName, dict[CfgName, CfgValue]] = Field(
         default_factory=dict, description="Free-form airflow.cfg overrides: [airflow_cfg.<section>] option = value."
     )
     publish: Publish = Field(
@@ -356,7 +423,9 @@ class Site(Model):
         tls = self.tls
         object.__setattr__(self, "tls", tls.model_copy(update={
             "common_name": tls.common_name or api_host,
-            "dns_names": tls.dns_names or (api_host,),
+            # An IP address is an iPAddress SAN, never a DNS one.
+            "dns_names": tls.dns_names or (() if _is_ip(api_host) else (api_host,)),
+            "ip_addresses": tls.ip_addresses or ((api_host,) if _is_ip(api_host) and not tls.dns_names else ()),
             "cert": tls.cert or f"{sec}/airflow_cert.pem",
             "key": tls.key or f"{sec}/airflow_key.pem",
             "ca": tls.ca or f"{sec}/ca-chain.pem",
@@ -388,11 +457,13 @@ class Site(Model):
                 raise _rule("ldap.ca_file", "LDAPS and StartTLS need the CA file that verifies the LDAP server")
             if FAB_PROVIDER not in self.airflow.providers:
                 raise _rule("airflow.providers", f"LDAP login needs {FAB_PROVIDER!r} in the list")
-        if self.kerberos and self.kerberos.ccache.startswith(("/tmp/", "/var/tmp/")):
-            raise _rule(
-                "kerberos.ccache", f"{self.kerberos.ccache!r} is under a private /tmp: every unit "
-                "runs with PrivateTmp=yes, so components would not see the ticket; use e.g. /run/airflow/krb5cc_airflow"
-            )
+        dirs = {path: key for key, path in self.paths.directories().items()}
+        files = {"tls.cert": self.tls.cert, "tls.key": self.tls.key, "tls.ca": self.tls.ca}
+        if self.kerberos:
+            files |= {"kerberos.keytab": self.kerberos.keytab, "kerberos.ccache": self.kerberos.ccache}
+        for key, path in files.items():
+            if path in dirs:
+                raise _rule(key, f"{path!r} is the directory {dirs[path]}: name a file")
         if self.broker.host in ("localhost", "127.0.0.1", "::1"):
             broker_hosts = {h.name for r in BROKER_ROLES for h in self.hosts_with(r)}
             if len(broker_hosts) > 1:
@@ -402,15 +473,18 @@ class Site(Model):
                 )
         for section, options in sorted(self.airflow_cfg.items()):
             for option in sorted(options):
-                if (section, option) in SECRET_OPTIONS:
+                # Airflow reads <option>_cmd (runs it) and <option>_secret (a secrets
+                # backend) for these too: the same option by another door.
+                base = option.removesuffix("_cmd").removesuffix("_secret")
+                if (section, base) in SECRET_OPTIONS:
                     raise _rule(
                         f"airflow_cfg.{section}.{option}",
                         "secrets never go into airflow.cfg; `bundle secrets init` puts it in the secrets file",
                     )
-                if (section, option) in DERIVED_OPTIONS:
+                if (section, base) in DERIVED_OPTIONS:
                     raise _rule(
                         f"airflow_cfg.{section}.{option}",
-                        f"derived from {DERIVED_OPTIONS[(section, option)]}; set that instead",
+                        f"derived from {DERIVED_OPTIONS[(section, base)]}; set that instead",
                     )
 
     # --- derived values: one source of truth -----------------------------------
@@ -426,7 +500,7 @@ class Site(Model):
     @property
     def base_url(self) -> str:
         port = "" if self.api.port == 443 else f":{self.api.port}"
-        return f"https://{self.api.host}{port}"
+        return f"https://{url_host(self.api.host)}{port}"
 
     @property
     def execution_api_server_url(self) -> str:
@@ -438,7 +512,7 @@ class Site(Model):
         # No password and no ?sslmode: libpq (psycopg2) and asyncpg both read
         # PGPASSWORD (secrets file) and PGSSLMODE (sysconfig); asyncpg rejects
         # an sslmode query argument on the derived async URL.
-        return f"{db.user}@{db.host}:{db.port}/{db.name}"
+        return f"{db.user}@{url_host(db.host)}:{db.port}/{db.name}"
 
     @property
     def sql_alchemy_conn(self) -> str:
@@ -450,7 +524,7 @@ class Site(Model):
 
     @property
     def broker_url(self) -> str:
-        return f"redis://{self.broker.host}:{self.broker.port}/{self.broker.db}"
+        return f"redis://{url_host(self.broker.host)}:{self.broker.port}/{self.broker.db}"
 
     @property
     def broker_is_local(self) -> bool:
@@ -463,7 +537,7 @@ class Publish(Model):
     gpg_key: Line | None = Field(
         None, description="Signing key: fingerprint (best), key ID or user ID. Default: the keyring's only secret key."
     )
-    gpg_home: AbsPath | None = Field(None, description="GnuPG home holding the key. Default: $GNUPGHOME or ~/.gnupg.")
+    gpg_home: HostPath | None = Field(None, description="GnuPG home holding the key. Default: $GNUPGHOME or ~/.gnupg.")
     sign: bool = Field(True, description="Sign RPMs and repomd.xml; false only for local test repositories.")
 
 
