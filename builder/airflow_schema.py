@@ -9,6 +9,10 @@ kept as JSON under `~/.cache/airflow-prod/airflow-schema/`.
 
 from __future__ import annotations
 
+# The wheels are fetched from the index the lock was resolved against (its header's
+# `index`), never from a hard-wired PyPI: a build host that reaches only a mirror can
+# still check its render. Where the lock gives hashes, the wheel read must be one of them.
+
 import ast
 import difflib
 import json
@@ -21,7 +25,8 @@ import yaml
 from builder.download import BlobStore, Wanted
 from builder.errors import ValidationFailed
 from builder.fsutil import write_atomic
-from builder.registry import Registry
+from builder.lockfile import Lock
+from builder.registry import PYPI, Registry
 from builder.resources import cache_dir
 from builder.site import Site
 
@@ -52,13 +57,18 @@ def schema_pins(pins: dict[str, str]) -> dict[str, str]:
     }
 
 
-def load_schema(pins: dict[str, str]) -> AirflowSchema:
+def load_schema(pins: dict[str, str], index_url: str = PYPI,
+                hashes: dict[str, tuple[str, ...]] | None = None) -> AirflowSchema:
+    """Airflow's schema for these pins, from wheels on `index_url` (one of `hashes[name]`
+    when given: "sha256:<hex>" as in the lock)."""
     relevant = schema_pins(pins)
     if CORE not in relevant:
         raise ValidationFailed(f"the lock pins no {CORE}: cannot find Airflow's config schema")
+    registry = Registry(index_url)
     merged: dict[str, set[str]] = {}
     for name, version in relevant.items():
-        for section, options in _options_of(name, version).items():
+        locked = (hashes or {}).get(name)
+        for section, options in _options_of(name, version, registry, locked).items():
             merged.setdefault(section, set()).update(options)
     return AirflowSchema(
         options={s: frozenset(o) for s, o in merged.items()},
@@ -66,24 +76,27 @@ def load_schema(pins: dict[str, str]) -> AirflowSchema:
     )
 
 
-def _options_of(name: str, version: str) -> dict[str, list[str]]:
+def _options_of(name: str, version: str, registry: Registry,
+                locked: tuple[str, ...] | None = None) -> dict[str, list[str]]:
     """Sections and options one distribution declares (cached as JSON)."""
     memo = cache_dir() / "airflow-schema" / f"{name}-{version}.json"
     if memo.exists():
         return json.loads(memo.read_text())
-    found = _read_config_schema(_fetch_wheel(name, version))
+    found = _read_config_schema(_fetch_wheel(name, version, registry, locked))
     write_atomic(memo, json.dumps(found, sort_keys=True))
     return found
 
 
-def _fetch_wheel(name: str, version: str) -> Path:
+def _fetch_wheel(name: str, version: str, registry: Registry, locked: tuple[str, ...] | None = None) -> Path:
     """The release's wheel from the wheelhouse's content-addressed cache (verified by
     sha256; downloaded only when no earlier wheelhouse or check fetched it)."""
-    registry = Registry()
     wheels = sorted((f for f in registry.project(name).release(version) if f.is_wheel),
                     key=lambda f: f.filename)
+    if locked:
+        wheels = [f for f in wheels if f"sha256:{f.sha256}" in locked]
     if not wheels:
-        raise ValidationFailed(f"{name} {version} has no wheel on {registry.index_url} to read its config schema from")
+        which = "locked wheel" if locked else "wheel"
+        raise ValidationFailed(f"{name} {version} has no {which} on {registry.index_url} to read its config schema from")
     dist = wheels[0]
     store = BlobStore()
     store.fetch_all([Wanted(f"{name}=={version}", dist.filename, dist.url, dist.sha256, dist.size)], registry)
@@ -160,6 +173,14 @@ def _unknown(section: str, option: str, schema: AirflowSchema) -> str:
     return f"[{section}] has no option {option!r}{hint}"
 
 
-def validate_options(site: Site, options: dict[str, dict[str, str]], pins: dict[str, str]) -> Checked:
-    return check_options(site, options, load_schema(pins))
+def validate_options(site: Site, options: dict[str, dict[str, str]], pins: dict[str, str],
+                     index_url: str = PYPI, hashes: dict[str, tuple[str, ...]] | None = None) -> Checked:
+    return check_options(site, options, load_schema(pins, index_url, hashes))
+
+
+def validate_against_lock(site: Site, options: dict[str, dict[str, str]], lock: Lock) -> Checked:
+    """Against the locked Airflow, read from the lock's own index and verified by its hashes."""
+    pins = {name: pin.version for name, pin in lock.pins.items()}
+    hashes = {name: pin.hashes for name, pin in lock.pins.items() if pin.hashes}
+    return validate_options(site, options, pins, lock.index, hashes)
 

@@ -183,9 +183,11 @@ def step_lock(ctx: Context) -> tuple[bool, str]:
         return True, f"given: {ctx.lock_path}"
     from builder.lock import ensure_lock
 
-    lock = ensure_lock(ctx.site, locks_dir=ctx.options.locks_dir)
+    # As `bundle lock` made it (backend, index): reused, or refused if made otherwise.
+    lock = ensure_lock(ctx.site, locks_dir=ctx.options.locks_dir, may_relock=False,
+                       notify=lambda level, msg: ctx.log(f"  {'warning: ' if level == 'warn' else ''}{msg}"))
     ctx.lock_path = Path(lock.path).resolve()
-    return lock.reused, f"{ctx.lock_path} ({len(lock.pins)} pins)"
+    return lock.reused, f"{ctx.lock_path} ({len(lock.pins)} pins, {lock.backend} against {lock.index})"
 
 
 def _find_uv(wheel_dir: Path) -> Path:
@@ -269,15 +271,15 @@ def step_render(ctx: Context) -> tuple[bool, str]:
 
 def validate_rendered(site: Site, files: list[RenderedFile], lock: Path | None) -> str:
     """airflow.cfg against the locked Airflow's own schema; units with systemd-analyze verify."""
-    from builder.airflow_schema import validate_options
-    from builder.lockfile import pinned_versions
+    from builder.airflow_schema import validate_against_lock
+    from builder.lockfile import Lock
     from builder.render.airflow_cfg import airflow_cfg_options
     from builder.unitcheck import verify_units
 
     done = []
-    pins = pinned_versions(lock) if lock is not None else {}
-    if "apache-airflow-core" in pins:
-        checked = validate_options(site, airflow_cfg_options(site), pins)
+    locked = Lock.read(lock) if lock is not None else None
+    if locked is not None and "apache-airflow-core" in locked.pins:
+        checked = validate_against_lock(site, airflow_cfg_options(site), locked)
         done.append(f"{checked.count} airflow.cfg options valid")
     else:  # a synthetic wheelhouse (tests) has no Airflow whose schema could judge
         done.append("airflow.cfg not checked: the lock pins no apache-airflow-core")

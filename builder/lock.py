@@ -6,7 +6,9 @@
          ──write───────────> locks/<site>.txt  (pip-tools format, sorted, sha256 hashes)
 
 `ensure_lock()` reuses the lock file when the inputs recorded in its header
-(`input-hash`) are unchanged, so a build never re-resolves behind your back.
+(`input-hash`) are unchanged, so a build never re-resolves behind your back. The header
+also records the backend and index (builder.lockfile): a lock made with pip-compile or a
+mirror is reused the same way by `bundle build`/`bundle wheelhouse`, or refused.
 """
 
 from __future__ import annotations
@@ -342,33 +344,71 @@ def lock_path(site: Site, locks_dir: str | Path = "locks") -> Path:
     return Path(locks_dir) / f"{site.site.name}.txt"
 
 
+def _how(backend: str, index_url: str) -> str:
+    return f"--backend {backend} --index-url {index_url}"
+
+
 def ensure_lock(
     site: Site,
     *,
     locks_dir: str | Path = "locks",
-    backend: str = "uv",
-    index_url: str = PYPI,
+    backend: str | None = None,
+    index_url: str | None = None,
     refresh: bool = False,
+    may_relock: bool = True,
     registry: Registry | None = None,
     notify: Notify = _log_notify,
 ) -> Lock:
-    """The site's lock: reused when its recorded inputs are unchanged, else resolved and written."""
-    if backend not in BACKENDS:
+    """The site's lock: reused when its recorded inputs are unchanged, else resolved and written.
+
+    `backend` and `index_url` left None mean "the way the existing lock was made" (its
+    header records both), or uv and PyPI for a new lock. Given, they are what the caller
+    asks for: a lock made otherwise is re-resolved (only with `may_relock`).
+
+    `may_relock=False` is for callers that consume a lock (`bundle build`, `bundle
+    wheelhouse`): a lock whose inputs changed is re-resolved only if it was made the
+    default way (uv against PyPI) and nothing else was asked; a lock made with
+    pip-compile or another index is refused with the `bundle lock` command that
+    re-makes it, never silently re-resolved with different tools.
+    """
+    if backend is not None and backend not in BACKENDS:
         raise UsageError(f"unknown lock backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if index_url is not None:
+        index_url = index_url.rstrip("/")
     path = lock_path(site, locks_dir)
-    wanted = input_hash(site, backend, index_url)
-    if path.exists() and not refresh:
+    existing: Lock | None = None
+    made = ("uv", PYPI.rstrip("/"))  # how a new lock is made unless asked otherwise
+    if path.exists():
         try:
             existing = Lock.read(path)
-        except LockError:
+            made = (existing.backend, existing.index)
+        except LockError as exc:
+            if not may_relock:
+                raise LockError(f"{exc.message}; `bundle build`/`bundle wheelhouse` do not overwrite it",
+                                hint="re-make it: bundle lock --site <file> --refresh") from None
             existing = None
-        if existing and existing.input_hash == wanted:
-            existing.reused = True
-            notify("info", f"{path}: inputs unchanged ({len(existing.pins)} pins), reusing it")
-            return existing
-    registry = registry or Registry(index_url)
-    lock = resolve(site, path, backend=backend, registry=registry, input_hash=wanted, notify=notify)
-    return lock
+    want = (backend or made[0], index_url or made[1])
+    wanted = input_hash(site, *want)
+    if existing is not None and not refresh and existing.input_hash == wanted:
+        existing.reused = True
+        notify("info", f"{path}: inputs unchanged ({len(existing.pins)} pins), reusing it "
+                       f"(made with {made[0]} against {made[1]})")
+        return existing
+    if existing is not None and not may_relock:
+        default = (made == ("uv", PYPI.rstrip("/")) and want == made)
+        if not default:
+            what = (f"it was made with {_how(*made)}, this build asks for {_how(*want)}" if want != made
+                    else f"the site's inputs changed since it was made with {_how(*made)}")
+            raise LockError(
+                f"{path}: {what}; not re-resolving it behind your back",
+                hint=f"re-lock it explicitly: bundle lock --site <file> --locks-dir {path.parent} {_how(*want)}",
+            )
+        notify("warn", f"{path}: the site's inputs changed since it was locked; re-resolving "
+                       f"with {_how(*made)}, as it was made")
+    registry = registry or Registry(want[1])
+    if registry.index_url != want[1]:
+        raise UsageError(f"internal: registry {registry.index_url} is not the lock's index {want[1]}")
+    return resolve(site, path, backend=want[0], registry=registry, input_hash=wanted, notify=notify)
 
 
 def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_hash: str,

@@ -1,6 +1,13 @@
 """The lock file format: pins with sha256 hashes in pip-tools/uv requirements syntax,
 under a commented header (`# key: value`) recording how they were made.
 
+How a lock was made is machine-readable from its header, so that a later `bundle build`
+or `bundle wheelhouse` uses it the same way or refuses it, never re-resolves it otherwise:
+
+    # backend: uv 0.13.9            resolver name (uv | pip-compile), then its version
+    # index: https://pypi.org/simple the Simple API it was resolved against
+    # input-hash: sha256:...         of everything the resolve depended on (builder.lock.input_hash)
+
 Reading and writing only; `builder.lock` resolves.
 """
 
@@ -43,6 +50,27 @@ class Lock:
     @property
     def method(self) -> str:
         return self.header.get("method", "")
+
+    @property
+    def backend(self) -> str:
+        """The resolver that made this lock: "uv" or "pip-compile" (the header's first word)."""
+        words = self.header.get("backend", "").split()
+        if not words or words[0] not in ("uv", "pip-compile"):
+            raise LockError(
+                f"{self.path}: the header does not say which resolver made it "
+                f"(backend: {self.header.get('backend', '(missing)')!r})",
+                hint="re-lock it: bundle lock --site <file> --refresh [--backend ...] [--index-url ...]",
+            )
+        return words[0]
+
+    @property
+    def index(self) -> str:
+        """The package index this lock was resolved against (and its files come from)."""
+        index = self.header.get("index", "").rstrip("/")
+        if not index:
+            raise LockError(f"{self.path}: the header does not say which index it was resolved against",
+                            hint="re-lock it: bundle lock --site <file> --refresh [--index-url ...]")
+        return index
 
     @property
     def body_hash(self) -> str:

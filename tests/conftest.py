@@ -148,3 +148,61 @@ def minimal_data() -> dict:
                    "roles": ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker"]}],
         "database": {"host": "db.example.com"},
     }
+
+
+# --- a local package index (tests/pkgindex.py) ----------------------------------------------------
+
+
+@pytest.fixture
+def pkgindex():
+    """An empty PEP 691/700 index on loopback; add files with .add_wheel()/.add()."""
+    from pkgindex import PackageIndex, Server
+
+    with Server(PackageIndex()) as index:
+        yield index
+
+
+@pytest.fixture
+def airflow_index(pkgindex):
+    """The index holding a tiny Airflow 3.1.4 world (pkgindex.airflow_world)."""
+    from pkgindex import airflow_world
+
+    return airflow_world(pkgindex)
+
+
+class NetworkUsed(AssertionError):
+    pass
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any outgoing connection, name lookup or external command fails the test.
+
+    Sockets are refused at connect (loopback included: a reused lock needs no index),
+    and builder.run.run (uv, pip-compile, ...) is refused too, since a child process
+    could reach the network where this process cannot see it.
+    """
+    import socket
+
+    from builder import run
+
+    def refuse(*args, **kwargs):
+        raise NetworkUsed(f"network used: {args[1:] or args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+    def no_command(argv, *args, **kwargs):
+        raise NetworkUsed(f"external command run: {argv[:3]}")
+
+    monkeypatch.setattr(run, "run", no_command)
+
+
+def write_toml(path: Path, data: dict) -> Path:
+    """A site file for `data` (the e2e's TOML writer; no TOML writer is a dependency)."""
+    from e2e.site import to_toml
+
+    path.write_text(to_toml(data))
+    return path

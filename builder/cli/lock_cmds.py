@@ -15,8 +15,9 @@ from builder.cli.options import load, site_option
 from builder.registry import PYPI
 
 index_option = click.option(
-    "--index-url", default=PYPI, show_default=True, metavar="URL",
-    help="Package index (Simple API). A mirror works if it serves PEP 691 JSON with upload times.",
+    "--index-url", default=None, metavar="URL",
+    help=f"Package index (Simple API). A mirror works if it serves PEP 691 JSON with upload times. "
+    f"Default: the one the existing lock records, else {PYPI}.",
 )
 locks_option = click.option(
     "--locks-dir", default="locks", show_default=True, type=click.Path(file_okay=False),
@@ -82,16 +83,20 @@ class RichProgress:
 
 @click.command("lock")
 @site_option
-@click.option("--backend", type=click.Choice(["uv", "pip-compile"]), default="uv", show_default=True,
-              help="Resolver; both write the same pip-tools format with sha256 hashes.")
+@click.option("--backend", type=click.Choice(["uv", "pip-compile"]), default=None,
+              help="Resolver; both write the same pip-tools format with sha256 hashes. "
+              "Default: the one the existing lock records, else uv.")
 @click.option("--refresh", is_flag=True, help="Resolve again even if the lock's inputs are unchanged.")
 @locks_option
 @index_option
-def lock_cmd(site_path: str, backend: str, refresh: bool, locks_dir: str, index_url: str) -> None:
+def lock_cmd(site_path: str, backend: str | None, refresh: bool, locks_dir: str, index_url: str | None) -> None:
     """Resolve the site's Airflow for the target into locks/<site name>.txt.
 
     Uses the official constraints when reachable, else a date cutoff just after
-    the release (announced and recorded in the lock header).
+    the release (announced and recorded in the lock header). The header also
+    records the backend and index: `bundle build` and `bundle wheelhouse` reuse
+    the lock as it was made, or refuse it when the site changed; they never
+    re-resolve a pip-compile or mirror lock with other tools.
     """
     from builder.lock import ensure_lock
 
@@ -111,15 +116,20 @@ def lock_cmd(site_path: str, backend: str, refresh: bool, locks_dir: str, index_
 @click.option("--jobs", default=6, show_default=True, type=click.IntRange(1, 32), help="Parallel downloads.")
 @locks_option
 @index_option
-def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_dir: str, index_url: str) -> None:
-    """Download and build exactly the locked files for the target into a wheelhouse."""
+def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_dir: str,
+                   index_url: str | None) -> None:
+    """Download and build exactly the locked files for the target into a wheelhouse.
+
+    Uses the site's lock as `bundle lock` made it (same index); without one, locks
+    first (uv, --index-url or PyPI).
+    """
     from builder.lock import ensure_lock
     from builder.registry import Registry
     from builder.wheelhouse import build_wheelhouse, prove_complete
 
     site = load(site_path)
-    lock = ensure_lock(site, locks_dir=locks_dir, index_url=index_url, notify=notify)
-    wh = build_wheelhouse(site, lock, out_dir, registry=Registry(index_url), progress=RichProgress(),
+    lock = ensure_lock(site, locks_dir=locks_dir, index_url=index_url, may_relock=False, notify=notify)
+    wh = build_wheelhouse(site, lock, out_dir, registry=Registry(lock.index), progress=RichProgress(),
                           notify=notify, workers=jobs)
     click.echo(
         f"{wh.out_dir}: {len(wh.files)} files, {wh.size / 1e6:.0f} MB in {wh.seconds:.1f} s "

@@ -48,13 +48,13 @@ def render(site_path: str, out_dir: str, lock_path: Path | None, no_validate: bo
     site = load(site_path)
     files = render_site(site)
     if not no_validate:
-        from builder.airflow_schema import validate_options
+        from builder.airflow_schema import validate_against_lock
         from builder.lock import lock_path as default_lock_path
-        from builder.lockfile import pinned_versions
+        from builder.lockfile import Lock
         from builder.render.airflow_cfg import airflow_cfg_options
 
-        pins = pinned_versions(lock_path or default_lock_path(site))
-        checked = validate_options(site, airflow_cfg_options(site), pins)
+        lock = Lock.read(lock_path or default_lock_path(site))
+        checked = validate_against_lock(site, airflow_cfg_options(site), lock)
         click.echo(f"airflow.cfg: {checked.count} options valid for {checked.source}")
         from builder.unitcheck import verify_units
 
