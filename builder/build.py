@@ -34,7 +34,28 @@ from builder.site import Site
 
 STATE_FORMAT = 1
 # Python distributions whose import proves a venv usable -> the module to import.
-SMOKE_IMPORTS = {"apache-airflow-core": "airflow", "apache-airflow": "airflow"}
+# What a new venv must import, as the airflow user, before it serves: Airflow, and the
+# module that loads each locked distribution's compiled code (a wheel built for another
+# OS, a library missing on the target or a file fapolicyd denies fails here, in %post).
+SMOKE_IMPORTS = {
+    "apache-airflow-core": "airflow", "apache-airflow": "airflow",
+    "python-ldap": "ldap", "gssapi": "gssapi.raw", "krb5": "krb5", "pykerberos": "kerberos",
+    "psycopg2": "psycopg2", "psycopg2-binary": "psycopg2",
+    "cryptography": "cryptography.hazmat.bindings._rust", "cffi": "_cffi_backend",
+    "bcrypt": "bcrypt", "pynacl": "nacl.bindings", "pydantic-core": "pydantic_core",
+    "greenlet": "greenlet", "grpcio": "grpc", "psutil": "psutil", "setproctitle": "setproctitle",
+    "uvloop": "uvloop", "httptools": "httptools", "msgspec": "msgspec", "numpy": "numpy",
+    "pandas": "pandas", "asyncpg": "asyncpg", "oracledb": "oracledb", "pymssql": "pymssql",
+    "jpype1": "_jpype", "rpds-py": "rpds", "watchfiles": "watchfiles",
+}
+# Compiled extensions a distribution silently goes without (pure-Python fallback): a
+# missing one is a warning of build-venv, not a failure. thrift's sdist builds it only
+# when a C++ compiler is there.
+SMOKE_OPTIONAL = {
+    "thrift": "thrift.protocol.fastbinary", "msgpack": "msgpack._cmsgpack", "pyyaml": "yaml._yaml",
+    "markupsafe": "markupsafe._speedups", "wrapt": "wrapt._wrappers",
+    "sqlalchemy": "sqlalchemy.cresultproxy",
+}
 
 Log = Callable[[str], None]
 
@@ -310,13 +331,17 @@ def venv_kb(wheels: list[Path], memo: dict[str, str]) -> int:
     return int(total * 1.5 / 1024) + 64 * 1024
 
 
+def _locked_names(lock: Path) -> set[str]:
+    return {line.split("==", 1)[0].strip().lower() for line in lock.read_text().splitlines() if "==" in line}
+
+
 def smoke_imports(lock: Path) -> tuple[str, ...]:
-    names = set()
-    for line in lock.read_text().splitlines():
-        name = line.split("==", 1)[0].strip().lower()
-        if name in SMOKE_IMPORTS:
-            names.add(SMOKE_IMPORTS[name])
-    return tuple(sorted(names))
+    return tuple(sorted({SMOKE_IMPORTS[n] for n in _locked_names(lock) if n in SMOKE_IMPORTS}))
+
+
+def smoke_optional(lock: Path) -> tuple[str, ...]:
+    """"dist=module" pairs of the optional compiled extensions the lock brings."""
+    return tuple(sorted(f"{n}={SMOKE_OPTIONAL[n]}" for n in _locked_names(lock) if n in SMOKE_OPTIONAL))
 
 
 def _rpm_version() -> str:
@@ -354,7 +379,8 @@ def step_package(ctx: Context) -> tuple[bool, str]:
         smoke_imports=smoke_imports(ctx.wheelhouse.lock),
         build_requires=ctx.wheelhouse.build_packages,
     )
-    plan = P.site_plan(site, ctx.rendered, inputs, stamp, render_build_venv(site, inputs.smoke_imports),
+    build_venv = render_build_venv(site, inputs.smoke_imports, smoke_optional(ctx.wheelhouse.lock))
+    plan = P.site_plan(site, ctx.rendered, inputs, stamp, build_venv,
                        serial=ctx.serial)
     spec = render_spec(plan)
     digest = _sha(spec, P.plan_digest(plan.packages), opts.payload, rpm_version, wh_rpm.name)

@@ -103,6 +103,11 @@ _SESSION_CACHE: Path | None = None
 
 def pytest_configure(config):
     global _SESSION_CACHE
+    if os.environ.get("UPDATE_GOLDEN") and ci_strict():
+        raise pytest.UsageError(
+            "UPDATE_GOLDEN is set under CI (AIRFLOW_PROD_CI=1 or CI=true): CI compares with the goldens, "
+            "it never rewrites them. Regenerate locally, review the diff, and commit it with an intent assertion."
+        )
     if "AIRFLOW_PROD_BLOBS" not in os.environ:
         from builder.resources import blob_dir
 

@@ -63,3 +63,16 @@ def test_allow_list_is_short_and_every_entry_says_why():
     assert all(len(why) > 40 for why in SKIP_ALLOWED.values())
     assert skip_allowed("Skipped: this host could build el9 wheels itself")
     assert skip_allowed("needs root") is None
+
+
+def test_update_golden_is_refused_under_ci(tmp_path):
+    proc = run_sample(tmp_path, AIRFLOW_PROD_CI="1", UPDATE_GOLDEN="1")
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # pytest's usage error
+    assert "UPDATE_GOLDEN is set under CI (AIRFLOW_PROD_CI=1 or CI=true): CI compares with the goldens" in proc.stderr
+    golden = REPO / "tests" / "golden"
+    before = {p: p.stat().st_mtime_ns for p in golden.rglob("*") if p.is_file()}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_render_golden.py"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CI": "true", "UPDATE_GOLDEN": "1"})
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert before == {p: p.stat().st_mtime_ns for p in golden.rglob("*") if p.is_file()}, "a golden was rewritten"

@@ -1,23 +1,32 @@
-"""Golden files: every rendered file of the example and of a minimal site.
+"""Golden files: every rendered file of the example and of a minimal site, and its mode
+(tests/golden/<name>.modes: git keeps only the executable bit).
 
 After an intended change, regenerate with:
     UPDATE_GOLDEN=1 pytest tests/test_render_golden.py
-and review the diff like code.
+review the diff like code, and add an assertion of the intent to tests/test_render_intent.py.
+Under CI (AIRFLOW_PROD_CI=1 or CI=true) UPDATE_GOLDEN is refused: tests/conftest.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from builder.render import render_site
 from builder.site import site_from_data
-from conftest import minimal_data
+from conftest import EXAMPLE, REPO, minimal_data
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def _modes(files) -> str:
+    return "".join(f"{f.mode:04o} {f.relpath}\n" for f in sorted(files, key=lambda f: f.relpath))
 
 
 def _sites(example_site):
@@ -37,14 +46,30 @@ def test_rendered_files_match_golden(name, example_site):
         for stale in root.rglob("*"):
             if stale.is_file() and str(stale.relative_to(root)) not in rendered:
                 stale.unlink()
+        (GOLDEN / f"{name}.modes").write_text(_modes(files))
     on_disk = {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
     assert sorted(on_disk) == sorted(rendered), "set of rendered files changed"
     for rel, text in rendered.items():
         assert text == on_disk[rel], f"{rel} differs from tests/golden/{name}/{rel}"
+    assert _modes(files) == (GOLDEN / f"{name}.modes").read_text(), f"file modes differ from tests/golden/{name}.modes"
+
+
+_RENDER = """
+import json, sys
+from builder.render import render_site
+from builder.site import load_site
+print(json.dumps([[f.dest, f.mode, f.package, f.text] for f in render_site(load_site(sys.argv[1]))]))
+"""
 
 
 def test_rendering_is_stable(example_site):
-    assert render_site(example_site) == render_site(example_site)
+    """Same site, other processes with other hash seeds: the same files, modes and order."""
+    here = [[f.dest, f.mode, f.package, f.text] for f in render_site(example_site)]
+    for seed in ("0", "4242"):
+        proc = subprocess.run([sys.executable, "-c", _RENDER, str(EXAMPLE)], capture_output=True, text=True,
+                              cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed}, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == here, f"rendering differs with PYTHONHASHSEED={seed}"
 
 
 def test_every_role_has_unit_and_preset(example_site):

@@ -5,6 +5,11 @@ importing the synthetic wheelhouse's packages, presets; then a config upgrade
 (.rpmnew), a failing venv build (old venv keeps serving, loudly), and erase
 (user, DAGs, logs and edited config stay).
 
+The root is hardened like a DISA STIG / CIS RHEL 9 host, on every run: /tmp and /var/tmp
+are tmpfs mounted noexec,nosuid,nodev for the whole transaction, and dnf runs with root's
+umask 077. So the venv must build without executing anything from the temp directories,
+and everything the airflow user reads must stay readable by it.
+
 How the scriptlets get a real interpreter: the root is a debootstrap'd Debian 12
 (minbase + python3, systemd, passwd, krb5-user), so /usr/bin/python3.11 inside it is a real
 CPython 3.11.2 and rpm runs every scriptlet chrooted there; /dev and /proc are
@@ -36,6 +41,11 @@ pytestmark = [
 
 ROLES = ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos"]
 SITE = "irsite"
+# STIG / CIS: the temp directories may hold data, never code; root's umask is 077.
+HARDENED_TMP = ("/tmp", "/var/tmp")
+HARDENED_TMP_OPTIONS = "mode=1777,noexec,nosuid,nodev"
+HARDENED_UMASK = 0o077
+TRUST_FILE = "/etc/fapolicyd/trust.d/airflow-prod"
 
 
 class Host:
@@ -69,12 +79,18 @@ class Host:
                 "--setopt=airflow-prod.repo_gpgcheck=1",
                 f"--setopt=airflow-prod.gpgkey=file://{repo}/RPM-GPG-KEY-airflow-prod",
                 "--setopt=airflow-prod.metadata_expire=0", *args]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=self.env(), timeout=600)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=self.env(), timeout=600,
+                              umask=HARDENED_UMASK)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc
 
     def chroot(self, *argv: str) -> subprocess.CompletedProcess:
         return subprocess.run(["chroot", str(self.root), *argv], capture_output=True, text=True, timeout=120)
+
+    def as_airflow(self, *argv: str) -> subprocess.CompletedProcess:
+        """A command in the root as the airflow user (its groups too), from /."""
+        return self.chroot("setpriv", "--reuid=airflow", "--regid=airflow", "--init-groups", "--",
+                           "env", "-i", "PATH=/usr/bin:/bin", "HOME=/opt/airflow", *argv)
 
     def path(self, p: str) -> Path:
         return self.root / p.lstrip("/")
@@ -94,6 +110,10 @@ class Host:
             target = self.root / dest
             cmd = ["mount", "--bind", src, str(target)] if kind == "bind" else ["mount", "-t", "proc", "proc", str(target)]
             subprocess.run(cmd, check=True)
+            self.mounts.append(target)
+        for tmp in HARDENED_TMP:
+            target = self.path(tmp)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", HARDENED_TMP_OPTIONS, "tmpfs", str(target)], check=True)
             self.mounts.append(target)
         stand = standin_rpm(self.root, self.base / "standin")
         subprocess.run(["rpm", f"--root={self.root}", "--initdb"], check=True, env=self.env())
@@ -154,6 +174,76 @@ def test_post_built_the_venv_offline_and_switched_the_symlink(host):
     assert "built " + target in log
 
 
+def test_the_root_really_is_hardened(host):
+    """The conditions the install ran under, checked on the mounts and by trying."""
+    mounts = {line.split()[1]: line.split()[3].split(",") for line in Path("/proc/self/mounts").read_text().splitlines()}
+    for tmp in HARDENED_TMP:
+        opts = mounts[str(host.path(tmp))]
+        assert {"noexec", "nosuid", "nodev"} <= set(opts), (tmp, opts)
+        shutil.copy2(host.path("/usr/bin/true"), host.path(f"{tmp}/true"))
+        ran = host.chroot(f"{tmp}/true")
+        assert ran.returncode == 126 and "Permission denied" in ran.stderr, (tmp, ran)
+        host.path(f"{tmp}/true").unlink()
+    # dnf ran with umask 077: its own files show it (the payload's modes are rpm's, explicit).
+    history = host.path("/var/lib/dnf/history.sqlite")
+    assert history.stat().st_mode & 0o077 == 0, oct(history.stat().st_mode)
+
+
+def test_the_venv_build_left_nothing_in_the_temp_directories_or_beside_the_venvs(host):
+    # dnf's cachedir (a path of this machine) lands under the installroot's /tmp: skip it.
+    dnf_cache = host.path(str(host.base / "dnf-cache"))
+    for tmp in HARDENED_TMP:
+        left = [p for p in host.path(tmp).rglob("*") if p != dnf_cache and dnf_cache not in p.parents
+                and p not in dnf_cache.parents]
+        assert left == [], (tmp, left)
+    assert [p.name for p in host.path("/opt/airflow/venvs").iterdir()] == [_venv_target(host).rsplit("/", 1)[1]]
+    log = host.path("/var/log/airflow-prod/build-venv.log").read_text()
+    assert "work space beyond it" in log and "/tmp" not in log.replace("/opt/airflow/venvs/.build-", "")
+
+
+def test_the_airflow_user_imports_the_venv_and_reads_every_file_a_service_reads(host):
+    """Under umask 077: nothing the services read may have come out 0600/0700."""
+    proc = host.as_airflow("/opt/airflow/venv/bin/python", "-c",
+                           f"import {', '.join(SYNTH_MODULES)}, sys; print(sys.prefix)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "/opt/airflow/venv"
+    service_reads = [_venv_target(host), "/etc/airflow/airflow.cfg", "/etc/airflow/webserver_config.py",
+                     "/usr/bin/airflow", "/usr/lib/airflow-prod"]
+    unreadable = host.as_airflow("find", *service_reads, "!", "-readable")
+    assert unreadable.returncode == 0 and unreadable.stdout == "", unreadable.stdout[:2000] + unreadable.stderr
+    log = host.path("/var/log/airflow-prod/build-venv.log").read_text()
+    assert "modules as the airflow user" in log
+
+
+def _trust_entries(host: Host) -> dict[str, tuple[int, str]]:
+    """/etc/fapolicyd/trust.d/airflow-prod as fapolicyd reads it: path size sha256 per line."""
+    entries = {}
+    for line in host.path(TRUST_FILE).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            path, size, digest = line.rsplit(" ", 2)
+            entries[path] = (int(size), digest)
+    return entries
+
+
+def test_fapolicyd_trusts_exactly_the_files_of_the_venv(host):
+    """Debian's real fapolicyd-cli (1.1.7) is in the root: build-venv wrote the trust file
+    (the daemon is not running here; the file is read when it starts)."""
+    import hashlib
+
+    target = _venv_target(host)
+    files = {"/" + str(p.relative_to(host.root)) for p in host.path(target).rglob("*")
+             if p.is_file() and not p.is_symlink()}
+    # The completion marker is written after the smoke test; nothing executes or maps it.
+    files.discard(f"{target}/.airflow-prod-complete")
+    entries = _trust_entries(host)
+    assert set(entries) == files
+    for path in sorted(files):
+        data = host.path(path).read_bytes()
+        assert entries[path] == (len(data), hashlib.sha256(data).hexdigest()), path
+    log = host.path("/var/log/airflow-prod/build-venv.log").read_text()
+    assert f"fapolicyd: trusted the files of {target}" in log
+
+
 def test_presets_enabled_every_role_into_airflow_target(host):
     wants = host.path("/etc/systemd/system/airflow.target.wants")
     assert sorted(p.name for p in wants.iterdir()) == sorted(f"airflow-{r}.service" for r in ROLES)
@@ -209,5 +299,6 @@ def test_erase_keeps_user_dags_logs_and_edited_config(host):
     edited = host.path("/etc/airflow/airflow.cfg.rpmsave")
     assert "# local edit by the admin" in edited.read_text()
     assert not host.path("/opt/airflow/venv").exists() and not host.path("/opt/airflow/venvs").exists()
+    assert not host.path(TRUST_FILE).exists()  # fapolicyd's trust went with the venvs
     assert not host.path("/etc/systemd/system/airflow.target.wants").exists() or \
         not any(host.path("/etc/systemd/system/airflow.target.wants").iterdir())

@@ -100,7 +100,10 @@ def test_ldap_search_filter_keeps_out_the_no_group_user(ldap):
 def test_ldap_anonymous_cannot_read(ldap):
     proc = run(["ldapsearch", "-LLL", "-x", "-H", ldap.url, "-b", ldap.users_base, "(objectClass=*)"],
                env=ldap.client_env, check=False)
-    assert "dn:" not in proc.stdout
+    # The ACL hides the tree from anonymous binds: noSuchObject, not a failure to connect.
+    assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (32, "No such object (32)", ""), proc
+    # ... while the service account reads the same base.
+    assert f"dn: {ldap.user.dn}" in ldap.search(ldap.users_base, "(objectClass=*)", "dn")
 
 
 def test_ldap_starttls_and_ldaps_verify_against_the_ca(ldap):
@@ -114,9 +117,19 @@ def test_ldap_tls_fails_against_another_ca(ldap, tmp_path):
 
     other = PrivateCA(tmp_path / "other-ca", name="some other CA")
     env = {**ldap.client_env, "LDAPTLS_CACERT": str(other.cert_path)}
-    proc = run(["ldapwhoami", "-x", "-H", ldap.ldaps_url, "-D", ldap.bind.dn, "-w", ldap.bind.password],
-               env=env, check=False)
-    assert proc.returncode != 0
+    argv = ["ldapwhoami", "-x", "-d", "1", "-H", ldap.ldaps_url, "-D", ldap.bind.dn, "-w", ldap.bind.password]
+    proc = run(argv, env=env, check=False)
+    # libldap reports any TLS failure as "Can't contact LDAP server (-1)", exit 255; its
+    # debug output says why: the certificate did not verify (not a dead server).
+    assert proc.returncode == 255, proc.stdout + proc.stderr
+    assert "ldap_sasl_bind(SIMPLE): Can't contact LDAP server (-1)" in proc.stderr
+    assert "TLS: peer cert untrusted or revoked" in proc.stderr
+    # StartTLS with the wrong CA: refused at the StartTLS step.
+    starttls = run(["ldapwhoami", "-x", "-ZZ", "-H", ldap.url, "-D", ldap.bind.dn, "-w", ldap.bind.password],
+                   env=env, check=False)
+    assert starttls.returncode == 1 and "ldap_start_tls: Connect error (-11)" in starttls.stderr, starttls
+    # The same command with the right CA works: the refusal was the CA's.
+    assert run(argv, env=ldap.client_env, check=False).returncode == 0
 
 
 # --- MIT Kerberos ----------------------------------------------------------------

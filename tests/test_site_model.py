@@ -58,7 +58,9 @@ def test_paths_follow_home():
 
 
 def test_model_is_frozen(example_site):
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"parallelism\n  Instance is frozen \[type=frozen_instance"):
         example_site.core.parallelism = 1  # type: ignore[misc]
 
 

@@ -17,6 +17,16 @@ SYSTEMCTL = "/usr/bin/systemctl"
 _BOOTED = "[ -d /run/systemd/system ]"
 
 
+# CIS gives root umask 077 and dnf passes it to scriptlets: set it, so nothing a scriptlet
+# creates is unreadable to the airflow user by accident (rpm sets its payload's modes itself).
+UMASK = "umask 022\n"
+# build-venv's work space beside the venvs (uv's binary, its cache beyond the files hard-linked
+# into the venv, sdist build environments): /tmp and /var/tmp may be noexec, so none of it is there.
+WORK_KB = 256 * 1024
+FAPOLICYD_CLI = "/usr/sbin/fapolicyd-cli"
+TRUST_FILE = "/etc/fapolicyd/trust.d/airflow-prod"
+
+
 def _q(*words: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
@@ -26,7 +36,7 @@ def _daemon_reload() -> str:
 
 
 def units_post(units: list[str], firewalld: bool = False) -> str:
-    body = _daemon_reload()
+    body = UMASK + _daemon_reload()
     body += f"if [ $1 -eq 1 ]; then\n    {SYSTEMCTL} --no-reload preset {_q(*units)} >/dev/null 2>&1 || :\nfi\n"
     if firewalld:
         # New service definitions become known to a running firewalld; no port is opened.
@@ -57,13 +67,15 @@ def base_pre(site: Site, venv_kb: int) -> str:
     p = site.paths
     py = site.target.interpreter
     minor = tuple(int(x) for x in site.target.python_minor.split("."))
-    return f"""\
+    return UMASK + f"""\
 # Preconditions, checked before anything is installed (a failing %post would not stop dnf).
 if ! {py} -c 'import sys; sys.exit(sys.version_info[:2] != {minor!r})' >/dev/null 2>&1; then
     echo "airflow-prod: {py} is missing or is not Python {site.target.python_minor}: install python{site.target.python_minor} first" >&2
     exit 1
 fi
-need_kb={venv_kb}
+venv_kb={venv_kb}
+work_kb={WORK_KB}
+need_kb=$((venv_kb + work_kb))
 avail_kb=$({py} -c 'import os, sys
 p = sys.argv[1]
 while not os.path.isdir(p):
@@ -71,7 +83,7 @@ while not os.path.isdir(p):
 s = os.statvfs(p)
 print(s.f_bavail * s.f_frsize // 1024)' {shlex.quote(p.venvs)})
 if [ "$avail_kb" -lt "$need_kb" ]; then
-    echo "airflow-prod: {p.venvs} needs $need_kb KiB free for a new virtualenv, only $avail_kb KiB are: free space first" >&2
+    echo "airflow-prod: {p.venvs} needs $need_kb KiB free for a new virtualenv ($venv_kb KiB) and its build's work space beside it ($work_kb KiB), only $avail_kb KiB are: free space first" >&2
     exit 1
 fi
 if [ -e {shlex.quote(p.venv)} ] && [ ! -L {shlex.quote(p.venv)} ]; then
@@ -89,7 +101,8 @@ exit 0
 def base_post(site: Site, tmpfiles: str, build_venv: str) -> str:
     p = site.paths
     secrets = f"{p.config}/secrets.env"
-    return f"""\
+    relabel = [p.home] if p.venvs.startswith(p.home.rstrip("/") + "/") else [p.home, p.venvs]
+    return UMASK + f"""\
 if [ -x /usr/bin/systemd-tmpfiles ]; then
     /usr/bin/systemd-tmpfiles --create {shlex.quote(tmpfiles)} >/dev/null 2>&1 || :
 fi
@@ -108,21 +121,35 @@ Fix the cause, then run: {build_venv}
 BANNER
     exit 1
 fi
-if [ ! -e {shlex.quote(secrets)} ]; then
+{selinux_relabel(*relabel)}if [ ! -e {shlex.quote(secrets)} ]; then
     echo "airflow-prod: {secrets} is missing: install the site's secrets file (root:airflow 0640) before starting airflow.target" >&2
 fi
 exit 0
 """
 
 
+def selinux_relabel(*paths: str) -> str:
+    """restorecon -R when SELinux is enabled (files made in %post get their directory's label)."""
+    return (f"if [ -x /usr/sbin/selinuxenabled ] && /usr/sbin/selinuxenabled && [ -x /usr/sbin/restorecon ]; then\n"
+            f"    /usr/sbin/restorecon -R {_q(*paths)} || :\nfi\n")
+
+
+def fapolicyd_forget() -> str:
+    """On erase: the venvs' trust file goes with them, and a running fapolicyd reloads."""
+    return (f"    if [ -e {TRUST_FILE} ]; then\n"
+            f"        rm -f {TRUST_FILE}\n"
+            f"        if [ -x {FAPOLICYD_CLI} ]; then {FAPOLICYD_CLI} --update >/dev/null 2>&1 || :; fi\n"
+            f"    fi\n")
+
+
 def base_postun(site: Site) -> str:
     p = site.paths
-    return _daemon_reload() + restart_on_upgrade(["airflow.target"]) + f"""\
+    return UMASK + _daemon_reload() + restart_on_upgrade(["airflow.target"]) + f"""\
 if [ $1 -eq 0 ]; then
-    # Erase: the venvs are generated and go; the user, DAGs, logs, plugins,
-    # security files and edited configuration stay.
+    # Erase: the venvs are generated and go, and fapolicyd's trust in them; the user, DAGs,
+    # logs, plugins, security files and edited configuration stay.
     rm -f {shlex.quote(p.venv)}
     rm -rf {shlex.quote(p.venvs)}
-fi
+{fapolicyd_forget()}fi
 exit 0
 """

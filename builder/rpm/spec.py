@@ -26,7 +26,9 @@ def render_spec(plan: P.SpecPlan) -> str:
     )
 
 
-def render_build_venv(site: Site, smoke_imports: tuple[str, ...]) -> str:
+def render_build_venv(site: Site, smoke_imports: tuple[str, ...],
+                      smoke_optional: tuple[str, ...] = ()) -> str:
+    """build-venv; `smoke_optional` holds "dist=module" pairs of optional C extensions."""
     p = site.paths
     return environment().get_template("build-venv.sh.j2").render(
         site_name=site.site.name,
@@ -40,4 +42,5 @@ def render_build_venv(site: Site, smoke_imports: tuple[str, ...]) -> str:
         uv_dir=P.UV_DIR,
         log_dir=P.LOG_DIR,
         smoke_imports=smoke_imports,
+        smoke_optional=smoke_optional,
     )

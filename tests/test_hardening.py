@@ -1,0 +1,154 @@
+"""Hardened RHEL 9 hosts (issue 10): what build-venv and the scriptlets do about noexec temp
+directories, umask 077, fapolicyd and SELinux, checked on the rendered scripts.
+
+The installed behaviour is proven by tests/test_rpm_install.py (a hardened installroot, the
+real fapolicyd-cli) and the e2e (a booted hardened host); these tests pin the pieces that
+decide it and run what can run here: the shell syntax, the smoke-import program.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from builder.build import SMOKE_IMPORTS, smoke_imports, smoke_optional
+from builder.rpm import scriptlets
+from builder.rpm.spec import render_build_venv
+
+REPO = Path(__file__).resolve().parents[1]
+LOCK = REPO / "locks" / "bigdata-prod.txt"
+
+
+@pytest.fixture(scope="module")
+def build_venv(example_site) -> str:
+    return render_build_venv(example_site, smoke_imports(LOCK), smoke_optional(LOCK))
+
+
+def _code(script: str) -> str:
+    """The script without comments, so a word in an explanation never passes for a command."""
+    return "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+
+
+def _heredoc(script: str, after: str) -> str:
+    start = script.index("<<'PY'", script.index(after))
+    body = script[script.index("\n", start) + 1:]
+    return body[:body.index("\nPY\n")]
+
+
+@pytest.mark.skipif(not shutil.which("dash"), reason="needs dash (RHEL runs scriptlets with bash; dash is stricter)")
+def test_build_venv_is_posix_sh(build_venv, tmp_path):
+    script = tmp_path / "build-venv"
+    script.write_text(build_venv)
+    for shell in ("dash", "bash"):
+        proc = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, (shell, proc.stderr)
+
+
+def test_nothing_runs_or_lives_in_the_temp_directories(build_venv):
+    code = _code(build_venv)
+    assert not re.search(r'(?<!"\$WORK)/(var/)?tmp\b', code) and "mktemp" not in code
+    assert "UV_NO_CACHE" not in code  # uv's throwaway cache would be in TMPDIR, i.e. /tmp
+    # uv, its cache and TMPDIR are in one work directory on the venvs' filesystem.
+    assert 'WORK="$VENVS/.build-$ID"' in code
+    assert 'UV="$WORK/bin/uv"' in code
+    assert 'UV_CACHE_DIR="$WORK/cache" TMPDIR="$WORK/tmp"' in code
+    assert 'mkdir -m 0700 "$WORK"' in code              # root's only
+    assert "trap cleanup EXIT" in code and 'rm -rf "$WORK"; WORK=' in code
+    # Files hard-linked from a cache on the same filesystem: the venv's size counts once.
+    assert "--link-mode hardlink" in code
+
+
+def test_umask_is_set_before_anything_is_created(build_venv):
+    code = _code(build_venv)
+    first_write = min(code.index(w) for w in ('mkdir -p "$LOG_DIR"', ">>\"$LOG\"", "mkdir -m"))
+    assert code.index("umask 022") < first_write
+
+
+def test_every_scriptlet_that_creates_files_sets_its_umask(example_site):
+    bodies = {
+        "pre": scriptlets.base_pre(example_site, 1000),
+        "post": scriptlets.base_post(example_site, "/usr/lib/tmpfiles.d/airflow-prod.conf",
+                                     "/usr/libexec/airflow-prod/build-venv"),
+        "postun": scriptlets.base_postun(example_site),
+        "units_post": scriptlets.units_post(["airflow-scheduler.service"]),
+    }
+    for name, body in bodies.items():
+        assert body.startswith("umask 022\n"), name
+
+
+def test_pre_counts_the_work_space_beside_the_venvs(example_site):
+    body = scriptlets.base_pre(example_site, 1_500_000)
+    assert "venv_kb=1500000\n" in body and f"work_kb={scriptlets.WORK_KB}\n" in body
+    assert "need_kb=$((venv_kb + work_kb))" in body
+    assert 'if [ "$avail_kb" -lt "$need_kb" ]' in body
+    assert scriptlets.WORK_KB >= 64 * 1024  # uv's binary alone is ~40 MiB
+    # It measures the venvs' filesystem, where the work space now is.
+    assert body.rstrip().count("/opt/airflow/venvs)") == 1
+
+
+def test_smoke_imports_every_native_module_of_the_lock_as_the_airflow_user(build_venv):
+    required = smoke_imports(LOCK)
+    for mod in ("airflow", "ldap", "gssapi.raw", "krb5", "kerberos", "psycopg2",
+                "cryptography.hazmat.bindings._rust", "_cffi_backend", "pydantic_core"):
+        assert mod in required, mod
+    assert "thrift=thrift.protocol.fastbinary" in smoke_optional(LOCK)
+    assert f'SMOKE_IMPORTS="{" ".join(required)}"' in build_venv
+    code = _code(build_venv)
+    # As the airflow user with its groups, none of root's environment, from /.
+    assert "setpriv --reuid=airflow --regid=airflow --init-groups" in code
+    assert re.search(r'smoke=\$\(as_airflow "\$TARGET/bin/python" - "\$SMOKE_IMPORTS" "\$SMOKE_OPTIONAL"', code)
+    # fapolicyd must trust the files before the airflow user tries them; the venv is marked
+    # complete only after the smoke test.
+    assert code.index('fapolicyd_trust "$TARGET"') < code.index("smoke=$(as_airflow")
+    assert code.index("smoke=$(as_airflow") < code.index('echo "$ID" >"$TARGET/.airflow-prod-complete"')
+
+
+def test_lock_names_map_to_distributions_that_exist_in_the_lock_format():
+    # Keys are normalised distribution names as the lock writes them (lowercase, dashes).
+    assert all(k == k.lower() and "_" not in k for k in SMOKE_IMPORTS)
+
+
+def test_the_smoke_program_fails_on_a_missing_module_and_warns_on_a_fallback(build_venv, tmp_path):
+    program = _heredoc(build_venv, "smoke=$(as_airflow")
+    ok = subprocess.run([sys.executable, "-", "json sqlite3", "thrift=thrift.protocol.no_such_ext"],
+                        input=program, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "imported 2 modules as the airflow user" in ok.stdout
+    assert re.search(r"^warning: thrift has no compiled extension thrift\.protocol\.no_such_ext", ok.stdout, re.M)
+    bad = subprocess.run([sys.executable, "-", "json no_such_module_anywhere", ""],
+                         input=program, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "cannot import no_such_module_anywhere (ModuleNotFoundError" in bad.stdout
+
+
+def test_fapolicyd_trusts_exactly_the_venv_and_forgets_it_with_the_venv(build_venv, example_site):
+    code = _code(build_venv)
+    assert "FAPOLICYD_CLI=/usr/sbin/fapolicyd-cli" in code and "TRUST_FILE=airflow-prod" in code
+    assert '[ -x "$FAPOLICYD_CLI" ] || return 0' in code          # only where fapolicyd is installed
+    assert '"$FAPOLICYD_CLI" --file add "$1/" --trust-file "$TRUST_FILE"' in code
+    assert '"$FAPOLICYD_CLI" --file delete "$1/" --trust-file "$TRUST_FILE"' in code
+    assert '"$FAPOLICYD_CLI" --update' in code
+    # An old venv loses its trust before it is removed; a failed smoke test too.
+    assert code.index('fapolicyd_untrust "$dir"') < code.index('rm -rf "$dir"')
+    postun = scriptlets.base_postun(example_site)
+    erase = postun[postun.index("if [ $1 -eq 0 ]"):]
+    assert "rm -f /etc/fapolicyd/trust.d/airflow-prod" in erase
+    assert "/usr/sbin/fapolicyd-cli --update" in erase
+
+
+def test_selinux_relabels_the_new_venv_before_it_serves_and_airflow_home_after(build_venv, example_site):
+    code = _code(build_venv)
+    assert "/usr/sbin/selinuxenabled && [ -x /usr/sbin/restorecon ]" in code
+    assert '/usr/sbin/restorecon -R "$@"' in code
+    assert code.index('selinux_relabel "$TARGET"') < code.index('mv -Tf "$VENV_LINK.new" "$VENV_LINK"')
+    post = scriptlets.base_post(example_site, "/usr/lib/tmpfiles.d/airflow-prod.conf",
+                                "/usr/libexec/airflow-prod/build-venv")
+    # After a successful build only; the venvs are inside AIRFLOW_HOME here, so once.
+    relabel = post.index("/usr/sbin/restorecon -R /opt/airflow || :")
+    assert post.index("THE AIRFLOW VIRTUALENV WAS NOT BUILT") < relabel
+    assert "/opt/airflow/venvs" not in post[relabel:relabel + 60]
