@@ -44,12 +44,31 @@ ROOT_PACKAGES = (
     "krb5-user",                       # kinit, klist (RHEL: krb5-workstation)
     "libldap-2.5-0", "libsasl2-2",     # what the host-built python-ldap wheel links
     "ca-certificates",
+    # firewalld's own loader reads our service files (firewall-offline-cmd); the daemon is
+    # masked: this host shares the machine's network, whose firewall is not ours to touch.
+    "firewalld",
+    "netbase",                         # /etc/protocols (RHEL: setup); firewalld's loader needs it
+    # RHEL's `redis` for sites with a local broker (Requires: redis); masked like firewalld,
+    # the tests' Redis runs on the machine's loopback.
+    "redis-server",
+    # Hardened RHEL 9 (STIG): fapolicyd 1.1.7 for its real fapolicyd-cli (build-venv trusts the
+    # venv in a trust file); the daemon is masked, started only by the test that proves it.
+    "fapolicyd",
+    # selinuxenabled and restorecon, as RHEL has them: this kernel has no SELinux, so they
+    # prove the disabled path (docs/testing.md says what only a RHEL host can prove).
+    "selinux-utils", "policycoreutils",
 )
 SUITE = "bookworm"
 # Bump when the post-debootstrap preparation below changes: it is part of the cache key.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 3
+# Installed with apt in the finished root, not by debootstrap: debootstrap's one-pass
+# configure fails on polkitd (which firewalld depends on); apt orders it right.
+AFTER_DEBOOTSTRAP = ("firewalld", "redis-server")
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "airflow-prod" / "e2e-target"
 MIRROR = os.environ.get("AIRFLOW_PROD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+MASKED_UNITS = ("firewalld.service", "redis-server.service", "fapolicyd.service",
+                # their aliases too (D-Bus activation of firewalld; RHEL's name for Redis)
+                "dbus-org.fedoraproject.FirewallD1.service", "redis.service")
 INNER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -100,8 +119,10 @@ class RootImage:
         root = work / "root"
         try:
             t0 = time.monotonic()
-            run(["debootstrap", "--variant=minbase", f"--include={','.join(self.packages)}",
+            first = [p for p in self.packages if p not in AFTER_DEBOOTSTRAP]
+            run(["debootstrap", "--variant=minbase", f"--include={','.join(first)}",
                  self.suite, root, MIRROR], timeout=1800)
+            _apt_install(root, [p for p in self.packages if p in AFTER_DEBOOTSTRAP])
             debootstrap_s = time.monotonic() - t0
             _prepare_root(root)
             facts = _root_facts(root)
@@ -124,6 +145,28 @@ class RootImage:
                 print(f"warning: {exc}", file=sys.stderr)
 
 
+def _apt_install(root: Path, packages: Sequence[str]) -> None:
+    """apt-get install in the root, no service started (policy-rc.d 101, as debootstrap does)."""
+    if not packages:
+        return
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    proc_dir = root / "proc"
+    run(["mount", "-t", "proc", "proc", proc_dir])
+    try:
+        env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": INNER_PATH, "LANG": "C.UTF-8"}
+        run(["chroot", root, "apt-get", "update", "-q"], env=env, timeout=600)
+        run(["chroot", root, "apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+            env=env, timeout=1200)
+        run(["chroot", root, "apt-get", "clean"], env=env)
+    finally:
+        run(["umount", proc_dir])
+        policy.unlink()
+    for lists in (root / "var/lib/apt/lists").glob("*_*"):
+        lists.unlink()
+
+
 def _prepare_root(root: Path) -> None:
     """Make the Debian root behave like the RHEL hosts our RPMs are written for."""
     # Debian's rpm keeps its database in ~/.rpmdb; RHEL's (and our scriptlets') is /var/lib/rpm.
@@ -135,6 +178,12 @@ def _prepare_root(root: Path) -> None:
     (root / "etc/dnf/vars").mkdir(parents=True, exist_ok=True)
     (root / "etc/dnf/vars/releasever").write_text("9\n")
     (root / "etc/yum.repos.d").mkdir(parents=True, exist_ok=True)
+    # Installed for their files, never started at boot: a firewalld here would load rules
+    # into the machine's own network namespace, a redis-server would take the tests' port.
+    for unit in MASKED_UNITS:
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
     # debootstrap copies the build host's name; each boot sets its own.
     (root / "etc/hostname").write_text("target.invalid\n")
     # Not needed inside, and 150 MB of the tarball.

@@ -194,6 +194,23 @@ def dnf(host: TargetHost, *args: str, check: bool = True):
     return proc
 
 
+FIREWALLD_SERVICES = ("airflow-api-server", "airflow-worker-logs", "airflow-triggerer-logs")
+
+
+def open_firewall(host: TargetHost, api_port: int) -> None:
+    """What docs/satellite.md tells the admin, with firewalld's own loader reading our XML.
+
+    firewall-offline-cmd is firewall-cmd --permanent without the daemon: the same service
+    readers, writing the permanent zone. The daemon stays masked here: this host shares the
+    machine's network namespace, whose firewall no test may change."""
+    for service in FIREWALLD_SERVICES:
+        host.run(["firewall-offline-cmd", f"--add-service={service}"])
+    enabled = host.run(["firewall-offline-cmd", "--list-services"]).stdout.split()
+    assert set(FIREWALLD_SERVICES) <= set(enabled), enabled
+    info = host.run(["firewall-offline-cmd", "--info-service=airflow-api-server"]).stdout
+    assert f"ports: {api_port}/tcp" in info, info
+
+
 def main_pids(host: TargetHost) -> dict[str, str]:
     return {u: host.systemctl("show", "-P", "MainPID", u).stdout.strip() for u in UNITS}
 
@@ -274,6 +291,12 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             assert host.exists("/opt/airflow/venv/bin/airflow"), host.read(LOGS[0])
             for role in ROLE_PACKAGES:
                 host.run(["rpm", "-q", f"airflow-prod-{role}"])
+            # RHEL's shared directories stay the stand-in's (as firewalld-filesystem's on RHEL):
+            # a package of ours owning one with another mode would have failed the install.
+            owner = host.run(["rpm", "-qf", "/usr/lib/firewalld/services"]).stdout.strip()
+            assert owner.startswith(STANDIN_NAME), owner
+        with phases("target: firewalld loads our services (firewall-offline-cmd --add-service)", host):
+            open_firewall(host, ws.data["api"]["port"])
         with phases("target: secrets, TLS, keytab, krb5.conf, DAG in place", host):
             host.copy_in(ws.secrets, "/etc/airflow/secrets.env", 0o640, "root", "airflow")
             host.copy_in(ws.tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o600, "airflow", "airflow")
@@ -482,6 +505,9 @@ def test_broken_wheelhouse_upgrade_keeps_the_old_venv_serving(deployment):
         assert "FAILED" in host.read(LOGS[0])
         assert venv_target(host) == old_venv
         wait_active(host, UNITS)
+        # The restarted units passed their start condition on the old, complete venv.
+        assert {u: host.systemctl("show", "-P", "ConditionResult", u).stdout.strip() for u in UNITS} == \
+            {u: "yes" for u in UNITS}
         d.api.wait_healthy(HEALTH_COMPONENTS)
 
 
@@ -496,3 +522,28 @@ def test_remove_stops_services_and_keeps_user_dags_logs(deployment):
         assert host.exists("/opt/airflow/dags/testing.py")
         logs = host.run(["find", "/opt/airflow/logs", "-type", "f", "-name", "*.log"]).stdout
         assert logs.strip(), "task logs were removed"
+
+
+def test_fresh_install_that_cannot_build_the_venv_starts_nothing(deployment):
+    """A host installed from the broken build (the repository's newest): %post cannot build
+    a venv, dnf still succeeds (rpm's rule), the failure is printed, and starting
+    airflow.target starts no unit into a crash loop: each is skipped by its condition on
+    the venv's completion marker, and `systemctl status` says which."""
+    d = deployment
+    host = d.host
+    with d.phases("fresh install, venv cannot be built: loud, units skipped, no crash loop", host, UNITS, LOGS):
+        proc = dnf(host, "--refresh", "install", *(f"airflow-prod-{r}" for r in ROLE_PACKAGES), check=False)
+        shown = proc.stdout + proc.stderr
+        assert proc.returncode == 0, shown[-3000:]
+        assert "build-venv: FAILED" in shown and "THE AIRFLOW VIRTUALENV WAS NOT BUILT" in shown, shown[-3000:]
+        assert not host.exists("/opt/airflow/venv")
+        host.systemctl("start", "airflow.target")
+        time.sleep(12)  # longer than RestartSec: a unit that had started would be back by now
+        for unit in UNITS:
+            state = unit_state(host, unit)
+            assert state["ActiveState"] == "inactive" and state["NRestarts"] == "0", (unit, state)
+            assert host.systemctl("show", "-P", "ConditionResult", unit).stdout.strip() == "no", unit
+        status = host.systemctl("status", "--no-pager", "airflow-scheduler.service", check=False).stdout
+        assert "ConditionPathExists=/opt/airflow/venv/.airflow-prod-complete was not met" in status, status
+        assert host.failed_units() == [], host.failed_units()
+        dnf(host, "remove", "airflow-prod*")
