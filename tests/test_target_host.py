@@ -176,3 +176,19 @@ TEST-ONLY.
     assert host.run(["rpm", "-q", "e2e-test-unsigned"], check=False).returncode != 0
     with pytest.raises(CommandFailed):
         host.run(["rpm", "-q", "e2e-test-unsigned"])
+
+
+def test_the_host_is_hardened_like_a_stig_host(host):
+    """What every booted host of the tests runs under (booted_host's default): the temp
+    directories mounted noexec,nosuid,nodev, and dnf given root's CIS umask 077."""
+    from e2e.target import HARDENED_TMP, HARDENED_UMASK
+
+    for tmp, opts in host.mount_options(*HARDENED_TMP).items():
+        assert {"noexec", "nosuid", "nodev"} <= set(opts), (tmp, opts)
+        host.run(["cp", "/usr/bin/true", f"{tmp}/true"])
+        ran = host.run([f"{tmp}/true"], check=False)
+        assert ran.returncode == 126 and "Permission denied" in ran.stderr, (tmp, ran)
+        host.run(["rm", f"{tmp}/true"])
+    made = host.run(["sh", "-c", "umask; : > /root/umask-probe; stat -c %a /root/umask-probe"],
+                    umask=HARDENED_UMASK).stdout.split()
+    assert made == ["0077", "600"], made

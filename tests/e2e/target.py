@@ -70,6 +70,11 @@ MASKED_UNITS = ("firewalld.service", "redis-server.service", "fapolicyd.service"
                 # their aliases too (D-Bus activation of firewalld; RHEL's name for Redis)
                 "dbus-org.fedoraproject.FirewallD1.service", "redis.service")
 INNER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Every booted host is hardened like a DISA STIG / CIS RHEL 9 host unless a test asks
+# otherwise: the temp directories hold data, never code, and dnf runs with root's umask 077.
+HARDENED_TMP = ("/tmp", "/var/tmp")
+HARDENED_TMP_OPTIONS = ("noexec", "nosuid", "nodev")
+HARDENED_UMASK = "077"
 
 
 def missing_host_tools() -> list[str]:
@@ -304,16 +309,36 @@ class TargetHost:
 
     def run(self, argv: Sequence[str], *, check: bool = True, input: str | bytes | None = None,
             env: dict[str, str] | None = None, user: str | None = None, timeout: float = 300,
-            ) -> subprocess.CompletedProcess[str]:
+            umask: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command inside the host, in all its namespaces, with a clean environment."""
         if self.leader is None:
             raise CommandFailed("target host is not booted")
         inner_env = {"PATH": INNER_PATH, "LANG": "C.UTF-8", "HOME": "/root", **(env or {})}
         inner = ["env", "-i", *[f"{k}={v}" for k, v in sorted(inner_env.items())]]
+        if umask:
+            inner += ["sh", "-c", 'umask "$0" && exec "$@"', umask]
         if user:
             inner += ["runuser", "-u", user, "--"]
         return run(["nsenter", "-t", str(self.leader), "-a", "--", *inner, *argv],
                    check=check, input=input, timeout=timeout)
+
+    def harden(self) -> dict[str, list[str]]:
+        """/tmp and /var/tmp as STIG/CIS mount them (tmpfs, noexec,nosuid,nodev), checked."""
+        opts = ",".join(HARDENED_TMP_OPTIONS)
+        for tmp in HARDENED_TMP:
+            mounted = self.run(["findmnt", "-n", "-o", "FSTYPE", tmp], check=False).stdout.strip()
+            if mounted:
+                self.run(["mount", "-o", f"remount,{opts}", tmp])
+            else:
+                self.run(["mount", "-t", "tmpfs", "-o", f"mode=1777,{opts}", "tmpfs", tmp])
+        found = self.mount_options(*HARDENED_TMP)
+        weak = {t: o for t, o in found.items() if not set(HARDENED_TMP_OPTIONS) <= set(o)}
+        if weak:
+            raise CommandFailed(f"hardening did not take: {weak}")
+        return found
+
+    def mount_options(self, *paths: str) -> dict[str, list[str]]:
+        return {p: self.run(["findmnt", "-n", "-o", "OPTIONS", p]).stdout.strip().split(",") for p in paths}
 
     def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess[str]:
         return self.run(["sh", "-euc", script], **kwargs)
@@ -378,8 +403,12 @@ class TargetHost:
 
 @contextmanager
 def booted_host(image: RootImage, workdir: Path, hostname: str,
-                binds_ro: dict[str, str] | None = None, keep: bool = False) -> Iterator[TargetHost]:
-    """Unpack the cached root into `workdir`, boot it, power it off and delete `workdir` afterwards."""
+                binds_ro: dict[str, str] | None = None, keep: bool = False,
+                hardened: bool = True) -> Iterator[TargetHost]:
+    """Unpack the cached root into `workdir`, boot it, power it off and delete `workdir` afterwards.
+
+    `hardened` (the default): /tmp and /var/tmp noexec,nosuid,nodev before anything runs
+    (run dnf with umask=HARDENED_UMASK for the rest of the STIG/CIS picture)."""
     tarball = image.ensure()
     root = workdir / "root"
     root.mkdir(parents=True)
@@ -390,6 +419,8 @@ def booted_host(image: RootImage, workdir: Path, hostname: str,
     host = TargetHost(root, hostname, workdir / "nspawn.log", dict(binds_ro or {}), unpack_seconds=unpack_s)
     try:
         host.boot()
+        if hardened:
+            host.harden()
         yield host
     finally:
         try:
@@ -399,4 +430,5 @@ def booted_host(image: RootImage, workdir: Path, hostname: str,
                 _remove_tree(workdir)
 
 
-__all__ = ["ROOT_PACKAGES", "RootImage", "TargetHost", "booted_host", "missing_host_tools"]
+__all__ = ["HARDENED_TMP", "HARDENED_UMASK", "ROOT_PACKAGES", "RootImage", "TargetHost", "booted_host",
+           "missing_host_tools"]
