@@ -423,8 +423,9 @@ def step_publish(ctx: Context) -> tuple[bool, str]:
     repo.mkdir(parents=True, exist_ok=True)
     key, fpr = ctx.signing
     digests = {p.path.name: sha256_file(p.path, ctx.memo) for p in ctx.packages}
-    input_hash = _sha(sorted(digests.items()), fpr, sign, ctx.state.get("stamp"))
-    outputs = [repo / n for n in digests] + [repo / "repodata" / "repomd.xml"]
+    repo_files = publish.repo_files(site.site.name, sign)
+    input_hash = _sha(sorted(digests.items()), fpr, sign, ctx.state.get("stamp"), sorted(repo_files.items()))
+    outputs = [repo / n for n in digests] + [repo / "repodata" / "repomd.xml"] + [repo / n for n in repo_files]
     if sign:
         outputs += [repo / "repodata" / "repomd.xml.asc", repo / publish.KEY_FILE]
     ctx.repo, ctx.signed_by = repo, (fpr or None)
@@ -457,7 +458,8 @@ def step_publish(ctx: Context) -> tuple[bool, str]:
         publish.export_key(repo, key, fpr)
     else:
         (repo / publish.KEY_FILE).unlink(missing_ok=True)
-    write_atomic(repo / publish.REPO_FILE, publish.repo_file(site.site.name, sign))
+    for name, text in repo_files.items():
+        write_atomic(repo / name, text)
     ctx.record("publish", input_hash, signed=signed)
     how = f"signed {len(to_sign)} (key {fpr[-16:]})" if sign else "UNSIGNED"
     return False, f"{how}, kept {len(digests) - len(to_sign)} -> {repo}"
@@ -505,6 +507,14 @@ def build(site: Site, site_path: str | Path, options: BuildOptions = BuildOption
     state_path = out_dir / "state.json"
     ctx = Context(site, Path(site_path).resolve(), options, out_dir, log, _load_state(state_path))
     ctx.signing = signing_key(site, options)  # a missing key fails now, not after packaging
+    if ctx.signing[1]:
+        from builder import publish
+
+        # A key RHEL 9 would refuse (SHA-1 self-signature, RSA < 2048, DSA, expired) fails now too.
+        report = publish.check_key(ctx.signing[0], ctx.signing[1])
+        log(f"[sign] key {report.fingerprint} ({report.description}): the fingerprint admins compare")
+        for warning in report.warnings:
+            log(f"[sign] warning: {warning}")
     results = []
     try:
         for name, step in STEPS:

@@ -84,6 +84,12 @@ class Host:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc
 
+    def rpm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["rpm", f"--root={self.root}", *args], capture_output=True, text=True,
+                              env=self.env(), timeout=120)
+        assert proc.returncode == 0 or not check, proc.stdout + proc.stderr
+        return proc
+
     def chroot(self, *argv: str) -> subprocess.CompletedProcess:
         return subprocess.run(["chroot", str(self.root), *argv], capture_output=True, text=True, timeout=120)
 
@@ -156,9 +162,81 @@ def test_pre_created_the_user_and_group_and_directories_have_owners_and_modes(ho
     for path, (mode, u, g) in expect.items():
         st = host.path(path).stat()
         assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (mode, u, g), path
-    cfg = host.path("/etc/airflow/secrets.env.example").stat()
-    assert (cfg.st_mode & 0o777, cfg.st_gid) == (0o640, gid)
+    doc = host.path("/usr/share/doc/airflow-prod/secrets.env.example").stat()
+    assert (doc.st_mode & 0o777, doc.st_uid, doc.st_gid) == (0o644, 0, 0)
+    assert not host.path("/etc/airflow/secrets.env.example").exists()
     assert not host.path("/etc/airflow/secrets.env").exists()
+
+
+def test_rhel_directories_keep_their_rhel_owner_and_mode(host):
+    """The stand-in owns RHEL 9's shared directories with RHEL's modes (as filesystem,
+    systemd and firewalld-filesystem do); all six roles installed beside it without a
+    conflict, and none of those directories changed hands or mode."""
+    from e2e.repo import RHEL_DIRS, STANDIN_NAME
+
+    for d in RHEL_DIRS:
+        owners = host.rpm("-qf", d.path).stdout.split()
+        assert [o.rsplit("-", 2)[0] for o in owners] == [STANDIN_NAME], (d.path, owners)
+        assert host.path(d.path).stat().st_mode & 0o7777 == d.mode, d.path
+    # Local broker: the scheduler and the worker really require redis (not a weak dependency).
+    for role in ("scheduler", "celery-worker"):
+        assert "redis" in host.rpm("-q", "--requires", f"airflow-prod-{role}").stdout.split()
+
+
+def test_a_package_reowning_a_rhel_directory_with_another_mode_fails_to_install(host):
+    """The control: what the role packages used to do (/usr/lib/firewalld 0750) is a file
+    conflict with the stand-in, as with firewalld-filesystem on RHEL."""
+    from e2e.repo import build_rpm
+
+    out = host.base / "conflict"
+    out.mkdir(exist_ok=True)
+    rpm = build_rpm("""\
+Name: e2e-test-reowns-firewalld
+Version: 1
+Release: 1
+Summary: TEST-ONLY: owns /usr/lib/firewalld 0750 like the old role packages
+License: Apache-2.0
+BuildArch: noarch
+
+%description
+TEST-ONLY.
+
+%install
+mkdir -p %{buildroot}/usr/lib/firewalld/services
+
+%files
+%dir %attr(0750,root,root) /usr/lib/firewalld
+%dir %attr(0750,root,root) /usr/lib/firewalld/services
+""", out, "e2e-test-reowns-firewalld")
+    proc = host.rpm("-i", "--test", str(rpm), check=False)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "file /usr/lib/firewalld from install of e2e-test-reowns-firewalld-1-1.noarch conflicts with file " \
+           "from package e2e-test-standin-rhel-provides" in said, said
+
+
+def test_firewalld_loads_every_service_file_we_ship(host):
+    """firewalld's own code (Debian's firewalld 1.3, in the root) reads our service files:
+    its XML reader, then `firewall-offline-cmd --add-service` (firewall-cmd --permanent
+    without the daemon: nothing touches a firewall). A malformed file fails the same reader."""
+    shipped = sorted(p.name for p in host.path("/usr/lib/firewalld/services").glob("airflow-*.xml"))
+    assert shipped == ["airflow-api-server.xml", "airflow-triggerer-logs.xml", "airflow-worker-logs.xml"]
+    reader = ("import sys\nfrom firewall.core.io.service import service_reader\n"
+              "s = service_reader(sys.argv[1], sys.argv[2])\nprint(s.short, s.ports)\n")
+    for name in shipped:
+        proc = host.chroot("python3", "-c", reader, name, "/usr/lib/firewalld/services")
+        assert proc.returncode == 0, proc.stderr
+        assert "'tcp')]" in proc.stdout, proc.stdout
+    for service in (n[:-4] for n in shipped):
+        proc = host.chroot("firewall-offline-cmd", f"--add-service={service}")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    listed = host.chroot("firewall-offline-cmd", "--list-services").stdout.split()
+    assert {"airflow-api-server", "airflow-worker-logs", "airflow-triggerer-logs"} <= set(listed)
+    bad = host.path("/root/fw-bad")
+    bad.mkdir(exist_ok=True)
+    (bad / "bad.xml").write_text('<?xml version="1.0"?>\n<!-- firewall-cmd --permanent -->\n<service/>\n')
+    proc = host.chroot("python3", "-c", reader, "bad.xml", "/root/fw-bad")
+    assert proc.returncode != 0 and "not well-formed" in proc.stderr, proc.stdout + proc.stderr
 
 
 def test_post_built_the_venv_offline_and_switched_the_symlink(host):
