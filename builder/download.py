@@ -226,6 +226,7 @@ class BlobStore:
                 h = hashlib.sha256()
                 progress.advance(w.sha256, -offset)
                 offset = 0
+            have = offset
             try:
                 with open(part, "ab" if offset else "wb") as fh:
                     while True:
@@ -236,6 +237,7 @@ class BlobStore:
                             break
                         fh.write(chunk)
                         h.update(chunk)
+                        have += len(chunk)
                         progress.advance(w.sha256, len(chunk))
                     fh.flush()
                     os.fsync(fh.fileno())
@@ -243,4 +245,8 @@ class BlobStore:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise DiskFull(self.root, None, None, label=w.label) from None
                 raise
+        if w.size is not None and have < w.size:
+            # The connection closed early: what arrived stays in the partial file and the
+            # next attempt resumes from there (never a hash mismatch for a short file).
+            raise ConnectionError(f"the connection closed after {have} of {w.size} bytes")
         return h.hexdigest()

@@ -257,8 +257,17 @@ class Registry:
             raw = self.get_bytes(dist.url + ".metadata")
         except urllib.error.HTTPError:
             blob = self.get_bytes(dist.url)
-            with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-                name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-                raw = zf.read(name)
+            try:
+                with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+                    name = next((n for n in zf.namelist() if n.endswith(".dist-info/METADATA")), None)
+                    raw = zf.read(name) if name else b""
+            except zipfile.BadZipFile:
+                raise RegistryError(f"{dist.url}: not a valid wheel (a zip file): cannot read its metadata") from None
+            if not name:
+                raise RegistryError(
+                    f"{dist.filename}: the index has no metadata file for it (PEP 658) and the wheel "
+                    "holds no .dist-info/METADATA",
+                    hint="the index serves a broken wheel: check the mirror, or pick another version",
+                )
         return email.parser.BytesParser().parsebytes(raw)
 

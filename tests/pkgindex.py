@@ -75,6 +75,7 @@ class File:
     serve_metadata: bool = True          # False: no PEP 658 file (clients must read the wheel)
     serve: bytes | None = None           # bytes actually served (a mirror gone wrong)
     truncate: int | None = None          # stop sending after this many bytes (Content-Length stays full)
+    truncate_times: int | None = None    # only the first N responses are cut short (None: all)
 
     @property
     def sha256(self) -> str:
@@ -190,13 +191,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 core = f.core_metadata()
                 return self._send(200, core) if core else self._send(404, b"no metadata", "text/plain")
             body = f.serve if f.serve is not None else f.data
+            cut = f.truncate is not None and (f.truncate_times is None or f.truncate_times > 0)
+            if cut and f.truncate_times is not None:
+                f.truncate_times -= 1
             rng = self.headers.get("Range")
-            if rng and rng.startswith("bytes=") and f.truncate is None:
+            if rng and rng.startswith("bytes=") and not cut:
                 start = int(rng[6:].split("-")[0])
                 if start >= len(body):
                     return self._send(416, b"", extra={"Content-Range": f"bytes */{len(body)}"})
                 return self._send(206, body[start:], extra={"Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
-            if f.truncate is not None:
+            if cut:
+                assert f.truncate is not None
                 self._send(200, body[:f.truncate], length=len(body))
                 self.close_connection = True
                 return None
