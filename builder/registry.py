@@ -268,6 +268,6 @@ class Registry:
                     f"{dist.filename}: the index has no metadata file for it (PEP 658) and the wheel "
                     "holds no .dist-info/METADATA",
                     hint="the index serves a broken wheel: check the mirror, or pick another version",
-                )
+                ) from None
         return email.parser.BytesParser().parsebytes(raw)
 
