@@ -1,8 +1,10 @@
-"""`bundle build` and `bundle export` as a user runs them (subprocess, real tools)."""
+"""`bundle build` and `bundle export` as a user runs them (subprocess, real tools); the
+whole pipeline (lock, wheelhouse, manifest, schema check) against a local index."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -88,3 +90,48 @@ def test_truncated_wheel_is_a_clear_error(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"{victim}: not a valid wheel (truncated or corrupted zip)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_build_without_wheelhouse_or_lock_against_a_local_index(airflow_index, tmp_path):
+    """lock -> wheelhouse -> manifest -> schema check -> package -> publish, offline: the
+    engine's own lock and wheelhouse steps, which every other build test skips."""
+    import json
+
+    from conftest import write_toml
+    from pkgindex import site_data
+
+    data = {**site_data(airflow_index, name="idx"), "publish": {"sign": False}}
+    site = write_toml(tmp_path / "site.toml", data)
+    locks, out = tmp_path / "locks", tmp_path / "out"
+    env = {"AIRFLOW_PROD_BLOBS": str(tmp_path / "blobs")}  # every file comes from this index
+    made = bundle("lock", "--site", str(site), "--locks-dir", str(locks), "--index-url", airflow_index.simple,
+                  env=env)
+    assert made.returncode == 0, made.stderr
+    args = ["build", "--site", str(site), "--locks-dir", str(locks), "--out", str(out),
+            "--rpm-cache", str(tmp_path / "cache")]
+    proc = bundle(*args, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout
+    assert "[lock] reused in" in lines and f"(6 pins, uv against {airflow_index.simple})" in lines
+    assert re.search(r"\[wheelhouse\] done in [\d.]+s: .*/wheelhouse: 6 files, 0 MB \(6 downloaded, 0 built\)", lines)
+    options = sum(1 for line in (out / "rendered" / "etc" / "airflow" / "airflow.cfg").read_text().splitlines()
+                  if "=" in line and not line.lstrip().startswith("#"))
+    assert f"{options} airflow.cfg options valid" in lines, "the schema check ran, on the mirror's core wheel"
+    assert "/files/apache_airflow_core-3.1.4-py3-none-any.whl" in airflow_index.requests
+    manifest = json.loads((out / "wheelhouse" / "manifest.json").read_text())
+    assert sorted(f["filename"] for f in manifest["files"]) == sorted(p.name for p in (out / "wheelhouse").glob("*.whl"))
+    assert {f["origin"] for f in manifest["files"]} == {"downloaded"}
+    assert manifest["lock"]["path"] == str(locks / "idx.txt")
+    [wh_rpm] = (out / "rpms").glob("airflow-prod-wheelhouse-*.rpm")
+    listed = subprocess.run(["rpm", "-qlp", str(wh_rpm)], capture_output=True, text=True, check=True).stdout
+    assert "paramiko-3.4.0-py3-none-any.whl" in listed and "apache_airflow_core-3.1.4-py3-none-any.whl" in listed
+    assert (out / "repo" / "repodata" / "repomd.xml").is_file()
+    again = bundle(*args, env=env)
+    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish" in again.stdout
+    # An option the mirror's Airflow does not have fails the render step, naming it.
+    data["airflow_cfg"] = {"core": {"parallelism_typo": 3}}
+    write_toml(site, data)
+    bad = bundle(*args, env=env)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert ("site.toml airflow_cfg.core.parallelism_typo: [core] has no option 'parallelism_typo' "
+            "(did you mean 'parallelism'?)") in bad.stderr
