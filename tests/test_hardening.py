@@ -152,3 +152,27 @@ def test_selinux_relabels_the_new_venv_before_it_serves_and_airflow_home_after(b
     relabel = post.index("/usr/sbin/restorecon -R /opt/airflow || :")
     assert post.index("THE AIRFLOW VIRTUALENV WAS NOT BUILT") < relabel
     assert "/opt/airflow/venvs" not in post[relabel:relabel + 60]
+
+
+def test_venvs_outside_opt_and_usr_get_opt_like_selinux_labels(example_site):
+    """/opt/airflow (the default): nothing to add. /srv/airflow: usr_t and bin_t rules before the
+    build (or a loud stop without semanage), removed on erase."""
+    from builder.site import site_from_data
+
+    assert scriptlets.selinux_fcontext_rules(example_site) == []
+    post = scriptlets.base_post(example_site, "/x.conf", "/usr/libexec/airflow-prod/build-venv")
+    assert "semanage" not in post
+    data = example_site.model_dump(mode="json", exclude_none=True, by_alias=True)
+    data["paths"] = {"home": "/srv/airflow", "config": "/etc/airflow"}
+    srv = site_from_data(data)
+    assert scriptlets.selinux_fcontext_rules(srv) == [
+        ("usr_t", "/srv/airflow/venvs(/.*)?"), ("bin_t", "/srv/airflow/venvs/[^/]+/bin(/.*)?")]
+    post = scriptlets.base_post(srv, "/x.conf", "/usr/libexec/airflow-prod/build-venv")
+    assert "/usr/sbin/semanage fcontext -a -t usr_t '/srv/airflow/venvs(/.*)?'" in post
+    assert post.index("semanage fcontext -a") < post.index("if ! /usr/libexec/airflow-prod/build-venv")
+    assert "units would fail with 203/EXEC" in post and "    exit 1\n" in post
+    postun = scriptlets.base_postun(srv)
+    assert "/usr/sbin/semanage fcontext -d '/srv/airflow/venvs(/.*)?'" in postun
+    for body in (post, postun):
+        proc = subprocess.run(["sh", "-n"], input=body, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr

@@ -109,7 +109,7 @@ fi
 if [ $1 -eq 1 ]; then
     {SYSTEMCTL} --no-reload preset airflow.target >/dev/null 2>&1 || :
 fi
-# Build the new venv beside the old one; {p.venv} switches only when it is complete.
+{selinux_fcontext_add(site)}# Build the new venv beside the old one; {p.venv} switches only when it is complete.
 if ! {build_venv}; then
     cat >&2 <<'BANNER'
 ########################################################################
@@ -134,6 +134,46 @@ def selinux_relabel(*paths: str) -> str:
             f"    /usr/sbin/restorecon -R {_q(*paths)} || :\nfi\n")
 
 
+# Trees whose default SELinux labels systemd may execute (RHEL targeted policy: /opt is usr_t with
+# bin_t for .../bin, /usr is bin_t/lib_t/usr_t). Elsewhere (/srv, /var, /home, /data, ...) a unit
+# executing the venv fails with 203/EXEC under enforcing unless the path is labelled.
+SELINUX_EXEC_TREES = ("/opt", "/usr")
+SEMANAGE = "/usr/sbin/semanage"
+
+
+def selinux_fcontext_rules(site: Site) -> list[tuple[str, str]]:
+    """(type, path regex) rules giving venvs outside /opt and /usr the labels /opt has."""
+    venvs = site.paths.venvs
+    if any(venvs.startswith(tree + "/") for tree in SELINUX_EXEC_TREES):
+        return []
+    return [("usr_t", f"{venvs}(/.*)?"), ("bin_t", f"{venvs}/[^/]+/bin(/.*)?")]
+
+
+def selinux_fcontext_add(site: Site) -> str:
+    """%post, before the venv build: the rules, or a loud stop if SELinux is on and semanage is not."""
+    rules = selinux_fcontext_rules(site)
+    if not rules:
+        return ""
+    adds = "".join(f"    {SEMANAGE} fcontext -a -t {t} {shlex.quote(r)} 2>/dev/null || "
+                   f"{SEMANAGE} fcontext -m -t {t} {shlex.quote(r)}\n" for t, r in rules)
+    venvs = site.paths.venvs
+    return (f"if [ -x /usr/sbin/selinuxenabled ] && /usr/sbin/selinuxenabled; then\n"
+            f"  if [ -x {SEMANAGE} ]; then\n{adds}"
+            f"  else\n"
+            f"    echo \"airflow-prod: SELinux is enabled and {venvs} is outside /opt and /usr: units would fail "
+            f"with 203/EXEC. Install policycoreutils-python-utils (semanage), then reinstall airflow-prod\" >&2\n"
+            f"    exit 1\n"
+            f"  fi\nfi\n")
+
+
+def selinux_fcontext_delete(site: Site) -> str:
+    rules = selinux_fcontext_rules(site)
+    if not rules:
+        return ""
+    return "".join(f"    if [ -x {SEMANAGE} ]; then {SEMANAGE} fcontext -d {shlex.quote(r)} >/dev/null 2>&1 || :; fi\n"
+                   for _, r in rules)
+
+
 def fapolicyd_forget() -> str:
     """On erase: the venvs' trust file goes with them, and a running fapolicyd reloads."""
     return (f"    if [ -e {TRUST_FILE} ]; then\n"
@@ -150,6 +190,6 @@ if [ $1 -eq 0 ]; then
     # logs, plugins, security files and edited configuration stay.
     rm -f {shlex.quote(p.venv)}
     rm -rf {shlex.quote(p.venvs)}
-{fapolicyd_forget()}fi
+{fapolicyd_forget()}{selinux_fcontext_delete(site)}fi
 exit 0
 """
