@@ -281,3 +281,9 @@ def test_units_start_only_with_a_complete_venv(files):
     for name, text in units.items():
         unit_section = text.split("[Service]")[0]
         assert "\nConditionPathExists=/opt/airflow/venv/.airflow-prod-complete\n" in unit_section, name
+
+
+def test_services_read_airflow_cfg_as_utf8(files):
+    """Airflow opens airflow.cfg in the locale's encoding; UTF-8 mode makes a non-ASCII
+    instance_name read the same under LANG=C or a Latin-1 locale."""
+    assert "\nPYTHONUTF8=1\n" in files["/etc/sysconfig/airflow"]

@@ -34,8 +34,10 @@ def py(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(py(v) for v in value) + "]"
     if isinstance(value, str):
-        # JSON string syntax is valid Python, always double-quoted, every control escaped.
-        return json.dumps(value)
+        # JSON string syntax is valid Python, always double-quoted, every control escaped;
+        # ensure_ascii would write astral characters as surrogate pairs, which Python
+        # reads as two broken code points.
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (bool, int, float)) or value is None:
         return repr(value)
     raise RenderError(f"cannot write a {type(value).__name__} as a Python literal")
