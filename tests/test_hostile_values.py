@@ -270,7 +270,7 @@ REFUSED = [
     ("environment (name)", "AIRFLOW_HOME"), ("environment (name)", "LD_PRELOAD"),
     ("environment (name)", "PGPASSWORD"), ("paths.dags", "/etc"), ("paths.home", "/root"),
     ("site.name", "bigdata\n"), ("airflow.version", "3.1.4\n"), ("airflow_cfg (section)", "core]"),
-    ("airflow_cfg (option)", "a=b"), ("airflow_cfg (option)", "a:b"), ("airflow_cfg.webserver.x", "a\nb"),
+    ("kerberos.ccache", "/"), ("paths.home", "/"), ("airflow_cfg (option)", "a=b"), ("airflow_cfg (option)", "a:b"), ("airflow_cfg.webserver.x", "a\nb"),
 ]
 ACCEPTED = [
     ("airflow_cfg.logging.log_format", "[%(asctime)s] %(levelname)s - %(message)s"),

@@ -183,6 +183,8 @@ def abs_path(value: str) -> str:
     _no_control(value)
     if not value.startswith("/"):
         raise _fail("must be an absolute path (starting with /)")
+    if value == "/":
+        raise _fail("is the root directory: name a path below it")
     if posixpath.normpath(value) != value or value.startswith("//"):
         raise _fail("must be a normalised path (no '..', '.', '//', trailing '/'): {norm}",
                     norm=posixpath.normpath(value))
