@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,40 +48,68 @@ class SynthWheelhouse:
     uv_wheel: Path
 
 
-def _pip_download(dest: Path, *args: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--isolated", "-q", "-d", str(dest), *args],
-                   check=True, env=env, capture_output=True, text=True, timeout=300)
+# The synthetic wheelhouse's files with PyPI's sha256: fetched through the project's own
+# content-addressed blob store (shared across test sessions, every file re-verified by its
+# hash), so a warm machine builds these RPMs without network.
+SYNTH_FILES = {
+    "six-1.17.0-py2.py3-none-any.whl": "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",
+    "idna-3.10-py3-none-any.whl": "946d195a0d259cbba61165e88e65941f16e9b36ea6ddb97f00452bae8b1287d3",
+    "attrs-25.3.0-py3-none-any.whl": "427318ce031701fea540783410126f03899a97ffc6f61596ad581ac2e40e3bc3",
+}
+UV_FILE = ("uv-0.9.5-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+           "6507bbbcd788553ec4ad5a96fa19364dc0f58b023e31d79868773559a83ec181")
+
+
+def _fetch_verified(files: dict[str, str]) -> dict[str, Path]:
+    """filename -> verified blob; asks PyPI only for what the blob store lacks."""
+    from builder.download import BlobStore, Wanted
+    from builder.errors import BundleError
+    from builder.registry import Registry
+
+    store = BlobStore()
+    missing = {fn: sha for fn, sha in files.items() if not store.verified(sha, fn, lambda *a: None)}
+    if missing:
+        reg = Registry()
+        wanted = []
+        for fn, sha in missing.items():
+            name, version = fn.split("-")[:2]
+            try:
+                [dist] = [f for f in reg.project(name).release(version) if f.filename == fn]
+            except BundleError as exc:
+                pytest.skip(f"cannot download the synthetic wheelhouse from PyPI: {exc.message}")
+            wanted.append(Wanted(f"{name}=={version}", fn, dist.url, sha, dist.size))
+        store.fetch_all(wanted, reg)
+    return {fn: store.path(sha) for fn, sha in files.items()}
 
 
 def synthetic_wheelhouse() -> SynthWheelhouse:
     """A few real small wheels from PyPI with a --hash lock, plus uv's wheel for the
-    target; cached (downloaded once per machine). Skips when PyPI is unreachable."""
-    root = _cache() / "test-wheelhouse-v1"
+    target (hash-pinned above; downloaded once per machine into the shared blob store).
+    Skips when PyPI is unreachable and the blobs are not there yet."""
+    from builder.fsutil import link_or_copy
+
+    root = _cache() / "test-wheelhouse-v2"
     wheels, uv_dir = root / "wheels", root / "uv"
     lock = root / "requirements.txt"
     if not lock.is_file():
+        blobs = _fetch_verified({**SYNTH_FILES, UV_FILE[0]: UV_FILE[1]})
         tmp = root.with_name(root.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            _pip_download(tmp / "wheels", "--only-binary", ":all:", *[f"{n}=={v}" for n, v in SYNTH_PINS.items()])
-            _pip_download(tmp / "uv", "--only-binary", ":all:", "--platform", "manylinux_2_17_x86_64",
-                          "--python-version", "3.11", f"uv=={UV_PIN}")
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            pytest.skip(f"cannot download the synthetic wheelhouse from PyPI: {exc}")
-        import hashlib
-
         lines = ["# date: 2025-12-10T07:35:00Z", ""]
-        for whl in sorted((tmp / "wheels").glob("*.whl")):
-            name, version = whl.name.split("-")[:2]
-            digest = hashlib.sha256(whl.read_bytes()).hexdigest()
-            lines += [f"{name.lower()}=={version} \\", f"    --hash=sha256:{digest}"]
+        for fn in sorted(SYNTH_FILES):
+            link_or_copy(blobs[fn], _mkdir(tmp / "wheels") / fn)
+            name, version = fn.split("-")[:2]
+            lines += [f"{name.lower()}=={version} \\", f"    --hash=sha256:{SYNTH_FILES[fn]}"]
+        link_or_copy(blobs[UV_FILE[0]], _mkdir(tmp / "uv") / UV_FILE[0])
         (tmp / "requirements.txt").write_text("\n".join(lines) + "\n")
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
-    return SynthWheelhouse(wheels, lock, next(uv_dir.glob("uv-*.whl")))
+    return SynthWheelhouse(wheels, lock, uv_dir / UV_FILE[0])
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def example_data() -> dict:
