@@ -162,6 +162,45 @@ def sh_reads(path: Path, canary_dir: Path) -> dict[str, str]:
     return env
 
 
+# Every line a trap for a shell `.`, and a corner of systemd's env-file grammar. The
+# wrapper's parser must read it exactly as systemd 252 does (tests/test_target_host.py).
+TRICKY_ENV_FILE = (
+    "# comment $(touch {canary})\n"
+    "PLAIN=a:b,c=d\n"
+    "  SPACED  =  value with trailing blanks   \n"
+    "SINGLE='$(touch {canary}) `x` \\ \"'\n"
+    'DOUBLE="a \\"q\\" \\$HOME \\` \\\\ \\n kept"\n'
+    "ESCAPED=a\\ b\\$c\n"
+    "CONT=\"one\\\ntwo\"\n"
+    "# a comment ending in a backslash swallows the next line \\\n"
+    "HIDDEN=yes\n"
+    "; other comment\n"
+    "NOVALUE\n"
+    "EMPTY=\n"
+    "1BAD=x\n"
+    "CTRL=\"a\x01b\"\n"
+    "UNICODE=\"Ünï \u2028 x\"\n"
+    "LAST=end\n"
+    "CUT=a\x00b\n"
+    "AFTER_NUL=never\n"
+)
+
+
+def tricky_env_meaning(canary: object) -> dict[str, str]:
+    return {
+        "PLAIN": "a:b,c=d",
+        "SPACED": "value with trailing blanks",
+        "SINGLE": f"$(touch {canary}) `x` \\ \"",
+        "DOUBLE": 'a "q" $HOME ` \\ \\n kept',
+        "ESCAPED": "a b$c",
+        "CONT": "onetwo",
+        "EMPTY": "",
+        "UNICODE": "Ünï \u2028 x",
+        "LAST": "end",
+        "CUT": "a",  # systemd reads the file as a C string: nothing after a NUL
+    }
+
+
 def wrapper_namespace(text: str) -> dict:
     namespace: dict = {"__name__": "airflow_wrapper"}
     exec(compile(text, "/usr/bin/airflow", "exec"), namespace)

@@ -187,34 +187,13 @@ def test_wrapper_reads_service_environment_without_sourcing(files):
 def test_wrapper_parses_env_files_like_systemd(files, tmp_path):
     """systemd's env-file grammar (quotes, escapes, comments, trailing blanks), on a file
     whose every line is a trap for a shell `.`; the same file must never run anything."""
+    import readers
+
     read_env_file = _wrapper_module(files["/usr/bin/airflow"])["read_env_file"]
     canary = tmp_path / "ran"
     env = tmp_path / "env"
-    env.write_text(
-        "# comment $(touch {c})\n"
-        "PLAIN=a:b,c=d\n"
-        "  SPACED  =  value with trailing blanks   \n"
-        "SINGLE='$(touch {c}) `x` \\ \"'\n"
-        'DOUBLE="a \\"q\\" \\$HOME \\` \\\\ \\n kept"\n'
-        "ESCAPED=a\\ b\\$c\n"
-        "CONT=\"one\\\ntwo\"\n"
-        "; other comment\n"
-        "NOVALUE\n"
-        "EMPTY=\n"
-        "1BAD=x\n"
-        "CTRL=\"a\x01b\"\n"
-        "LAST=end".format(c=canary)
-    )
-    assert read_env_file(str(env)) == {
-        "PLAIN": "a:b,c=d",
-        "SPACED": "value with trailing blanks",
-        "SINGLE": f"$(touch {canary}) `x` \\ \"",
-        "DOUBLE": 'a "q" $HOME ` \\ \\n kept',
-        "ESCAPED": "a b$c",
-        "CONT": "onetwo",
-        "EMPTY": "",
-        "LAST": "end",
-    }
+    env.write_text(readers.TRICKY_ENV_FILE.format(canary=canary))
+    assert read_env_file(str(env)) == readers.tricky_env_meaning(canary)
     assert not canary.exists()
 
 

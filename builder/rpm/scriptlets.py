@@ -83,11 +83,11 @@ while not os.path.isdir(p):
 s = os.statvfs(p)
 print(s.f_bavail * s.f_frsize // 1024)' {shlex.quote(p.venvs)})
 if [ "$avail_kb" -lt "$need_kb" ]; then
-    echo "airflow-prod: {p.venvs} needs $need_kb KiB free for a new virtualenv ($venv_kb KiB) and its build's work space beside it ($work_kb KiB), only $avail_kb KiB are: free space first" >&2
+    echo "airflow-prod: "{shlex.quote(p.venvs)}" needs $need_kb KiB free for a new virtualenv ($venv_kb KiB) and its build's work space beside it ($work_kb KiB), only $avail_kb KiB are: free space first" >&2
     exit 1
 fi
 if [ -e {shlex.quote(p.venv)} ] && [ ! -L {shlex.quote(p.venv)} ]; then
-    echo "airflow-prod: {p.venv} exists and is not a symlink (a hand-made venv?): move it away first" >&2
+    echo "airflow-prod: "{shlex.quote(p.venv)}" exists and is not a symlink (a hand-made venv?): move it away first" >&2
     exit 1
 fi
 # The user and group of /usr/lib/sysusers.d/airflow-prod.conf (rpm 4.16 does not read sysusers files).
@@ -122,7 +122,7 @@ BANNER
     exit 1
 fi
 {selinux_relabel(*relabel)}if [ ! -e {shlex.quote(secrets)} ]; then
-    echo "airflow-prod: {secrets} is missing: install the site's secrets file (root:airflow 0640) before starting airflow.target" >&2
+    echo "airflow-prod: "{shlex.quote(secrets)}" is missing: install the site's secrets file (root:airflow 0640) before starting airflow.target" >&2
 fi
 exit 0
 """
