@@ -223,6 +223,5 @@ def test_tls_handshake_with_a_foreign_name_fails(api_tls, ca):
 
 def test_servers_run_from_one_session_dir(servers_dir: Path, postgres, redis, ldap, kdc):
     for server in (postgres, redis, ldap, kdc):
-        assert Path(f"/proc/{server.pid}").exists()
-        assert server.started_in < 10
+        assert Path(f"/proc/{server.pid}").exists()  # start times are reported by the e2e, not asserted
     assert postgres.data_dir.is_relative_to(servers_dir)
