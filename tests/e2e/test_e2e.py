@@ -33,7 +33,7 @@ from .phases import Phases
 from .proc import free_port, run
 from .repo import STANDIN_NAME, build_rpm, make_repo, repo_file, standin_spec
 from .site import e2e_site_data, to_toml
-from .target import TargetHost, booted_host
+from .target import HARDENED_TMP, HARDENED_UMASK, TargetHost, booted_host
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.timeout(3600)]
 
@@ -186,7 +186,9 @@ def secrets_file(ws: Workspace, postgres, ldap) -> None:
 # --- the target host side -------------------------------------------------------------------
 
 def dnf(host: TargetHost, *args: str, check: bool = True):
-    proc = host.run(["dnf", "-y", "--setopt=install_weak_deps=False", *args], check=check, timeout=1200)
+    # As on a CIS host: root's umask is 077 (the booted host's /tmp and /var/tmp are noexec).
+    proc = host.run(["dnf", "-y", "--setopt=install_weak_deps=False", *args], check=check, timeout=1200,
+                    umask=HARDENED_UMASK)
     out = proc.stdout + proc.stderr
     loud = [line for line in out.splitlines() if re.search(r"FAILED|[Ee]rror|warning:", line)]
     print(f"dnf {' '.join(args)}: exit {proc.returncode}", *loud, proc.stdout[-3000:], proc.stderr[-2000:],
@@ -273,6 +275,9 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             host = stack.enter_context(
                 booted_host(target_image, work, TARGET_HOST, binds_ro=binds, keep=keep_temp()))
         phases.facts["target unpack / boot (s)"] = f"{host.unpack_seconds:.1f} / {host.boot_seconds:.1f}"
+        phases.facts["target hardening"] = "; ".join(
+            f"{tmp} {','.join(o for o in opts if o in ('noexec', 'nosuid', 'nodev'))}"
+            for tmp, opts in host.mount_options(*HARDENED_TMP).items()) + f"; dnf umask {HARDENED_UMASK}"
         info = target_image.info()
         phases.facts["root tarball"] = (f"{info.get('tarball_bytes', 0) / 1e6:.0f} MB "
                                         f"(debootstrap {info.get('debootstrap_seconds')} s when built)")
@@ -289,6 +294,14 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
                     logs=LOGS):
             dnf(host, "install", *(f"airflow-prod-{r}" for r in ROLE_PACKAGES))
             assert host.exists("/opt/airflow/venv/bin/airflow"), host.read(LOGS[0])
+            # Built with nothing run from the noexec temp directories, smoke-imported as airflow.
+            build_log = host.read(LOGS[0])
+            assert re.search(r"imported \d+ modules as the airflow user", build_log), build_log[-3000:]
+            disk = re.search(r"disk: venv (\d+) KiB, work space beyond it (\d+) KiB", build_log)
+            assert disk, build_log[-3000:]
+            phases.facts["venv / build work space (MiB)"] = f"{int(disk[1]) // 1024} / {int(disk[2]) // 1024}"
+            fallbacks = re.findall(r"warning: (\S+) has no compiled extension", build_log)
+            phases.facts["pure-Python fallbacks (warned)"] = ", ".join(fallbacks) or "none"
             for role in ROLE_PACKAGES:
                 host.run(["rpm", "-q", f"airflow-prod-{role}"])
             # RHEL's shared directories stay the stand-in's (as firewalld-filesystem's on RHEL):
@@ -307,6 +320,9 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             host.put("/opt/airflow/dags/testing.py", TEST_BASH_DAG, 0o644, "airflow", "airflow")
         with phases("target: airflow db migrate (the wrapper, as root)", host):
             host.run(["airflow", "db", "migrate"], timeout=600)
+        with phases("target: airflow version as the airflow user", host):
+            version = host.run(["airflow", "version"], user="airflow", timeout=300).stdout
+            assert version.strip().splitlines()[-1] == ws.data["airflow"]["version"], version
         with phases("target: systemctl start airflow.target; every unit active", host, UNITS):
             host.systemctl("start", "airflow.target")
             wait_active(host, UNITS)
