@@ -194,6 +194,9 @@ def test_wrapper_parses_env_files_like_systemd(files, tmp_path):
     env = tmp_path / "env"
     env.write_text(readers.TRICKY_ENV_FILE.format(canary=canary))
     assert read_env_file(str(env)) == readers.tricky_env_meaning(canary)
+    env.write_bytes(b"A=1\nB=x\x00y\n")  # systemd refuses such a file as a whole
+    with pytest.raises(ValueError, match="contains a NUL byte: systemd refuses the whole file"):
+        read_env_file(str(env))
     assert not canary.exists()
 
 

@@ -192,3 +192,56 @@ def test_the_host_is_hardened_like_a_stig_host(host):
     made = host.run(["sh", "-c", "umask; : > /root/umask-probe; stat -c %a /root/umask-probe"],
                     umask=HARDENED_UMASK).stdout.split()
     assert made == ["0077", "600"], made
+
+
+def _systemd_env(host, path: str) -> dict[str, str]:
+    """The environment systemd 252 gives a service from EnvironmentFile=PATH."""
+    out = host.run(["systemd-run", "--quiet", "--wait", "--pipe", "--collect",
+                    f"--property=EnvironmentFile={path}", "/usr/bin/env", "-0"]).stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if item)
+
+
+def test_systemd_reads_env_files_as_the_wrapper_and_sh_do(host):
+    """systemd's own EnvironmentFile= parser, on (a) a file of its grammar's corners, which
+    the `airflow` wrapper's port must read identically, and (b) the sysconfig of a site whose
+    [environment] values are full of quotes, `$`, backticks and backslashes, which systemd,
+    the wrapper and dash must all read as the site meant."""
+    import copy
+
+    import readers
+    from builder.render import render_site
+    from builder.site import site_from_data
+    from test_hostile_values import EXAMPLE_DATA
+
+    canary = "/root/env-canary"
+    host.put("/etc/e2e-env/tricky.env", readers.TRICKY_ENV_FILE.format(canary=canary).encode())
+    seen = _systemd_env(host, "/etc/e2e-env/tricky.env")
+    for systemd_own in ("LANG", "PATH", "INVOCATION_ID", "SYSTEMD_EXEC_PID"):
+        seen.pop(systemd_own)
+    assert seen == readers.tricky_env_meaning(canary)
+    # A NUL byte: systemd refuses the whole file ("Bad message"), so the wrapper does too.
+    host.put("/etc/e2e-env/nul.env", b"A=1\nB=x\x00y\nC=3\n")
+    refused = host.run(["systemd-run", "--quiet", "--wait", "--pipe", "--collect",
+                        "--property=EnvironmentFile=/etc/e2e-env/nul.env", "/usr/bin/true"], check=False)
+    assert refused.returncode != 0
+    assert "Failed to load environment files: Bad message" in host.journal(lines=50)
+
+    data = copy.deepcopy(EXAMPLE_DATA)
+    data["environment"] = {
+        "QUOTES": "it's \"quoted\" `id` $(touch /root/env-canary) $HOME ${X} \\ trailing\\",
+        "SPACES": "  leading and trailing  ", "UNICODE": "Ünïcødé Ω 😀", "EMPTY": "",
+        "HASH": "#not a comment ;nor this", "PERCENT": "100% %H %%",
+    }
+    site = site_from_data(data)
+    sysconfig = {f.dest: f.text for f in render_site(site)}["/etc/sysconfig/airflow"]
+    host.put("/etc/e2e-env/sysconfig", sysconfig)
+    seen = _systemd_env(host, "/etc/e2e-env/sysconfig")
+    intent = readers.sysconfig_intent(site)
+    assert {k: seen.get(k) for k in intent} == intent
+    wrapper = readers.wrapper_namespace({f.dest: f.text for f in render_site(site)}["/usr/bin/airflow"])
+    local = Path(tempfile.mkdtemp()) / "sysconfig"
+    local.write_text(sysconfig)
+    assert wrapper["read_env_file"](str(local)) == intent
+    dash = host.run(["sh", "-c", 'set -a; . /etc/e2e-env/sysconfig && exec env -0']).stdout
+    assert {k: v for k, v in (i.split("=", 1) for i in dash.split("\0") if i) if k in intent} == intent
+    assert not host.exists(canary)
