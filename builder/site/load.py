@@ -47,7 +47,8 @@ def site_from_data(data: dict[str, Any], path: str = "site.toml") -> Site:
     try:
         return Site.model_validate(data)
     except ValidationError as exc:
-        raise SiteError(path, [_describe(err) for err in _relevant(exc.errors())]) from None
+        errors: list[dict[str, Any]] = [dict(e) for e in exc.errors()]
+        raise SiteError(path, [_describe(err) for err in _relevant(errors)]) from None
 
 
 def _relevant(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,7 +93,8 @@ def _describe(err: dict[str, Any]) -> str:
     if kind == "literal_error":
         msg = f"must be one of {ctx.get('expected')}"
     elif kind == "string_pattern_mismatch":
-        msg = f"must be {PATTERN_MEANING.get(ctx.get('pattern'), 'text matching ' + str(ctx.get('pattern')))}"
+        pattern = str(ctx.get("pattern"))
+        msg = f"must be {PATTERN_MEANING.get(pattern, 'text matching ' + pattern)}"
     elif kind == "too_short":
         msg = f"must have at least {ctx.get('min_length')} item(s)"
     elif kind.endswith("_type"):

@@ -9,7 +9,7 @@ settings, so they cannot disagree with each other.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -144,14 +144,19 @@ class Target(Model):
         return f"/usr/bin/python{self.python_minor}"
 
 
+# Settings whose default follows from others are typed as the value they always hold
+# after validation; their declared default (None) is filled in by a model validator.
+DERIVED: Any = None
+
+
 class Paths(Model):
     home: OwnedDir = Field("/opt/airflow", description="AIRFLOW_HOME and the airflow user's home.")
     config: OwnedDir = Field("/etc/airflow", description="airflow.cfg, webserver_config.py and secrets.env.")
-    venv: OwnedDir | None = Field(None, description="Stable venv path (a symlink switched atomically). Default: <home>/venv.")
-    dags: OwnedDir | None = Field(None, description="DAGs folder. Default: <home>/dags.")
-    logs: OwnedDir | None = Field(None, description="Task and component logs. Default: <home>/logs.")
-    plugins: OwnedDir | None = Field(None, description="Plugins folder. Default: <home>/plugins.")
-    security: OwnedDir | None = Field(None, description="Keytab, TLS key and certificates. Default: <home>/security.")
+    venv: OwnedDir = Field(DERIVED, description="Stable venv path (a symlink switched atomically). Default: <home>/venv.")
+    dags: OwnedDir = Field(DERIVED, description="DAGs folder. Default: <home>/dags.")
+    logs: OwnedDir = Field(DERIVED, description="Task and component logs. Default: <home>/logs.")
+    plugins: OwnedDir = Field(DERIVED, description="Plugins folder. Default: <home>/plugins.")
+    security: OwnedDir = Field(DERIVED, description="Keytab, TLS key and certificates. Default: <home>/security.")
     run: OwnedDir = Field("/run/airflow", description="Runtime directory (Kerberos ccache).")
 
     @model_validator(mode="after")
@@ -243,8 +248,8 @@ class Core(Model):
 
 
 class Api(Model):
-    host: HostName | None = Field(
-        None, description="Public host name of the api-server (or its load balancer). "
+    host: HostName = Field(
+        DERIVED, description="Public host name of the api-server (or its load balancer). "
         "Default: the one host running api-server."
     )
     port: Port = 8080
@@ -258,16 +263,16 @@ class Tls(Model):
     mode: Literal["csr", "self-signed", "provided"] = Field(
         "csr", description="csr: key + CSR for your CA; self-signed; provided: you bring cert and key."
     )
-    common_name: HostName | None = Field(None, description="Default: api.host.")
+    common_name: HostName = Field(DERIVED, description="Default: api.host.")
     organization: Line | None = None
     country: str | None = Field(None, pattern=COUNTRY)
     dns_names: Items[DnsName] = Field((), description="DNS subjectAltNames. Default: [api.host].")
     ip_addresses: Items[IPAddress] = ()
     days: int = Field(365, ge=1, le=3650, description="Validity of a self-signed certificate.")
     key_size: Literal[2048, 3072, 4096] = 4096
-    cert: AbsPath | None = Field(None, description="Full chain (server first, then CAs). Default: <security>/airflow_cert.pem.")
-    key: AbsPath | None = Field(None, description="Private key. Default: <security>/airflow_key.pem.")
-    ca: AbsPath | None = Field(None, description="CA bundle the chain ends in. Default: <security>/ca-chain.pem.")
+    cert: AbsPath = Field(DERIVED, description="Full chain (server first, then CAs). Default: <security>/airflow_cert.pem.")
+    key: AbsPath = Field(DERIVED, description="Private key. Default: <security>/airflow_key.pem.")
+    ca: AbsPath = Field(DERIVED, description="CA bundle the chain ends in. Default: <security>/ca-chain.pem.")
 
 
 class Ldap(Model):
@@ -326,8 +331,8 @@ class Ldap(Model):
 
 class Kerberos(Model):
     principal: Principal
-    keytab: AbsPath | None = Field(None, description="Default: <security>/airflow.keytab.")
-    ccache: AbsPath | None = Field(None, description="FILE ccache shared by all components. Default: <run>/krb5cc_airflow.")
+    keytab: AbsPath = Field(DERIVED, description="Default: <security>/airflow.keytab.")
+    ccache: AbsPath = Field(DERIVED, description="FILE ccache shared by all components. Default: <run>/krb5cc_airflow.")
     reinit_frequency: Positive = Field(3600, description="Seconds between ticket renewals.")
     include_ip: bool = Field(
         False, description="Request tickets bound to the host's addresses (kinit -a). Off: addressless "
@@ -410,7 +415,7 @@ class Site(Model):
         if self.hosts_with("kerberos") and not self.kerberos:
             raise _rule("kerberos", "a host runs the kerberos role: add [kerberos] with principal (and keytab)")
         api_hosts = self.hosts_with("api-server")
-        if self.api.host is None and len(api_hosts) > 1:
+        if not self.api.host and len(api_hosts) > 1:
             raise _rule(
                 "api.host", f"api-server runs on {len(api_hosts)} hosts: name the public host "
                 "(the load balancer) that workers and users reach"
