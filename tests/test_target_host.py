@@ -8,6 +8,7 @@ resolving RHEL dependency names through the test-only stand-in provider.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -245,3 +246,97 @@ def test_systemd_reads_env_files_as_the_wrapper_and_sh_do(host):
     dash = host.run(["sh", "-c", 'set -a; . /etc/e2e-env/sysconfig && exec env -0']).stdout
     assert {k: v for k, v in (i.split("=", 1) for i in dash.split("\0") if i) if k in intent} == intent
     assert not host.exists(canary)
+
+
+PROBE_DIR = "/opt/fapolicyd-probe"
+# A Python module libmagic (fapolicyd's ftype) calls text/x-python: one of RHEL's %languages.
+PROBE_PY = "#!/usr/bin/python3\nprint('probe ran')\n"
+LOAD_SO = "import ctypes, sys; ctypes.CDLL(sys.argv[1]); print('loaded')"
+
+
+def test_fapolicyd_enforcing_denies_untrusted_code_to_users(host):
+    """Debian's fapolicyd 1.1.7, enforcing in the booted host with RHEL 9's default rules and
+    the rpmdb emulated by file trust lists (TargetHost.enforce_fapolicyd): an untrusted binary,
+    .so, Python file and bytecode are denied to a non-root user and allowed to root; once in a
+    trust file (as build-venv does it: --file add DIR/ --trust-file NAME, --update) they are
+    allowed, after the daemon's asynchronous reload."""
+    from e2e.target import FAPOLICYD_OS_TRUST
+
+    counts = host.enforce_fapolicyd()
+    try:
+        assert counts[FAPOLICYD_OS_TRUST] > 5000, counts     # every file under /usr
+        so = host.run(["python3", "-c", "import ctypes.util; print(ctypes.util._findSoname_ldconfig('z'))"]
+                      ).stdout.strip()
+        host.put(f"{PROBE_DIR}/probe.py", PROBE_PY)
+        host.sh(f"cp /usr/bin/true {PROBE_DIR}/true; cp /usr/lib/x86_64-linux-gnu/{so} {PROBE_DIR}/libprobe.so; "
+                f"python3 -m py_compile {PROBE_DIR}/probe.py; "
+                f"mv {PROBE_DIR}/__pycache__/probe.*.pyc {PROBE_DIR}/probe.pyc; chmod -R a+rX {PROBE_DIR}")
+        ftypes = {n: host.run(["fapolicyd-cli", "--ftype", f"{PROBE_DIR}/{n}"]).stdout.strip()
+                  for n in ("probe.py", "probe.pyc", "libprobe.so")}
+        assert ftypes == {"probe.py": "text/x-python", "probe.pyc": "application/x-bytecode.python",
+                          "libprobe.so": "application/x-sharedlib"}, ftypes
+
+        def as_nobody():
+            # Through sh: fapolicyd keeps a process's uid from its first event, so runuser's own
+            # execve (a process that was root) would be judged as root's.
+            return (host.run(["sh", "-c", f"{PROBE_DIR}/true && echo ran"], user="nobody", check=False),
+                    host.run(["python3", "-c", LOAD_SO, f"{PROBE_DIR}/libprobe.so"], user="nobody", check=False),
+                    host.run(["python3", f"{PROBE_DIR}/probe.py"], user="nobody", check=False),
+                    host.run(["python3", f"{PROBE_DIR}/probe.pyc"], user="nobody", check=False),
+                    # build-venv's smoke test: setpriv execs python in the process that was root
+                    host.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--init-groups", "--",
+                              "python3", "-c", LOAD_SO, f"{PROBE_DIR}/libprobe.so"], check=False))
+
+        for denied in as_nobody():
+            assert denied.returncode != 0 and "Operation not permitted" in denied.stderr, denied
+        # the OS's own files are fine for nobody, and root may run what is untrusted
+        assert host.run(["/usr/bin/true"], user="nobody").returncode == 0
+        assert host.run([f"{PROBE_DIR}/true"]).returncode == 0
+        assert host.run(["python3", f"{PROBE_DIR}/probe.py"]).stdout.strip() == "probe ran"
+
+        host.run(["fapolicyd-cli", "--file", "add", f"{PROBE_DIR}/", "--trust-file", "e2e-probe"])
+        reload_s = host.fapolicyd_update()   # waits for the daemon's "Updated"
+        print(f"fapolicyd trust reload after --update: {reload_s:.2f} s")
+        exe, lib, py, pyc, setpriv = as_nobody()
+        assert exe.stdout.strip() == "ran", exe
+        assert lib.stdout.strip() == "loaded" and setpriv.stdout.strip() == "loaded", (lib, setpriv)
+        assert py.stdout.strip() == "probe ran" and pyc.stdout.strip() == "probe ran", (py, pyc)
+    finally:
+        host.systemctl("stop", "fapolicyd.service", check=False)
+        host.run(["rm", "-rf", PROBE_DIR, "/etc/fapolicyd/trust.d/e2e-probe"], check=False)
+
+
+def test_build_venv_trusts_a_venv_and_waits_for_the_daemon(host, example_site):
+    """build-venv's own fapolicyd functions against the enforcing daemon: right after
+    fapolicyd_trust returns, the airflow user may load the new files. `fapolicyd-cli --update`
+    returns before the daemon reloads (the previous test measures the reload), so without
+    fapolicyd_wait the load below is denied."""
+    from builder.rpm.spec import render_build_venv
+
+    script = render_build_venv(example_site, ("json",))
+    functions = script[script.index('mkdir -p "$LOG_DIR"'):script.index("# --- preconditions")]
+    header = "\n".join(line for line in script.splitlines()
+                       if line.startswith(("FAPOLICYD_CLI=", "TRUST_FILE=", "LOG_DIR=")))
+    venv = "/opt/e2e-fapolicyd-venv"
+    host.enforce_fapolicyd()
+    try:
+        host.run(["sh", "-c", "getent passwd airflow || useradd -r -M -s /sbin/nologin airflow"])
+        host.sh(f"mkdir -p {venv}/lib; cp /usr/lib/x86_64-linux-gnu/libz.so.1 {venv}/lib/_native.so; "
+                f"cp -r /usr/lib/python3.11/json {venv}/lib/; chmod -R a+rX {venv}")
+        as_airflow = ["setpriv", "--reuid=airflow", "--regid=airflow", "--init-groups", "--",
+                      "python3", "-c", LOAD_SO, f"{venv}/lib/_native.so"]
+        before = host.run(as_airflow, check=False)
+        assert before.returncode != 0 and "Operation not permitted" in before.stderr, before
+        trusted = host.run(["sh", "-euc", f"{header}\n{functions}\nfapolicyd_trust {venv}\n"
+                            f"exec {shlex.join(as_airflow)}"])
+        assert trusted.stdout.splitlines()[-1] == "loaded", trusted
+        assert f"fapolicyd: the daemon trusts {venv}" in trusted.stdout, trusted.stdout
+        listed = host.read("/etc/fapolicyd/trust.d/airflow-prod")
+        paths = sorted(line.rsplit(" ", 2)[0] for line in listed.splitlines() if line.startswith("/"))
+        files = sorted(host.run(["find", venv, "-type", "f"]).stdout.split())
+        assert paths == files
+        host.run(["sh", "-euc", f"{header}\n{functions}\nfapolicyd_untrust {venv}"])
+        assert venv not in host.read("/etc/fapolicyd/trust.d/airflow-prod")
+    finally:
+        host.systemctl("stop", "fapolicyd.service", check=False)
+        host.run(["rm", "-rf", venv, "/etc/fapolicyd/trust.d/airflow-prod"], check=False)

@@ -75,6 +75,20 @@ INNER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HARDENED_TMP = ("/tmp", "/var/tmp")
 HARDENED_TMP_OPTIONS = ("noexec", "nosuid", "nodev")
 HARDENED_UMASK = "077"
+# fapolicyd, enforcing, when a test asks for it (TargetHost.enforce_fapolicyd). nspawn's default
+# seccomp filter refuses fanotify; these two are allowed at every boot (a filter only adds).
+FANOTIFY_SYSCALLS = "fanotify_init fanotify_mark"
+# RHEL 9's default rules.d: upstream's "known-libs" set, copied from the sample rules that
+# Debian's fapolicyd 1.1.7 ships (the same upstream files RHEL's package installs).
+FAPOLICYD_RULES = ("10-languages", "20-dracut", "21-updaters", "30-patterns", "40-bad-elf",
+                   "41-shared-obj", "42-trusted-elf", "70-trusted-lang", "72-shell",
+                   "90-deny-execute", "95-allow-open")
+# Debian's fapolicyd has no rpm backend: RHEL's "the rpmdb is trusted" is emulated with two
+# file trust lists, the OS (every file under /usr, as RHEL's packages own them) and the files
+# rpm installed (`rpm -qal`, rewritten after each transaction as RHEL's rpm plugin tells the
+# daemon). TEST-ONLY names, so nobody mistakes them for the product's airflow-prod list.
+FAPOLICYD_OS_TRUST = "e2e-standin-os"
+FAPOLICYD_RPM_TRUST = "e2e-standin-rpmdb"
 
 
 def missing_host_tools() -> list[str]:
@@ -239,6 +253,7 @@ class TargetHost:
     unpack_seconds: float = 0.0
     boot_seconds: float = 0.0
     state: str = ""
+    fapolicyd: bool = False          # enforce_fapolicyd() started it
 
     # lifecycle
 
@@ -247,7 +262,7 @@ class TargetHost:
         self._set_identity()
         argv = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
                 "--console=pipe", f"--hostname={self.hostname}", "--link-journal=no",
-                "--resolv-conf=copy-host", "--timezone=off"]
+                "--resolv-conf=copy-host", "--timezone=off", f"--system-call-filter={FANOTIFY_SYSCALLS}"]
         argv += [f"--bind-ro={src}:{dest}" for src, dest in sorted(self.binds_ro.items())]
         t0 = time.monotonic()
         self.daemon = Daemon("systemd-nspawn", argv, log=self.log).start()
@@ -337,6 +352,75 @@ class TargetHost:
             raise CommandFailed(f"hardening did not take: {weak}")
         return found
 
+    # fapolicyd
+
+    def enforce_fapolicyd(self, timeout: float = 120) -> dict[str, int]:
+        """Start Debian's fapolicyd 1.1.7 enforcing with RHEL 9's default rules, trusting what
+        RHEL's rpmdb would (see FAPOLICYD_OS_TRUST). Returns the trust lists' entry counts.
+
+        Inside the container only: its fanotify marks are on the container's mounts. It runs
+        as root (it cannot change uid in the container)."""
+        conf = "/etc/fapolicyd/fapolicyd.conf"
+        self.sh(f"""
+            sed -i -e 's/^uid = .*/uid = root/' -e 's/^gid = .*/gid = root/' \
+                -e 's/^trust = .*/trust = file/' -e 's/^permissive = .*/permissive = 0/' {conf}
+            grep -qx 'uid = root' {conf} && grep -qx 'trust = file' {conf}
+            mkdir -p /var/lib/fapolicyd /run/fapolicyd
+            chown root:root /var/lib/fapolicyd /run/fapolicyd
+            rm -f /etc/fapolicyd/rules.d/*.rules
+            for r in {' '.join(FAPOLICYD_RULES)}; do
+                cp /usr/share/fapolicyd/sample-rules/$r.rules /etc/fapolicyd/rules.d/
+            done
+            rm -f /etc/fapolicyd/trust.d/{FAPOLICYD_OS_TRUST}
+            fapolicyd-cli --file add /usr/ --trust-file {FAPOLICYD_OS_TRUST} >/dev/null
+            # tmpfiles makes /run/fapolicyd group fapolicyd at every boot; the daemon runs as root
+            mkdir -p /etc/tmpfiles.d
+            echo 'd /run/fapolicyd 0770 root root -' > /etc/tmpfiles.d/fapolicyd.conf
+        """, timeout=timeout)
+        counts = {FAPOLICYD_OS_TRUST: self._trust_lines(FAPOLICYD_OS_TRUST),
+                  FAPOLICYD_RPM_TRUST: self.trust_rpmdb(update=False)}
+        self.run(["rm", "-f", "/etc/systemd/system/fapolicyd.service"])
+        self.systemctl("daemon-reload")
+        listening = self._journal_count("fapolicyd.service", "Starting to listen for events")
+        started = self.systemctl("start", "fapolicyd.service", check=False)
+        if started.returncode != 0 or not self.is_active("fapolicyd.service"):
+            raise CommandFailed(f"fapolicyd did not start\n{self.diagnose(['fapolicyd.service'])}")
+        # Type=forking: the unit is active before the daemon has built its trust database and
+        # marked the mounts (~0.4 s here); until then everything is allowed.
+        wait_until(lambda: self._journal_count("fapolicyd.service", "Starting to listen for events") > listening,
+                   timeout, "fapolicyd listening for events", interval=0.05)
+        self.fapolicyd = True
+        return counts
+
+    def _trust_lines(self, name: str) -> int:
+        out = self.run(["grep", "-c", "^/", f"/etc/fapolicyd/trust.d/{name}"], check=False).stdout.strip()
+        return int(out or 0)
+
+    def trust_rpmdb(self, update: bool = True) -> int:
+        """The stand-in for RHEL's rpmdb trust: every regular file rpm installed, with size and
+        sha256 (fapolicyd's trust-file format). Call after each rpm transaction."""
+        self.run(["python3", "-c", _RPMDB_TRUST_SCRIPT, f"/etc/fapolicyd/trust.d/{FAPOLICYD_RPM_TRUST}"],
+                 timeout=300)
+        if update:
+            self.fapolicyd_update()
+        return self._trust_lines(FAPOLICYD_RPM_TRUST)
+
+    def fapolicyd_update(self, timeout: float = 60) -> float:
+        """`fapolicyd-cli --update`, then wait until the daemon has reloaded its trust database:
+        the command only writes to the daemon's fifo and returns before the reload. Returns the
+        seconds it took (the daemon logs "Updated" when its update thread is done)."""
+        before = self._journal_count("fapolicyd.service", "Updated")
+        t0 = time.monotonic()
+        self.run(["fapolicyd-cli", "--update"])
+        wait_until(lambda: self._journal_count("fapolicyd.service", "Updated") > before, timeout,
+                   "fapolicyd's trust reload", interval=0.05)
+        return time.monotonic() - t0
+
+    def _journal_count(self, unit: str, message: str) -> int:
+        """How many times `unit` logged exactly `message`."""
+        out = self.run(["journalctl", "--no-pager", "-o", "cat", "-u", unit], check=False).stdout
+        return sum(1 for line in out.splitlines() if line.strip() == message)
+
     def mount_options(self, *paths: str) -> dict[str, list[str]]:
         return {p: self.run(["findmnt", "-n", "-o", "OPTIONS", p]).stdout.strip().split(",") for p in paths}
 
@@ -399,6 +483,31 @@ class TargetHost:
         except CommandFailed as exc:
             parts.append(f"(could not collect diagnostics: {exc})")
         return "\n".join(parts)
+
+
+# Run inside the host by trust_rpmdb: `rpm -qal`'s regular files as "path size sha256" lines.
+_RPMDB_TRUST_SCRIPT = """\
+import hashlib, os, stat, subprocess, sys
+out = subprocess.run(["rpm", "-qal"], capture_output=True, text=True, check=True).stdout
+lines = ["# AUTOGENERATED FILE VERSION 2", "# TEST-ONLY: stands in for RHEL's rpmdb trust (rpm -qal)"]
+for path in sorted(set(out.split("\\n"))):
+    try:
+        st = os.lstat(path)
+    except OSError:
+        continue
+    if not stat.S_ISREG(st.st_mode):
+        continue
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    lines.append(f"{path} {st.st_size} {h.hexdigest()}")
+tmp = sys.argv[1] + ".new"
+with open(tmp, "w") as fh:
+    fh.write("\\n".join(lines) + "\\n")
+os.chmod(tmp, 0o644)
+os.replace(tmp, sys.argv[1])
+"""
 
 
 @contextmanager
