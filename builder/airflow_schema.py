@@ -4,7 +4,7 @@ The schema is `airflow/config_templates/config.yml` in the pinned
 apache-airflow-core wheel plus the `config:` of every pinned provider
 (`provider.yaml`, or the dict returned by `get_provider_info.py`). Wheels come
 from the same content-addressed cache the wheelhouse uses; what they declare is
-kept as JSON under `~/.cache/airflow-prod/airflow-schema/`.
+kept as JSON under `~/.cache/airflow-prod/airflow-schema/<wheel sha256>.json`.
 """
 
 from __future__ import annotations
@@ -76,20 +76,32 @@ def load_schema(pins: dict[str, str], index_url: str = PYPI,
     )
 
 
+def _memo(sha256: str) -> Path:
+    # Keyed by the wheel's sha256, not its name and version: what a wheel declares is a
+    # function of its bytes, and two indexes may serve different files under one version.
+    return cache_dir() / "airflow-schema" / f"{sha256}.json"
+
+
 def _options_of(name: str, version: str, registry: Registry,
                 locked: tuple[str, ...] | None = None) -> dict[str, list[str]]:
-    """Sections and options one distribution declares (cached as JSON)."""
-    memo = cache_dir() / "airflow-schema" / f"{name}-{version}.json"
+    """Sections and options one distribution declares (cached as JSON per wheel hash)."""
+    for h in sorted(locked or ()):  # the lock names the file: no index request needed
+        memo = _memo(h.removeprefix("sha256:"))
+        if memo.exists():
+            return json.loads(memo.read_text())
+    sha, wheel = _fetch_wheel(name, version, registry, locked)
+    memo = _memo(sha)
     if memo.exists():
         return json.loads(memo.read_text())
-    found = _read_config_schema(_fetch_wheel(name, version, registry, locked))
+    found = _read_config_schema(wheel)
     write_atomic(memo, json.dumps(found, sort_keys=True))
     return found
 
 
-def _fetch_wheel(name: str, version: str, registry: Registry, locked: tuple[str, ...] | None = None) -> Path:
-    """The release's wheel from the wheelhouse's content-addressed cache (verified by
-    sha256; downloaded only when no earlier wheelhouse or check fetched it)."""
+def _fetch_wheel(name: str, version: str, registry: Registry,
+                 locked: tuple[str, ...] | None = None) -> tuple[str, Path]:
+    """(sha256, path) of the release's wheel from the wheelhouse's content-addressed cache
+    (verified by sha256; downloaded only when no earlier wheelhouse or check fetched it)."""
     wheels = sorted((f for f in registry.project(name).release(version) if f.is_wheel),
                     key=lambda f: f.filename)
     if locked:
@@ -100,7 +112,7 @@ def _fetch_wheel(name: str, version: str, registry: Registry, locked: tuple[str,
     dist = wheels[0]
     store = BlobStore()
     store.fetch_all([Wanted(f"{name}=={version}", dist.filename, dist.url, dist.sha256, dist.size)], registry)
-    return store.path(dist.sha256)
+    return dist.sha256, store.path(dist.sha256)
 
 
 def _read_config_schema(wheel: Path) -> dict[str, list[str]]:

@@ -126,3 +126,20 @@ def test_schema_wheel_must_be_the_locked_one(airflow_index, tmp_path, private_ca
     with pytest.raises(ValidationFailed, match=r"apache-airflow-core 3\.1\.4 has no locked wheel on "
                                                r"http://127\.0\.0\.1:\d+/simple to read its config schema from"):
         validate_against_lock(site, airflow_cfg_options(site), lock)
+
+
+def test_schema_memo_is_per_wheel_not_per_version(airflow_index, tmp_path, private_caches):
+    """Two indexes may serve different files as apache-airflow-core 3.1.4: the memo of one
+    must not answer for the other (it was keyed by name and version)."""
+    from builder.lockfile import Lock
+    from pkgindex import OPTIONS, config_yml, wheel
+
+    site, lock = _mirror_lock(airflow_index, tmp_path)
+    validate_against_lock(site, airflow_cfg_options(site), lock)  # memo of this core written
+    core = airflow_index.file("apache_airflow_core-3.1.4-py3-none-any.whl")
+    old = core.sha256
+    core.data = wheel("apache-airflow-core", "3.1.4", files={
+        "airflow/config_templates/config.yml": config_yml({k: v for k, v in OPTIONS.items() if k != "fab"})})[1]
+    lock.path.write_text(lock.path.read_text().replace(old, core.sha256))
+    with pytest.raises(ValidationFailed, match=r"airflow\.cfg \[fab\] config_file: no section \[fab\]"):
+        validate_against_lock(site, airflow_cfg_options(site), Lock.read(lock.path))
