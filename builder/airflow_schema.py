@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from builder.download import BlobStore, Wanted
 from builder.errors import ValidationFailed
-from builder.fsutil import write_atomic
+from builder.fsutil import sha256_file, write_atomic
 from builder.lockfile import Lock
 from builder.registry import PYPI, Registry
 from builder.resources import cache_dir
@@ -57,18 +58,20 @@ def schema_pins(pins: dict[str, str]) -> dict[str, str]:
     }
 
 
-def load_schema(pins: dict[str, str], index_url: str = PYPI,
-                hashes: dict[str, tuple[str, ...]] | None = None) -> AirflowSchema:
-    """Airflow's schema for these pins, from wheels on `index_url` (one of `hashes[name]`
-    when given: "sha256:<hex>" as in the lock)."""
+def load_schema(pins: dict[str, str], index_url: str | None = PYPI,
+                hashes: dict[str, tuple[str, ...]] | None = None,
+                wheel_dirs: tuple[Path, ...] = ()) -> AirflowSchema:
+    """Airflow's schema for these pins: from a wheel already in one of `wheel_dirs` (a
+    wheelhouse), else from `index_url`; one of `hashes[name]` when given ("sha256:<hex>"
+    as in the lock)."""
     relevant = schema_pins(pins)
     if CORE not in relevant:
         raise ValidationFailed(f"the lock pins no {CORE}: cannot find Airflow's config schema")
-    registry = Registry(index_url)
+    registry = Registry(index_url) if index_url else None
     merged: dict[str, set[str]] = {}
     for name, version in relevant.items():
         locked = (hashes or {}).get(name)
-        for section, options in _options_of(name, version, registry, locked).items():
+        for section, options in _options_of(name, version, registry, locked, wheel_dirs).items():
             merged.setdefault(section, set()).update(options)
     return AirflowSchema(
         options={s: frozenset(o) for s, o in merged.items()},
@@ -82,14 +85,41 @@ def _memo(sha256: str) -> Path:
     return cache_dir() / "airflow-schema" / f"{sha256}.json"
 
 
-def _options_of(name: str, version: str, registry: Registry,
-                locked: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+def _local_wheel(name: str, version: str, locked: tuple[str, ...] | None,
+                 wheel_dirs: tuple[Path, ...]) -> tuple[str, Path] | None:
+    """(sha256, path) of the release's wheel in one of `wheel_dirs`, if it is the locked one."""
+    for d in wheel_dirs:
+        for path in sorted(d.glob("*.whl")) if d.is_dir() else ():
+            try:
+                dist, ver, _, _ = parse_wheel_filename(path.name)
+            except InvalidWheelFilename:
+                continue
+            if canonicalize_name(dist) == name and str(ver) == version:
+                sha = sha256_file(path)
+                if not locked or f"sha256:{sha}" in locked:
+                    return sha, path
+    return None
+
+
+def _options_of(name: str, version: str, registry: Registry | None,
+                locked: tuple[str, ...] | None = None,
+                wheel_dirs: tuple[Path, ...] = ()) -> dict[str, list[str]]:
     """Sections and options one distribution declares (cached as JSON per wheel hash)."""
     for h in sorted(locked or ()):  # the lock names the file: no index request needed
         memo = _memo(h.removeprefix("sha256:"))
         if memo.exists():
             return json.loads(memo.read_text())
-    sha, wheel = _fetch_wheel(name, version, registry, locked)
+    local = _local_wheel(name, version, locked, wheel_dirs)
+    if local:
+        sha, wheel = local
+    elif registry is None:
+        raise ValidationFailed(
+            f"{name} {version}: its locked wheel is not in {', '.join(map(str, wheel_dirs)) or 'a wheelhouse'} "
+            "and the lock names no index to fetch it from (no `# index:` header)",
+            hint="give the lock `bundle lock` wrote, or the wheelhouse it belongs to",
+        )
+    else:
+        sha, wheel = _fetch_wheel(name, version, registry, locked)
     memo = _memo(sha)
     if memo.exists():
         return json.loads(memo.read_text())
@@ -190,9 +220,14 @@ def validate_options(site: Site, options: dict[str, dict[str, str]], pins: dict[
     return check_options(site, options, load_schema(pins, index_url, hashes))
 
 
-def validate_against_lock(site: Site, options: dict[str, dict[str, str]], lock: Lock) -> Checked:
-    """Against the locked Airflow, read from the lock's own index and verified by its hashes."""
+def validate_against_lock(site: Site, options: dict[str, dict[str, str]], lock: Lock,
+                          wheel_dir: Path | None = None) -> Checked:
+    """Against the locked Airflow, verified by the lock's hashes: read from the wheelhouse
+    (`wheel_dir`, or the lock's own directory when it is a wheelhouse's offline lock), else
+    fetched from the index the lock was resolved against."""
     pins = {name: pin.version for name, pin in lock.pins.items()}
     hashes = {name: pin.hashes for name, pin in lock.pins.items() if pin.hashes}
-    return validate_options(site, options, pins, lock.index, hashes)
+    dirs = tuple(dict.fromkeys(d for d in (wheel_dir, Path(lock.path).parent) if d is not None))
+    index = lock.header.get("index") or None
+    return check_options(site, options, load_schema(pins, index, hashes, dirs))
 

@@ -284,13 +284,34 @@ def step_render(ctx: Context) -> tuple[bool, str]:
     out = ctx.out_dir / "rendered"
     if ctx.unchanged("render", digest, [out]):
         return True, f"{len(ctx.rendered)} files unchanged"
-    checks = validate_rendered(ctx.site, ctx.rendered, ctx.lock_path)
+    checks = validate_rendered(ctx.site, ctx.rendered, ctx.lock_path,
+                               ctx.wheelhouse.wheel_dir if ctx.wheelhouse else None)
     write_tree(ctx.rendered, out)
     ctx.record("render", digest)
     return False, f"{len(ctx.rendered)} files -> {out} ({checks})"
 
 
-def validate_rendered(site: Site, files: list[RenderedFile], lock: Path | None) -> str:
+def _fingerprints(ctx: Context) -> dict[str, str] | None:
+    """Fingerprints of the site's secrets for every node's start check, or None (then
+    check-node only refuses missing secrets) when there is no secrets file."""
+    from builder.fingerprint import site_fingerprints
+    from builder.secrets import default_secrets_path
+
+    path = ctx.options.secrets_file
+    if path is None:
+        default = default_secrets_path(ctx.site)
+        if not default.is_file():
+            ctx.log(f"  no secrets file ({default}; --secrets): nodes cannot check that they share "
+                    "the site's secrets")
+            return None
+        path = default
+    if not path.is_file():
+        raise BuildError(f"--secrets {path}: no such file", hint="`bundle secrets init` writes it")
+    return site_fingerprints(ctx.site, path)
+
+
+def validate_rendered(site: Site, files: list[RenderedFile], lock: Path | None,
+                      wheel_dir: Path | None = None) -> str:
     """airflow.cfg against the locked Airflow's own schema; units with systemd-analyze verify."""
     from builder.airflow_schema import validate_against_lock
     from builder.lockfile import Lock
@@ -300,7 +321,7 @@ def validate_rendered(site: Site, files: list[RenderedFile], lock: Path | None) 
     done = []
     locked = Lock.read(lock) if lock is not None else None
     if locked is not None and "apache-airflow-core" in locked.pins:
-        checked = validate_against_lock(site, airflow_cfg_options(site), locked)
+        checked = validate_against_lock(site, airflow_cfg_options(site), locked, wheel_dir)
         done.append(f"{checked.count} airflow.cfg options valid")
     else:  # a synthetic wheelhouse (tests) has no Airflow whose schema could judge
         done.append("airflow.cfg not checked: the lock pins no apache-airflow-core")

@@ -143,3 +143,26 @@ def test_schema_memo_is_per_wheel_not_per_version(airflow_index, tmp_path, priva
     lock.path.write_text(lock.path.read_text().replace(old, core.sha256))
     with pytest.raises(ValidationFailed, match=r"airflow\.cfg \[fab\] config_file: no section \[fab\]"):
         validate_against_lock(site, airflow_cfg_options(site), Lock.read(lock.path))
+
+
+def test_schema_from_the_wheelhouse_needs_no_index(airflow_index, tmp_path, private_caches):
+    """`bundle build --wheelhouse W --lock W/requirements.lock`: that offline lock names no
+    index; the locked core wheel is read from the wheelhouse itself."""
+    from builder.lockfile import Lock
+    from builder.wheelhouse import OFFLINE_LOCK, build_wheelhouse
+
+    site, lock = _mirror_lock(airflow_index, tmp_path)
+    wh = build_wheelhouse(site, lock, tmp_path / "wh", notify=lambda *a: None)
+    offline = Lock.read(wh.out_dir / OFFLINE_LOCK)
+    assert "index" not in offline.header
+    airflow_index.requests.clear()
+    checked = validate_against_lock(site, airflow_cfg_options(site), offline)
+    assert checked.source == "apache-airflow-core 3.1.4" and airflow_index.requests == []
+    # Elsewhere, without its wheelhouse and without an index: a clear error.
+    alone = tmp_path / "alone.lock"
+    alone.write_text((wh.out_dir / OFFLINE_LOCK).read_text())
+    for memo in (tmp_path / "cache" / "airflow-schema").glob("*.json"):
+        memo.unlink()
+    with pytest.raises(ValidationFailed, match=r"apache-airflow-core 3\.1\.4: its locked wheel is not in .* and the "
+                                               r"lock names no index to fetch it from"):
+        validate_against_lock(site, airflow_cfg_options(site), Lock.read(alone))

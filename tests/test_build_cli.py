@@ -35,7 +35,8 @@ def test_build_then_export_prints_a_summary(tmp_path):
     out = proc.stdout
     for step in ("lock", "wheelhouse", "render", "package", "publish"):
         assert f"[{step}] " in out
-    assert "site clisite: 8 packages" in out
+    # wheelhouse, base, config, five roles, airflow-prod-db-migrate, the host package (issue 13)
+    assert "site clisite: 10 packages" in out
     assert f"signed by {key.fingerprint}" in out
     assert "airflow-prod-config-clisite-" in out and "MiB" in out
 
@@ -128,6 +129,14 @@ def test_build_without_wheelhouse_or_lock_against_a_local_index(airflow_index, t
     assert (out / "repo" / "repodata" / "repomd.xml").is_file()
     again = bundle(*args, env=env)
     assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish" in again.stdout
+    # The wheelhouse and its offline lock (which names no index), with a fresh cache: the
+    # schema is read from the wheelhouse's own core wheel, nothing from the index.
+    airflow_index.requests.clear()
+    given = bundle("build", "--site", str(site), "--out", str(tmp_path / "out2"), "--wheelhouse",
+                   str(out / "wheelhouse"), "--lock", str(out / "wheelhouse" / "requirements.lock"),
+                   "--rpm-cache", str(tmp_path / "cache"), env={**env, "AIRFLOW_PROD_CACHE": str(tmp_path / "c2")})
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert f"{options} airflow.cfg options valid" in given.stdout and airflow_index.requests == []
     # An option the mirror's Airflow does not have fails the render step, naming it.
     data["airflow_cfg"] = {"core": {"parallelism_typo": 3}}
     write_toml(site, data)
