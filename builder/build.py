@@ -75,6 +75,9 @@ class BuildOptions:
     rpm_cache: Path | None = None        # default: <cache>/rpms (shared by all sites)
     payload: str = rpmbuild.PAYLOAD
     force: bool = False                  # ignore recorded input hashes
+    # The site's secrets file (bundle secrets init): only fingerprints of it go into the
+    # config package. Default: ~/.config/airflow-prod/<site>.secrets.env when it exists.
+    secrets_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -279,7 +282,7 @@ def lock_epoch(lock: Path) -> tuple[int, str]:
 
 def step_render(ctx: Context) -> tuple[bool, str]:
     """Every config file and unit of the site (pure), written to <out>/rendered for review."""
-    ctx.rendered = render_site(ctx.site)
+    ctx.rendered = render_site(ctx.site, _fingerprints(ctx))
     digest = _sha(*[(f.dest, f.mode, f.package, f.config, f.text) for f in ctx.rendered])
     out = ctx.out_dir / "rendered"
     if ctx.unchanged("render", digest, [out]):

@@ -105,6 +105,16 @@ STRING_FIELDS: dict[str, Callable[[dict, str], None]] = {
     "airflow_cfg (section)": lambda d, v: d.setdefault("airflow_cfg", {}).__setitem__(v, {"x": "1"}),
     "airflow_cfg (option)": lambda d, v: d.setdefault("airflow_cfg", {}).setdefault("core", {}).__setitem__(v, "1"),
     "ldap.role_mapping (group DN)": _rename("ldap.role_mapping", "CN=Domain Users,CN=Users,DC=bigdata,DC=local"),
+    # Issue 13: worker sets and the migration host (the example's one host runs every role).
+    "worker_sets.0.name": lambda d, v: d.__setitem__(
+        "worker_sets", [{"name": v, "queues": ["default"], "hosts": [d["hosts"][0]["name"]]}]),
+    "worker_sets.0.queues.0": lambda d, v: d.__setitem__(
+        "worker_sets", [{"name": "etl", "queues": ["default", v], "hosts": [d["hosts"][0]["name"]]}]),
+    "worker_sets.0.hosts.0": lambda d, v: d.__setitem__(
+        "worker_sets", [{"name": "etl", "queues": ["default"], "hosts": [v]}]),
+    "database.migrate_host": _put("database.migrate_host"),
+    # Every api-server host must be in the certificate (issue 13): rename it there too.
+    "hosts.0.name": lambda d, v: (d["hosts"][0].__setitem__("name", v), d["tls"]["dns_names"].append(v)),
 }
 
 

@@ -259,7 +259,7 @@ def test_units_start_only_with_a_complete_venv(files):
     """A failed venv build must not start units into a Restart= loop: each airflow unit
     has a start condition on the marker build-venv writes last."""
     units = {n: t for n, t in files.items() if n.endswith(".service")}
-    assert len(units) == 6
+    assert len(units) == 7  # six roles + airflow-db-migrate (issue 13)
     for name, text in units.items():
         unit_section = text.split("[Service]")[0]
         assert "\nConditionPathExists=/opt/airflow/venv/.airflow-prod-complete\n" in unit_section, name
@@ -269,3 +269,52 @@ def test_services_read_airflow_cfg_as_utf8(files):
     """Airflow opens airflow.cfg in the locale's encoding; UTF-8 mode makes a non-ASCII
     instance_name read the same under LANG=C or a Latin-1 locale."""
     assert "\nPYTHONUTF8=1\n" in files["/etc/sysconfig/airflow"]
+
+
+# --- issue 13: what the golden units gained, and why ----------------------------------------
+
+SCHEMA_UNITS = ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker"]
+
+
+def test_the_example_migrates_once_in_a_unit_before_scheduler_and_api_server(files):
+    """`airflow db migrate` is a oneshot unit (on the migrate host, here the one host), ordered
+    before the scheduler and api-server; no scriptlet and no admin step migrates."""
+    mig = files["/usr/lib/systemd/system/airflow-db-migrate.service"]
+    assert "\nType=oneshot\n" in mig and "\nRemainAfterExit=yes\n" in mig
+    assert "\nExecStart=/opt/airflow/venv/bin/airflow db migrate\n" in mig
+    assert re.search(r"^Before=.*airflow-scheduler\.service", mig, re.M)
+    assert re.search(r"^Before=.*airflow-api-server\.service", mig, re.M)
+    for role in ("scheduler", "api-server"):
+        after = re.search(r"^After=(.*)$", files[f"/usr/lib/systemd/system/airflow-{role}.service"], re.M)[1]
+        assert "airflow-db-migrate.service" in after.split()
+    assert files["/usr/lib/systemd/system-preset/80-airflow-prod-db-migrate.preset"].endswith(
+        "enable airflow-db-migrate.service\n")
+
+
+@pytest.mark.parametrize("role", SCHEMA_UNITS)
+def test_components_check_the_node_then_wait_for_the_schema(files, role):
+    """Each component first runs check-node (secrets match the site's, DAG folder there), then
+    waits for the schema with a timeout instead of crash-looping; systemd waits longer."""
+    unit = files[f"/usr/lib/systemd/system/airflow-{role}.service"]
+    pre = re.findall(r"^ExecStartPre=(.*)$", unit, re.M)
+    dags = "" if role == "api-server" else " --dags"
+    assert pre == ["/usr/libexec/airflow-prod/check-node" + dags,
+                   "/opt/airflow/venv/bin/airflow db check-migrations --migration-wait-timeout 600"]
+    assert "\nTimeoutStartSec=720\n" in unit
+
+
+def test_kerberos_renewer_needs_neither_schema_nor_secrets_check(files):
+    krb = files["/usr/lib/systemd/system/airflow-kerberos.service"]
+    assert "ExecStartPre=" not in krb and "\nTimeoutStartSec=90\n" in krb
+
+
+def test_check_node_ships_in_the_base_package_and_compiles(files):
+    script = files["/usr/libexec/airflow-prod/check-node"]
+    assert script.startswith("#!/usr/bin/python3.11 -I\n")
+    compile(script, "check-node", "exec")
+    assert "CHANGE-ME" in script and "AIRFLOW__API_AUTH__JWT_SECRET" in script
+
+
+def test_no_fingerprint_file_without_a_secrets_file(files):
+    """The example is rendered without secrets: nothing to compare, only missing secrets refused."""
+    assert "/etc/airflow/secrets.fingerprint" not in files

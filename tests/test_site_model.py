@@ -186,7 +186,6 @@ BAD = [
     # cross-field rules
     ("role-on-no-host", _roles("api-server", "scheduler", "kerberos"), r"hosts: no host runs dag-processor, triggerer, celery-worker: a CeleryExecutor deployment needs"),
     ("host-twice", lambda d: d["hosts"].append(dict(d["hosts"][0])), r"hosts: host 'airflow\.my\.bigdata\.local' is listed twice"),
-    ("kerberos-no-role", _roles(*ALL_BUT_KRB), r"hosts: \[kerberos\] is configured but no host runs the kerberos role"),
     ("role-no-kerberos", _del("kerberos"), r"kerberos: a host runs the kerberos role: add \[kerberos\] with principal"),
     ("san-missing", _set("tls.dns_names", ["airflow"]), r"tls\.dns_names: base_url host 'airflow\.my\.bigdata\.local' \(api\.host\) is not in the certificate's subjectAltNames"),
     ("api-host-not-in-san", _set("api.host", "gateway1.my.bigdata.local"), r"tls\.dns_names: base_url host 'gateway1\.my\.bigdata\.local'"),

@@ -25,12 +25,12 @@ GUIDE_UNIT = (REPO / "bench" / "data" / "guide-scheduler.service").read_text()
 def test_verify_accepts_every_rendered_unit(example_site):
     units = verify_units(example_site, render_site(example_site))
     assert "airflow.target" in units
-    assert len([u for u in units if u.endswith(".service")]) == 6
+    assert len([u for u in units if u.endswith(".service")]) == 7  # six roles + airflow-db-migrate
 
 
 def test_verify_accepts_minimal_site():
     site = site_from_data(minimal_data())
-    assert len(verify_units(site, render_site(site))) == 6
+    assert len(verify_units(site, render_site(site))) == 7  # five roles, airflow-db-migrate, airflow.target
 
 
 def test_verify_rejects_a_broken_unit(example_site):
@@ -46,7 +46,7 @@ def test_verify_rejects_a_broken_unit(example_site):
 
 def test_security_scores(example_site):
     scores = {s.unit: s.exposure for s in security_scores(render_site(example_site))}
-    assert len(scores) == 6
+    assert len(scores) == 7
     for unit, exposure in scores.items():
         limit = WORKER_LIMIT if "celery-worker" in unit else STRICT_LIMIT
         assert exposure <= limit, f"{unit} exposure {exposure} > {limit}"

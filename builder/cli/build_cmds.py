@@ -32,9 +32,12 @@ def _size(n: float) -> str:
               help="Sign RPMs and repomd.xml (default: the site's [publish] sign, true).")
 @click.option("--rpm-cache", type=_path, help="Cache of wheelhouse RPMs shared by sites (default: ~/.cache/airflow-prod/rpms).")
 @click.option("--force", is_flag=True, help="Redo every step, ignoring recorded input hashes.")
+@click.option("--secrets", "secrets_file", type=_path,
+              help="The site's secrets file: its fingerprints (never the values) let every node check "
+              "it holds the same secrets (default: ~/.config/airflow-prod/<site>.secrets.env if present).")
 def build(site_path: str, out_dir: Path | None, locks_dir: Path, wheelhouse_dir: Path | None,
           lock_file: Path | None, uv_wheel: Path | None, sign: bool | None, rpm_cache: Path | None,
-          force: bool) -> None:
+          force: bool, secrets_file: Path | None) -> None:
     """Everything, ending in a signed yum repository: lock, wheelhouse, render, package, publish.
 
     Each step is skipped when its inputs did not change since the last build
@@ -51,7 +54,7 @@ def build(site_path: str, out_dir: Path | None, locks_dir: Path, wheelhouse_dir:
     site = load(site_path)
     options = BuildOptions(
         out_dir=out_dir, locks_dir=locks_dir, wheelhouse_dir=wheelhouse_dir, lock_file=lock_file,
-        uv_wheel=uv_wheel, sign=sign, rpm_cache=rpm_cache, force=force,
+        uv_wheel=uv_wheel, sign=sign, rpm_cache=rpm_cache, force=force, secrets_file=secrets_file,
     )
     summary = run_build(site, site_path, options, log=click.echo)
     click.echo("")

@@ -14,7 +14,7 @@ from pathlib import Path
 from builder.fsutil import write_atomic
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
-from builder.render.units import unit_specs
+from builder.render.units import CHECK_NODE, unit_specs
 from builder.secrets_layout import PLACEHOLDER, secret_vars, secrets_path
 from builder.site import Site
 from builder.site.model import SYSCONFIG_PATH, WRAPPER_PATH
@@ -43,12 +43,21 @@ class RenderedFile:
         return self.dest.lstrip("/")
 
 
-def render_site(site: Site) -> list[RenderedFile]:
-    """Every file the site needs on its hosts, sorted by destination."""
+def fingerprint_path(site: Site) -> str:
+    return f"{site.paths.config}/secrets.fingerprint"
+
+
+def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[RenderedFile]:
+    """Every file the site needs on its hosts, sorted by destination.
+
+    `fingerprints` (builder.fingerprint.site_fingerprints of the site's secrets file) adds
+    <config>/secrets.fingerprint to the configuration package; without it check-node only
+    refuses missing or placeholder secrets."""
     common = {
         "site": site,
         "secrets_path": secrets_path(site),
         "sysconfig_path": SYSCONFIG,
+        "fingerprint_path": fingerprint_path(site),
     }
     cfg_dir = site.paths.config
     files = [
@@ -84,22 +93,40 @@ def render_site(site: Site) -> list[RenderedFile]:
         RenderedFile("/usr/lib/sysusers.d/airflow-prod.conf", render_template("sysusers.conf.j2", **common)),
         RenderedFile("/usr/lib/tmpfiles.d/airflow-prod.conf", render_template("tmpfiles.conf.j2", **common)),
         RenderedFile(WRAPPER_PATH, render_template("airflow-wrapper.py.j2", **common), 0o755),
+        RenderedFile(
+            CHECK_NODE,
+            render_template(
+                "check-node.py.j2", generated=[v.name for v in secret_vars(site) if v.generated],
+                placeholder=PLACEHOLDER, **common,
+            ),
+            0o755, BASE,
+        ),
     ]
+    if fingerprints:
+        files.append(RenderedFile(
+            fingerprint_path(site),
+            render_template("secrets.fingerprint.j2", fingerprints=fingerprints, **common),
+            0o640, CONFIG, config=True,
+        ))
+    firewalls: set[str] = set()
     for unit in unit_specs(site):
         files.append(RenderedFile(
             f"{UNIT_DIR}/{unit.name}", render_template("units/service.j2", unit=unit, **common),
-            package=unit.role,
+            package=unit.package,
         ))
         files.append(RenderedFile(
-            f"{PRESET_DIR}/80-airflow-prod-{unit.role}.preset",
+            f"{PRESET_DIR}/80-airflow-prod-{unit.package}.preset",
             render_template("units/preset.j2", unit_name=unit.name, **common),
-            package=unit.role,
+            package=unit.package,
         ))
         for fw in unit.firewall:
+            if fw.service in firewalls:  # one service file for every worker set
+                continue
+            firewalls.add(fw.service)
             files.append(RenderedFile(
                 f"{FIREWALLD_DIR}/{fw.service}.xml",
                 render_template("firewalld/service.xml.j2", fw=fw, **common),
-                package=unit.role,
+                package=unit.firewall_package,
             ))
     return sorted(files, key=lambda f: f.dest)
 

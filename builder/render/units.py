@@ -7,10 +7,20 @@ MainPID and hide exits).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from builder.site import Site
+from builder.site.model import Host
 from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
+
+# The start check every component runs first (shipped in the base package).
+CHECK_NODE = "/usr/libexec/airflow-prod/check-node"
+MIGRATE_ROLE = "db-migrate"
+MIGRATE_UNIT = "airflow-db-migrate.service"
+# Components that must not start on a schema older than their code.
+SCHEMA_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
+# Components that read the DAG folder.
+DAG_ROLES = ("scheduler", "dag-processor", "triggerer", "celery-worker")
 
 
 @dataclass(frozen=True)
@@ -37,31 +47,73 @@ class UnitSpec:
     after: tuple[str, ...] = ()
     wants: tuple[str, ...] = ()
     firewall: tuple[Firewall, ...] = field(default=())
+    # A worker set's name: unit airflow-celery-worker-<set>, package airflow-prod-celery-worker-<set>.
+    instance: str = ""
+    type: str = "exec"
+    remain_after_exit: bool = False
+    before: tuple[str, ...] = ()
+    # ExecStartPre= commands, each an argv whose first word is an absolute path.
+    pre: tuple[tuple[str, ...], ...] = ()
+    timeout_start: int = 90
+
+    @property
+    def ident(self) -> str:
+        return f"airflow-{self.role}-{self.instance}" if self.instance else f"airflow-{self.role}"
 
     @property
     def name(self) -> str:
-        return f"airflow-{self.role}.service"
+        return f"{self.ident}.service"
+
+    @property
+    def package(self) -> str:
+        """Key of the package that ships the unit (airflow-prod-<package>)."""
+        return f"{self.role}-{self.instance}" if self.instance else self.role
+
+    @property
+    def firewall_package(self) -> str:
+        """The role package ships the firewalld service, shared by every worker set."""
+        return self.role
+
+
+def _checks(site: Site, role: str) -> tuple[tuple[str, ...], ...]:
+    """ExecStartPre= of a component: this node's secrets and DAG folder, then the schema."""
+    checks: list[tuple[str, ...]] = []
+    if role != "kerberos":
+        checks.append((CHECK_NODE, *(("--dags",) if role in DAG_ROLES else ())))
+    if role in SCHEMA_ROLES:
+        checks.append((f"{site.paths.venv}/bin/airflow", "db", "check-migrations",
+                       "--migration-wait-timeout", str(site.database.migration_wait)))
+    return tuple(checks)
+
+
+def _timeout(site: Site, role: str) -> int:
+    # Waiting for the schema is part of starting: systemd must not give up first.
+    return site.database.migration_wait + 120 if role in SCHEMA_ROLES else 90
 
 
 def unit_specs(site: Site) -> list[UnitSpec]:
-    """One spec per role this site runs, in canonical role order."""
+    """One spec per unit this site runs anywhere: roles in canonical order (one unit per
+    worker set), then the migration unit."""
     broker_after = ("redis.service",) if site.broker_is_local else ()
     # Tickets first: components using Kerberos start after the renewer if it is
     # on the same host (ordering only; it pulls nothing in).
     krb_after = ("airflow-kerberos.service",) if site.kerberos else ()
+    # The schema first on the host that migrates it (ordering only: elsewhere the unit
+    # does not exist and check-migrations waits instead).
+    migrate_after = (MIGRATE_UNIT,)
     specs = {
         "api-server": UnitSpec(
             role="api-server",
             description="Airflow API server and UI",
             args=("api-server",),
-            after=krb_after,
+            after=krb_after + migrate_after,
             firewall=(Firewall("airflow-api-server", "Airflow API server and UI (HTTPS)", site.api.port),),
         ),
         "scheduler": UnitSpec(
             role="scheduler",
             description="Airflow scheduler",
             args=("scheduler",),
-            after=krb_after + broker_after,
+            after=krb_after + migrate_after + broker_after,
             wants=broker_after,
         ),
         "dag-processor": UnitSpec(
@@ -101,4 +153,54 @@ def unit_specs(site: Site) -> list[UnitSpec]:
             netlink=bool(site.kerberos and site.kerberos.include_ip),
         ),
     }
-    return [specs[role] for role in site.roles]
+    found: list[UnitSpec] = []
+    for role in site.roles:
+        spec = specs[role]
+        spec = replace(spec, pre=_checks(site, role), timeout_start=_timeout(site, role))
+        if role == "celery-worker" and site.worker_sets:
+            for ws in site.worker_sets:
+                found.append(replace(
+                    spec, instance=ws.name, description=f"Airflow Celery worker, set {ws.name}",
+                    # Celery expands %h to this host's FQDN: <set>@<host> is unique in the cluster.
+                    args=("celery", "worker", "--queues", ",".join(ws.queues), "--concurrency",
+                          str(ws.concurrency or site.celery.concurrency), "--celery-hostname", f"{ws.name}@%h"),
+                ))
+        else:
+            found.append(spec)
+    found.append(UnitSpec(
+        role=MIGRATE_ROLE,
+        description="Airflow metadata database migration (airflow db migrate), once per site",
+        args=("db", "migrate"),
+        type="oneshot",
+        remain_after_exit=True,
+        restart="no",
+        after=krb_after,
+        before=tuple(u.name for u in found if u.role != "kerberos"),
+        pre=_checks(site, MIGRATE_ROLE),
+        # A long migration is still a start: never cut one off half-way.
+        timeout_start=3600,
+    ))
+    return found
+
+
+def host_units(site: Site, host: Host) -> list[UnitSpec]:
+    """The units one host runs: its roles (the Kerberos renewer where tasks or the triggerer
+    run), its worker set, and the migration unit on the site's migrate host."""
+    roles = site.host_roles(host)
+    sets = {ws.name for ws in site.worker_sets_of(host)}
+    return [
+        u for u in unit_specs(site)
+        if (u.role == MIGRATE_ROLE and host.name == site.database.migrate_host)
+        or (u.role in roles and (not u.instance or u.instance in sets))
+    ]
+
+
+def packages(site: Site) -> list[str]:
+    """Keys of the unit packages (airflow-prod-<key>), in unit order; with worker sets the
+    celery-worker role package still ships the shared firewalld service."""
+    keys: list[str] = []
+    for u in unit_specs(site):
+        for key in (u.firewall_package if u.firewall else None, u.package):
+            if key and key not in keys:
+                keys.append(key)
+    return keys

@@ -35,6 +35,7 @@ from builder.site.values import (
     SiteName,
     TimeZone,
     Version,
+    WorkerSetName,
     hostname,
     is_ip as _is_ip,
     url_host,
@@ -70,7 +71,7 @@ Positive = Annotated[int, Field(ge=1)]
 # Files rendered at fixed places on every host: no site path may be or contain them.
 SYSCONFIG_PATH = "/etc/sysconfig/airflow"
 WRAPPER_PATH = "/usr/bin/airflow"
-CONFIG_FILES = ("airflow.cfg", "webserver_config.py", "secrets.env")
+CONFIG_FILES = ("airflow.cfg", "webserver_config.py", "secrets.env", "secrets.fingerprint")
 
 
 def _rule(key: str, message: str) -> PydanticCustomError:
@@ -230,6 +231,14 @@ class Database(Model):
     name: str = Field("airflow", pattern=PG_NAME)
     user: str = Field("airflow", pattern=PG_NAME)
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    migrate_host: HostName = Field(
+        DERIVED, description="The one host whose airflow-db-migrate unit runs `airflow db migrate` "
+        "(before its scheduler and api-server). Default: the first scheduler host.",
+    )
+    migration_wait: Positive = Field(
+        600, description="Seconds every other component waits for the schema "
+        "(`airflow db check-migrations`) before its start fails.",
+    )
 
 
 class Broker(Model):
@@ -349,6 +358,32 @@ class Celery(Model):
     queues: Items[Annotated[str, Field(pattern=QUEUE)]] = Field(("default",), min_length=1)
 
 
+class WorkerSet(Model):
+    """[[worker_sets]]: Celery workers that serve some queues on some hosts."""
+
+    name: WorkerSetName = Field(description="Unit airflow-celery-worker-<name>, package "
+                                "airflow-prod-celery-worker-<name>, Celery node <name>@<host>.")
+    queues: Items[Annotated[str, Field(pattern=QUEUE)]] = Field(
+        min_length=1, description="Queues these workers consume (a task's queue= routes it here).")
+    concurrency: Positive | None = Field(None, description="Task slots per worker. Default: celery.concurrency.")
+    hosts: Items[HostName] = Field(min_length=1, description="Hosts (with the celery-worker role) running this set.")
+
+    @field_validator("queues", "hosts")
+    @classmethod
+    def _no_duplicates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise PydanticCustomError("site_value", "listed twice: {d}", {"d": ", ".join(dupes)})
+        return value
+
+
+class Dags(Model):
+    shared: bool = Field(
+        False, description="The DAG folder is shared by every host (an NFS mount, ...): components "
+        "refuse to start while it is empty, as an unmounted mount point is.",
+    )
+
+
 # airflow.cfg options the model derives or that hold secrets: overriding them
 # in [airflow_cfg] would reintroduce the inconsistencies the model prevents.
 SECRET_OPTIONS = {
@@ -382,6 +417,11 @@ class Site(Model):
     ldap: Ldap | None = None
     kerberos: Kerberos | None = None
     celery: Celery = Celery()
+    worker_sets: Items[WorkerSet] = Field(
+        (), description="Celery worker sets. Default: one set of celery.queues on every celery-worker host "
+        "(unit airflow-celery-worker).",
+    )
+    dags: Dags = Dags()
     environment: dict[EnvName, EnvValue] = Field(
         default_factory=dict, description="Extra variables for /etc/sysconfig/airflow (e.g. HADOOP_CONF_DIR)."
     )
@@ -410,10 +450,18 @@ class Site(Model):
                 "hosts", f"no host runs {', '.join(missing)}: a CeleryExecutor deployment needs "
                 f"every one of {', '.join(REQUIRED_ROLES)} on some host"
             )
-        if self.kerberos and not self.hosts_with("kerberos"):
-            raise _rule("hosts", "[kerberos] is configured but no host runs the kerberos role")
-        if self.hosts_with("kerberos") and not self.kerberos:
+        if any("kerberos" in h.roles for h in self.hosts) and not self.kerberos:
             raise _rule("kerberos", "a host runs the kerberos role: add [kerberos] with principal (and keytab)")
+        self._check_worker_sets()
+        if self.database.migrate_host:
+            host = next((h for h in self.hosts if h.name == self.database.migrate_host), None)
+            if host is None:
+                raise _rule("database.migrate_host", f"{self.database.migrate_host!r} is not one of [[hosts]]")
+            if not {"scheduler", "api-server"} & set(host.roles):
+                raise _rule(
+                    "database.migrate_host", f"{host.name!r} runs neither scheduler nor api-server: "
+                    "migrations run on a host whose scheduler and api-server they must precede"
+                )
         api_hosts = self.hosts_with("api-server")
         if not self.api.host and len(api_hosts) > 1:
             raise _rule(
@@ -421,15 +469,50 @@ class Site(Model):
                 "(the load balancer) that workers and users reach"
             )
 
+    def _check_worker_sets(self) -> None:
+        known = {h.name: h for h in self.hosts}
+        seen: dict[str, str] = {}
+        names: set[str] = set()
+        for i, ws in enumerate(self.worker_sets):
+            if ws.name in names:
+                raise _rule(f"worker_sets[{i}].name", f"worker set {ws.name!r} is listed twice")
+            names.add(ws.name)
+            for j, name in enumerate(ws.hosts):
+                key = f"worker_sets[{i}].hosts[{j}]"
+                if name not in known:
+                    raise _rule(key, f"{name!r} is not one of [[hosts]]")
+                if "celery-worker" not in known[name].roles:
+                    raise _rule(key, f"{name!r} does not have the celery-worker role: add it to its roles")
+                if name in seen:
+                    raise _rule(
+                        key, f"{name!r} is also in worker set {seen[name]!r}: one set per host (each "
+                        "worker serves its logs on the same port); give one set several queues instead"
+                    )
+                seen[name] = ws.name
+        if self.worker_sets:
+            idle = [h.name for h in self.hosts if "celery-worker" in h.roles and h.name not in seen]
+            if idle:
+                raise _rule("worker_sets", f"host {idle[0]!r} has the celery-worker role but is in no worker set")
+            default = self.celery.queues[0]
+            if not any(default in ws.queues for ws in self.worker_sets):
+                raise _rule(
+                    "worker_sets", f"no worker set consumes {default!r}, the default queue of every task "
+                    "without queue= (celery.queues[0]): add it to a set's queues"
+                )
+
     def _fill_defaults(self) -> None:
         api_host = self.api.host or self.hosts_with("api-server")[0].name
         sec = self.paths.security
         object.__setattr__(self, "api", self.api.model_copy(update={"host": api_host}))
+        object.__setattr__(self, "database", self.database.model_copy(update={
+            "migrate_host": self.database.migrate_host or self.hosts_with("scheduler")[0].name}))
         tls = self.tls
         object.__setattr__(self, "tls", tls.model_copy(update={
             "common_name": tls.common_name or api_host,
             # An IP address is an iPAddress SAN, never a DNS one.
-            "dns_names": tls.dns_names or (() if _is_ip(api_host) else (api_host,)),
+            # The public name, then every api-server host (each serves the same certificate).
+            "dns_names": tls.dns_names or tuple(dict.fromkeys(
+                n for n in (api_host, *(h.name for h in self.hosts_with("api-server"))) if not _is_ip(n))),
             "ip_addresses": tls.ip_addresses or ((api_host,) if _is_ip(api_host) and not tls.dns_names else ()),
             "cert": tls.cert or f"{sec}/airflow_cert.pem",
             "key": tls.key or f"{sec}/airflow_key.pem",
@@ -450,6 +533,14 @@ class Site(Model):
                 f"subjectAltNames {list(self.tls.dns_names) + list(self.tls.ip_addresses)}: "
                 "clients would reject the certificate"
             )
+        sans = set(self.tls.dns_names) | set(self.tls.ip_addresses)
+        for host in self.hosts_with("api-server"):
+            if host.name not in sans:
+                raise _rule(
+                    "tls.dns_names", f"api-server host {host.name!r} is not in the certificate's "
+                    f"subjectAltNames {sorted(sans)}: every api-server host serves it (behind "
+                    "the load balancer and directly), so it must name each of them"
+                )
         if self.api.workers != 1:
             raise _rule(
                 "api.workers", f"{self.api.workers}: Airflow {self.airflow.version}'s api-server "
@@ -495,7 +586,18 @@ class Site(Model):
     # --- derived values: one source of truth -----------------------------------
 
     def hosts_with(self, role: str) -> list[Host]:
-        return [h for h in self.hosts if role in h.roles]
+        return [h for h in self.hosts if role in self.host_roles(h)]
+
+    def host_roles(self, host: Host) -> tuple[str, ...]:
+        """The roles a host runs, in canonical order: its own, plus the Kerberos renewer on
+        every host that runs tasks or the triggerer when the site uses Kerberos."""
+        roles = set(host.roles)
+        if self.kerberos and roles & {"celery-worker", "triggerer"}:
+            roles.add("kerberos")
+        return tuple(r for r in ROLES if r in roles)
+
+    def worker_sets_of(self, host: Host) -> list[WorkerSet]:
+        return [ws for ws in self.worker_sets if host.name in ws.hosts]
 
     @property
     def roles(self) -> tuple[str, ...]:

@@ -31,6 +31,8 @@ _PRINCIPAL = re.compile(rf"{_PRINCIPAL_PART}(/{_PRINCIPAL_PART})?@[A-Z0-9][A-Z0-
 _DN_ATTR = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)*")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _SITE_NAME = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]")
+# Worker set names become unit and RPM names and Celery node names (<set>@<host>).
+_WORKER_SET = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]|[a-z]")
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 _EXTRA = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 _CFG_NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -354,6 +356,15 @@ def site_name(value: str) -> str:
     return value
 
 
+def worker_set_name(value: str) -> str:
+    if not _WORKER_SET.fullmatch(value):
+        raise _fail(
+            "must be 1-32 characters of lower-case letters, digits and '-', starting with a letter "
+            "and not ending in '-' (it becomes a unit name, an RPM name and the Celery node name)"
+        )
+    return value
+
+
 def version(value: str) -> str:
     if not _VERSION.fullmatch(value):
         raise _fail("must be an exact version X.Y.Z (e.g. 3.1.4)")
@@ -404,6 +415,7 @@ EnvValue = Annotated[str, AfterValidator(env_value)]
 Line = Annotated[str, AfterValidator(single_line)]
 CfgText = Annotated[str, AfterValidator(cfg_text)]
 SiteName = Annotated[str, AfterValidator(site_name)]
+WorkerSetName = Annotated[str, AfterValidator(worker_set_name)]
 Version = Annotated[str, AfterValidator(version)]
 IPAddress = Annotated[str, AfterValidator(ip_address)]
 ExtraName = Annotated[str, AfterValidator(extra_name)]
