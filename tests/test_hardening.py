@@ -176,3 +176,27 @@ def test_venvs_outside_opt_and_usr_get_opt_like_selinux_labels(example_site):
     for body in (post, postun):
         proc = subprocess.run(["sh", "-n"], input=body, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_the_base_package_requires_the_tools_its_scripts_run(example_site):
+    """build-venv (run by %post) switches to the airflow user with setpriv and asks getent; the
+    airflow wrapper runs commands as airflow with runuser. On RHEL 9 setpriv and runuser are
+    util-linux's, getent glibc-common's: a minimal or container-built host may lack them."""
+    from builder.render import render_site
+    from builder.rpm import plan as P
+    from builder.rpm.spec import render_build_venv, render_spec
+
+    inputs = P.SiteInputs("3.1.4-1.1.abc.el9", 1000, ("airflow",))
+    script = render_build_venv(example_site, inputs.smoke_imports)
+    rendered = render_site(example_site)
+    plan = P.site_plan(example_site, rendered, inputs, 1765352100, script)
+    base = next(p for p in plan.packages if p.name == "airflow-prod")
+    wrapper = next(f.text for f in rendered if f.dest == "/usr/bin/airflow")
+    assert "setpriv --reuid=airflow" in _code(script) and "getent passwd airflow" in _code(script)
+    assert '"/usr/sbin/runuser"' in wrapper
+    assert {"util-linux", "glibc-common", "coreutils"} <= set(base.requires_post)
+    assert "util-linux" in base.requires
+    assert "/usr/bin/airflow" in {e.dest for e in base.entries}
+    spec = render_spec(plan)
+    section = spec[spec.index("Name:"):spec.index("%package")]
+    assert re.search(r"^Requires\(post\):\s+util-linux$", section, re.M), section

@@ -316,7 +316,7 @@ def test_build_venv_trusts_a_venv_and_waits_for_the_daemon(host, example_site):
     script = render_build_venv(example_site, ("json",))
     functions = script[script.index('mkdir -p "$LOG_DIR"'):script.index("# --- preconditions")]
     header = "\n".join(line for line in script.splitlines()
-                       if line.startswith(("FAPOLICYD_CLI=", "TRUST_FILE=", "LOG_DIR=")))
+                       if line.startswith(("PYTHON=", "FAPOLICYD_CLI=", "TRUST_FILE=", "LOG_DIR=")))
     venv = "/opt/e2e-fapolicyd-venv"
     host.enforce_fapolicyd()
     try:
