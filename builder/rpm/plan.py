@@ -19,6 +19,7 @@ from pathlib import Path
 
 from builder.fsutil import sha256_file
 from builder.render import BASE, CONFIG, DOC_DIR, RenderedFile
+from builder.render.units import MIGRATE_ROLE, host_units, packages as unit_packages, unit_specs
 from builder.rpm import dirs, scriptlets
 from builder.site import Site
 
@@ -284,6 +285,39 @@ def config_package_name(site: Site) -> str:
     return f"airflow-prod-config-{site.site.name}"
 
 
+# %post of a package that ships only a firewalld service definition: no port is opened.
+_FIREWALLD_RELOAD = (
+    "if [ -x /usr/bin/firewall-cmd ]; then /usr/bin/firewall-cmd --reload --quiet >/dev/null 2>&1 || :; fi\n"
+)
+
+
+def host_package_name(host: str) -> str:
+    # Host names are RFC 1123 labels or IP addresses; ':' (IPv6) is not allowed in RPM names.
+    return f"airflow-prod-host-{host.replace(':', '_')}"
+
+
+def _host_package(site: Site, name: str, evr: str) -> RpmPackage:
+    """airflow-prod-host-<name>: exactly that host's unit packages, nothing else. Installing
+    it installs (and, through each package's preset, enables) that host's units."""
+    host = next(h for h in site.hosts if h.name == name)
+    units = host_units(site, host)
+    keys: list[str] = []
+    for u in units:
+        for key in ((u.firewall_package,) if u.firewall else ()) + (u.package,):
+            if key not in keys:
+                keys.append(key)
+    return RpmPackage(
+        name=host_package_name(name),
+        summary=f"Everything host {name} of Airflow site {site.site.name} runs",
+        description=_describe(
+            f"Installs the packages of the units host {name} runs: {', '.join(u.name for u in units)}. "
+            "Each is enabled by its preset on first install; `systemctl start airflow.target` starts them.",
+            "One host package per host of the site file; install exactly one on each host.",
+        ),
+        requires=tuple(f"airflow-prod-{k} = {evr}" for k in keys),
+    )
+
+
 def site_plan(
     site: Site, files: list[RenderedFile], inputs: SiteInputs, stamp: int, build_venv_text: str,
     serial: Callable[[str], int] = lambda digest: 1,
@@ -294,7 +328,8 @@ def site_plan(
     by_pkg: dict[str, list[RenderedFile]] = {}
     for f in files:
         by_pkg.setdefault(f.package, []).append(f)
-    unknown = set(by_pkg) - {BASE, CONFIG, *site.roles}
+    unit_pkgs = unit_packages(site)
+    unknown = set(by_pkg) - {BASE, CONFIG, *unit_pkgs}
     if unknown:
         raise ValueError(f"rendered files for unknown packages: {sorted(unknown)}")
 
@@ -358,9 +393,11 @@ def site_plan(
         scripts=(("postun", scriptlets.restart_on_upgrade(["airflow.target"])),),
     )
 
+    role_of = {u.package: u.role for u in unit_specs(site)}
     roles = []
-    for role in site.roles:
-        role_files = by_pkg.get(role, [])
+    for key in unit_pkgs:
+        role = role_of.get(key, key)  # the celery-worker package of worker sets ships only firewalld
+        role_files = by_pkg.get(key, [])
         units = [f.dest.rsplit("/", 1)[1] for f in role_files if f.dest.endswith(".service")]
         fw = [f.dest for f in role_files if "/firewalld/" in f.dest]
         entries = [_text_entry(f) for f in role_files]
@@ -374,25 +411,36 @@ def site_plan(
         if role in ("scheduler", "celery-worker") and site.broker_is_local:
             # Not Recommends: install_weak_deps=False and most content views drop weak deps.
             requires.append(RHEL_PROVIDER["redis"])
-        roles.append(RpmPackage(
-            name=f"airflow-prod-{role}",
-            summary=f"Airflow {role} service for site {site.site.name}",
-            description=_describe(
-                f"The systemd unit {', '.join(units)}, its preset (enabled on first install)"
+        if key != role and role == "celery-worker":
+            requires.append(f"airflow-prod-celery-worker = {evr}")  # the log server's firewalld service
+        what = (f"The systemd unit {', '.join(units)}, its preset (enabled on first install)"
                 + (" and firewalld service definition" if fw else "")
-                + f", part of airflow.target. Site: {site.site.name}."
-            ),
+                if units else "The firewalld service definition of the Celery workers' log server")
+        if role == MIGRATE_ROLE:
+            summary = f"Airflow database migration unit for site {site.site.name} (one host only)"
+            what += "; install it on exactly one host (its host package does)"
+        elif key != role:
+            summary = f"Airflow Celery worker set {key.removeprefix('celery-worker-')} for site {site.site.name}"
+        else:
+            summary = f"Airflow {role} service for site {site.site.name}"
+        scripts: tuple[tuple[str, str], ...] = (
+            ("post", scriptlets.units_post(units, firewalld=bool(fw))),
+            ("preun", scriptlets.units_preun(units)),
+            ("postun", scriptlets.units_postun(units)),
+        ) if units else (("post", _FIREWALLD_RELOAD),)
+        roles.append(RpmPackage(
+            name=f"airflow-prod-{key}",
+            summary=summary,
+            description=_describe(f"{what}, part of airflow.target. Site: {site.site.name}."),
             entries=tuple(sorted(entries, key=lambda e: e.dest)),
             requires=tuple(requires),
-            requires_post=(sysd,), requires_preun=(sysd,), requires_postun=(sysd,),
-            scripts=(
-                ("post", scriptlets.units_post(units, firewalld=bool(fw))),
-                ("preun", scriptlets.units_preun(units)),
-                ("postun", scriptlets.units_postun(units)),
-            ),
+            requires_post=(sysd,), requires_preun=(sysd,) if units else (),
+            requires_postun=(sysd,) if units else (),
+            scripts=scripts,
         ))
 
-    packages = (base, config, *roles)
+    hosts = [_host_package(site, h.name, evr) for h in site.hosts]
+    packages = (base, config, *roles, *hosts)
     dirs.check_packages(packages)
     digest = plan_digest(packages, version, stamp, inputs.smoke_imports)
     release = release_of(stamp, serial(digest), digest, site.target.os)
