@@ -31,7 +31,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from builder import run
 from builder.fsutil import link_or_copy, sha256_file
 from builder.errors import BundleError
-from builder.registry import network_env
+from builder.registry import PYPI, network_env
 from builder.resources import cache_dir
 
 log = logging.getLogger("builder.native")
@@ -182,8 +182,11 @@ def cached_wheel(sdist_sha256: str, builder: str) -> Path | None:
     return None
 
 
-def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str) -> Path:
-    """Build `sdist` (a cache blob, real name `filename`) into a wheel here; cached per sdist hash."""
+def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str, index_url: str = PYPI) -> Path:
+    """Build `sdist` (a cache blob, real name `filename`) into a wheel here; cached per sdist hash.
+
+    Its build requirements come from `index_url` (the lock's index: a mirror-only host has
+    no other), through uv's cache inside ours."""
     hit = cached_wheel(sdist_sha256, "host")
     if hit:
         return hit
@@ -194,7 +197,8 @@ def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str) -> Pat
         link_or_copy(sdist, named)
         wheels_dir = Path(tmp, "out")
         run.run(
-            [uv, "build", "--no-config", "--wheel", "--out-dir", str(wheels_dir), str(named)],
+            [uv, "build", "--no-config", "--wheel", "--out-dir", str(wheels_dir), "--index-url", index_url,
+             "--cache-dir", str(cache_dir() / "uv"), str(named)],
             what=f"building a wheel from {filename}",
             env={**network_env(), "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
             tail_lines=30,

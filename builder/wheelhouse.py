@@ -228,7 +228,7 @@ def build_wheelhouse(
             native_sdists.append(a)
             continue
         # Unknown sdist: build it here; a pure wheel ships, anything else is native.
-        wheel = native.build_on_host(blob, a.filename, a.sha256, uv)
+        wheel = native.build_on_host(blob, a.filename, a.sha256, uv, registry.index_url)
         if native.is_pure(wheel):
             files[a.name] = (None, wheel, "built-host")
             built.append(wheel.name)
@@ -248,7 +248,7 @@ def build_wheelhouse(
                 built.append(wheels[a.sha256].name)
         elif choice.name == "host":
             for a in native_sdists:
-                wheel = native.build_on_host(store.path(a.sha256), a.filename, a.sha256, uv)
+                wheel = native.build_on_host(store.path(a.sha256), a.filename, a.sha256, uv, registry.index_url)
                 files[a.name] = (None, wheel, "built-host")
                 built.append(wheel.name)
         else:

@@ -319,3 +319,78 @@ def write_file(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+# --- an sdist whose build backend comes from the index ------------------------------------------
+
+TINY_BACKEND = '''\
+"""A PEP 517 build backend in one module, served as a wheel by tests/pkgindex.py."""
+import base64, hashlib, os, zipfile
+
+def _meta():
+    fields = dict(line.split(": ", 1) for line in open("PKG-INFO").read().splitlines() if ": " in line)
+    return fields["Name"], fields["Version"]
+
+def _info(name, version):
+    return f"{name.replace('-', '_')}-{version}.dist-info"
+
+def _metadata(name, version):
+    return f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n\\n"
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    name, version = _meta()
+    info = os.path.join(metadata_directory, _info(name, version))
+    os.makedirs(info)
+    with open(os.path.join(info, "METADATA"), "w") as fh:
+        fh.write(_metadata(name, version))
+    return os.path.basename(info)
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name, version = _meta()
+    pkg = name.replace("-", "_")
+    info = _info(name, version)
+    files = {f"{pkg}/__init__.py": open(os.path.join(pkg, "__init__.py"), "rb").read(),
+             f"{info}/METADATA": _metadata(name, version).encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: tinybackend\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    def digest(data):
+        return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record = "".join(f"{p},{digest(d)},{len(d)}\\n" for p, d in files.items()) + f"{info}/RECORD,,\\n"
+    filename = f"{pkg}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as zf:
+        for path, data in [*files.items(), (f"{info}/RECORD", record.encode())]:
+            zi = zipfile.ZipInfo(path, date_time=(2025, 1, 1, 0, 0, 0))
+            zf.writestr(zi, data)
+    return filename
+'''
+
+
+def sdist(name: str, version: str, backend: str = "tinybackend") -> tuple[str, bytes]:
+    """(filename, bytes) of an sdist built by `backend`, a build requirement the index must serve."""
+    import tarfile
+
+    dist = canonicalize_name(name).replace("-", "_")
+    root = f"{dist}-{version}"
+    files = {
+        f"{root}/pyproject.toml": f'[build-system]\nrequires = ["{backend}"]\nbuild-backend = "{backend}"\n',
+        f"{root}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{root}/{dist}/__init__.py": f"__version__ = {version!r}\n",
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tf:
+        for path, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(path)
+            info.size, info.mtime, info.mode = len(data), 1735689600, 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return f"{root}.tar.gz", buf.getvalue()
+
+
+def add_sdist_world(index: PackageIndex, name: str = "purepkg", version: str = "1.0") -> File:
+    """An sdist-only project plus the build backend it needs, both on this index only."""
+    index.add_wheel("tinybackend", "1.0", upload_time="2024-06-01T00:00:00.000000Z",
+                    files={"tinybackend.py": TINY_BACKEND})
+    filename, data = sdist(name, version)
+    return index.add(File(filename, data, upload_time="2024-06-01T00:00:00.000000Z"))

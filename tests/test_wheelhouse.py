@@ -338,3 +338,19 @@ def test_full_disk_before_and_during_download_offline(pkgindex, tiny_disk, monke
         store.fetch_all([want], Registry(pkgindex.simple))
     assert not store.path(f.sha256).exists(), "nothing half-written under a real name"
     _clean(store)
+
+
+def test_sdist_is_built_with_build_requirements_from_the_lock_index(airflow_index, tmp_path, private_blobs):
+    """A mirror-only host: the sdist's build backend exists only on the lock's index."""
+    from pkgindex import add_sdist_world
+
+    add_sdist_world(airflow_index)
+    site = site_from_data(site_data(airflow_index, providers=["purepkg"]))
+    lock = ensure_lock(site, locks_dir=tmp_path / "locks", index_url=airflow_index.simple, notify=nothing)
+    assert pinned_versions(lock)["purepkg"] == "1.0"
+    airflow_index.requests.clear()
+    wh = build_wheelhouse(site, lock, tmp_path / "wh", notify=nothing)
+    built = {f.filename: f.origin for f in wh.files}
+    assert built["purepkg-1.0-py3-none-any.whl"] == "built-host" and wh.built == ["purepkg-1.0-py3-none-any.whl"]
+    assert "/simple/tinybackend/" in airflow_index.requests, "the build backend came from the lock's index"
+    assert (tmp_path / "wh" / "purepkg-1.0-py3-none-any.whl").is_file()
