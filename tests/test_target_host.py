@@ -308,7 +308,8 @@ def test_fapolicyd_enforcing_denies_untrusted_code_to_users(host):
 
 def test_build_venv_trusts_a_venv_and_waits_for_the_daemon(host, example_site):
     """build-venv's own fapolicyd functions against the enforcing daemon: right after
-    fapolicyd_trust returns, the airflow user may load the new files. `fapolicyd-cli --update`
+    fapolicyd_trust returns, the airflow user may load the new files; right after
+    fapolicyd_trust_uv, the extracted uv may read Python files as root. `fapolicyd-cli --update`
     returns before the daemon reloads (the previous test measures the reload), so without
     fapolicyd_wait the load below is denied."""
     from builder.rpm.spec import render_build_venv
@@ -336,6 +337,20 @@ def test_build_venv_trusts_a_venv_and_waits_for_the_daemon(host, example_site):
         files = sorted(host.run(["find", venv, "-type", "f"]).stdout.split())
         assert paths == files
         host.run(["sh", "-euc", f"{header}\n{functions}\nfapolicyd_untrust {venv}"])
+        assert venv not in host.read("/etc/fapolicyd/trust.d/airflow-prod")
+
+        # uv, extracted by build-venv, is an untrusted program: even as root, fapolicyd denies it
+        # the language files it installs, until fapolicyd_trust_uv has the daemon trust it.
+        uv = f"{venv}/.build/bin/uv"
+        host.sh(f"install -D /usr/bin/cat {uv}")
+        host.put(f"{venv}/lib/module.py", PROBE_PY)
+        denied = host.run([uv, f"{venv}/lib/module.py"], check=False)
+        assert denied.returncode != 0 and "Operation not permitted" in denied.stderr, denied
+        ran = host.run(["sh", "-euc", f"{header}\n{functions}\nfapolicyd_trust_uv {uv}\n"
+                        f"exec {uv} {venv}/lib/module.py"])
+        assert ran.stdout.endswith(PROBE_PY), ran
+        assert f"fapolicyd: trusted {uv} for this build" in ran.stdout
+        host.run(["sh", "-euc", f"{header}\n{functions}\nfapolicyd_untrust {venv}/.build"])
         assert venv not in host.read("/etc/fapolicyd/trust.d/airflow-prod")
     finally:
         host.systemctl("stop", "fapolicyd.service", check=False)
