@@ -155,6 +155,18 @@ def test_restart_policy_per_component(files):
     assert "ExecStart=/opt/airflow/venv/bin/airflow celery worker --queues default" in worker
 
 
+
+@pytest.mark.parametrize("role", UNITS)
+def test_no_component_gives_up_restarting_during_an_outage(files, role):
+    """Issue 14: with PostgreSQL stopped for 60 s the scheduler, dag-processor and triggerer
+    exit, and every restart fails its start check until the database is back; under
+    StartLimitBurst=5 in 300 s with RestartSec=5 the scheduler was left failed for good (the
+    e2e's fault phase). Every component restarts without a start limit, 10 s apart."""
+    unit = files[f"/usr/lib/systemd/system/airflow-{role}.service"]
+    assert "StartLimitIntervalSec=0" in unit and "StartLimitBurst" not in unit, unit[:900]
+    assert re.search(r"^Restart=(on-failure|always)$", unit, re.M)
+    assert int(re.search(r"^RestartSec=(\d+)$", unit, re.M)[1]) == 10
+
 def test_firewalld_ports(files):
     ports = {
         name: re.search(r'port="(\d+)"', text).group(1)

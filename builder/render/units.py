@@ -36,7 +36,9 @@ class UnitSpec:
     description: str
     args: tuple[str, ...]
     restart: str = "on-failure"
-    restart_sec: int = 5
+    # Paces the attempts while the database is away (components exit on losing it, their
+    # start checks fail until it is back; no start limit): docs/operations.md.
+    restart_sec: int = 10
     # Components that run no user code get the strict profile; the worker runs
     # arbitrary task code and can only be confined as far as tasks allow.
     strict: bool = True
@@ -147,9 +149,8 @@ def unit_specs(site: Site) -> list[UnitSpec]:
             description="Airflow Kerberos ticket renewer",
             args=("kerberos",),
             # `airflow kerberos` exits 1 on any kinit failure (KDC down, ...):
-            # always come back, and never give up.
+            # always come back (like every component, it never hits a start limit).
             restart="always",
-            restart_sec=10,
             netlink=bool(site.kerberos and site.kerberos.include_ip),
         ),
     }
