@@ -42,7 +42,7 @@ PACKAGER = "airflow-prod bundle builder"
 
 # RHEL 9 package names. Each is what provides the thing on RHEL 9.
 RHEL_PROVIDER = {
-    "python": "python3.11",          # /usr/bin/python3.11
+    "python": "python3.11",          # /usr/bin/python3.11 (the default target; site_plan uses the site's)
     "systemd": "systemd",            # systemctl, systemd-tmpfiles
     "shadow": "shadow-utils",        # useradd, groupadd
     "getent": "glibc-common",        # getent
@@ -334,7 +334,7 @@ def site_plan(
         raise ValueError(f"rendered files for unknown packages: {sorted(unknown)}")
 
     evr = "%{version}-%{release}"
-    py = RHEL_PROVIDER["python"]
+    py = f"python{site.target.python_minor}"  # python3.11, or python3.12 (RHEL 9.4+) for a 3.12 target
     sysd = RHEL_PROVIDER["systemd"]
 
     # Base: user, directories, the venv builder, wrapper, target, sysusers/tmpfiles.
