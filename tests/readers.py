@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from builder.render.airflow_cfg import airflow_cfg_options
-from builder.render.units import unit_specs
+from builder.render.units import UnitSpec
 from builder.secrets_layout import secrets_path
 from builder.site import Site
 from builder.site.model import SYSCONFIG_PATH
@@ -91,7 +91,7 @@ def unspecify(value: str, exec_line: bool = False) -> str:
     return value
 
 
-def unit_meaning(text: str, site: Site, role: str) -> dict[str, object]:
+def unit_meaning(text: str) -> dict[str, object]:
     """What systemd sees in a service unit, in the terms the site means."""
     lines = unit_lines(text)
     values: dict[str, list[str]] = {}
@@ -102,6 +102,7 @@ def unit_meaning(text: str, site: Site, role: str) -> dict[str, object]:
         "sections": sorted({s for s, _k, _v in lines}),
         "User": values.get("User"), "Group": values.get("Group"),
         "ExecStart": exec_start, "ExecStart count": len(values["ExecStart"]),
+        "ExecStartPre": [[unspecify(w, exec_line=True) for w in unit_words(v)] for v in values.get("ExecStartPre", [])],
         "EnvironmentFile": [unspecify(v) for v in values.get("EnvironmentFile", [])],
         "WorkingDirectory": [unspecify(v) for v in values.get("WorkingDirectory", [])],
         "ConditionPathExists": [unspecify(v) for v in values.get("ConditionPathExists", [])],
@@ -109,12 +110,12 @@ def unit_meaning(text: str, site: Site, role: str) -> dict[str, object]:
     }
 
 
-def unit_intent(site: Site, role: str) -> dict[str, object]:
-    spec = next(u for u in unit_specs(site) if u.role == role)
+def unit_intent(site: Site, spec: UnitSpec) -> dict[str, object]:
     return {
         "sections": ["Install", "Service", "Unit"],
         "User": ["airflow"], "Group": ["airflow"],
         "ExecStart": [f"{site.paths.venv}/bin/airflow", *spec.args], "ExecStart count": 1,
+        "ExecStartPre": [list(argv) for argv in spec.pre],
         "EnvironmentFile": [SYSCONFIG_PATH, secrets_path(site)],
         "WorkingDirectory": [site.paths.home],
         "ConditionPathExists": [f"{site.paths.venv}/.airflow-prod-complete"],
