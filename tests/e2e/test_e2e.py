@@ -189,6 +189,8 @@ def dnf(host: TargetHost, *args: str, check: bool = True):
     # As on a CIS host: root's umask is 077 (the booted host's /tmp and /var/tmp are noexec).
     proc = host.run(["dnf", "-y", "--setopt=install_weak_deps=False", *args], check=check, timeout=1200,
                     umask=HARDENED_UMASK)
+    if host.fapolicyd:  # as RHEL's rpm plugin tells fapolicyd what a transaction installed
+        host.trust_rpmdb()
     out = proc.stdout + proc.stderr
     loud = [line for line in out.splitlines() if re.search(r"FAILED|[Ee]rror|warning:", line)]
     print(f"dnf {' '.join(args)}: exit {proc.returncode}", *loud, proc.stdout[-3000:], proc.stderr[-2000:],
@@ -224,6 +226,32 @@ def unit_state(host: TargetHost, unit: str) -> dict[str, str]:
 
 def venv_target(host: TargetHost) -> str:
     return host.run(["readlink", "/opt/airflow/venv"]).stdout.strip()
+
+
+def assert_venv_trusted_exactly(host: TargetHost) -> None:
+    """fapolicyd's airflow-prod trust file lists the venvs' regular files, nothing else."""
+    listed = host.read("/etc/fapolicyd/trust.d/airflow-prod")
+    paths = sorted(line.rsplit(" ", 2)[0] for line in listed.splitlines() if line.startswith("/"))
+    files = sorted(host.run(["find", "/opt/airflow/venvs", "-mindepth", "2", "-type", "f",
+                             "!", "-name", ".airflow-prod-complete"]).stdout.splitlines())
+    assert paths == files, (len(paths), len(files), sorted(set(paths) ^ set(files))[:20])
+
+
+def assert_fapolicyd_denies_untrusted(host: TargetHost) -> None:
+    """The daemon still enforces: a copy of one of the venv's .so outside any trust is denied
+    to the airflow user (the original loads)."""
+    so = host.run(["sh", "-c", "find /opt/airflow/venv/ -name '_cffi_backend*.so' | head -n 1"]).stdout.strip()
+    assert so, "no _cffi_backend in the venv"
+    host.run(["install", "-D", "-m", "0644", so, "/opt/e2e-untrusted/_probe.so"])
+    load = "import ctypes, sys; ctypes.CDLL(sys.argv[1]); print('loaded')"
+    try:
+        ok = host.run(["sh", "-c", 'exec "$@"', "-", "python3", "-c", load, so], user="airflow")
+        assert ok.stdout.strip() == "loaded", ok
+        denied = host.run(["sh", "-c", 'exec "$@"', "-", "python3", "-c", load, "/opt/e2e-untrusted/_probe.so"],
+                          user="airflow", check=False)
+        assert denied.returncode != 0 and "Operation not permitted" in denied.stderr, denied
+    finally:
+        host.run(["rm", "-rf", "/opt/e2e-untrusted"])
 
 
 def wait_active(host: TargetHost, units: tuple[str, ...], timeout: float = 180, max_restarts: int = 3) -> None:
@@ -275,6 +303,9 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             host = stack.enter_context(
                 booted_host(target_image, work, TARGET_HOST, binds_ro=binds, keep=keep_temp()))
         phases.facts["target unpack / boot (s)"] = f"{host.unpack_seconds:.1f} / {host.boot_seconds:.1f}"
+        with phases("target: fapolicyd enforcing (RHEL 9 rules; rpmdb trust emulated)", host, ("fapolicyd.service",)):
+            trust = host.enforce_fapolicyd()
+        phases.facts["fapolicyd trust lists (entries)"] = ", ".join(f"{k}={v}" for k, v in trust.items())
         phases.facts["target hardening"] = "; ".join(
             f"{tmp} {','.join(o for o in opts if o in ('noexec', 'nosuid', 'nodev'))}"
             for tmp, opts in host.mount_options(*HARDENED_TMP).items()) + f"; dnf umask {HARDENED_UMASK}"
@@ -300,6 +331,11 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             disk = re.search(r"disk: venv (\d+) KiB, work space beyond it (\d+) KiB", build_log)
             assert disk, build_log[-3000:]
             phases.facts["venv / build work space (MiB)"] = f"{int(disk[1]) // 1024} / {int(disk[2]) // 1024}"
+            # Trusted by fapolicyd, file for file, and loaded by the daemon before the smoke test.
+            assert_venv_trusted_exactly(host)
+            waited = re.search(r"fapolicyd: the daemon trusts \S+ .*; waited (\d+) x 0.1 s", build_log)
+            assert waited, build_log[-3000:]
+            phases.facts["fapolicyd trust reload waited (s)"] = f"{int(waited[1]) / 10:.1f}"
             fallbacks = re.findall(r"warning: (\S+) has no compiled extension", build_log)
             phases.facts["pure-Python fallbacks (warned)"] = ", ".join(fallbacks) or "none"
             for role in ROLE_PACKAGES:
@@ -334,6 +370,10 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             states = {u: unit_state(host, u) for u in UNITS}
             steady = {"ActiveState": "active", "SubState": "running", "NRestarts": "0"}
             assert all(v == steady for v in states.values()), f"units not steadily running: {states}"
+        with phases("target: fapolicyd active and still denying untrusted code to airflow", host,
+                    ("fapolicyd.service",)):
+            assert host.is_active("fapolicyd.service")
+            assert_fapolicyd_denies_untrusted(host)
         yield Deployment(ws, host, api, phases, ldap, kdc, postgres, ca, signing_key)
 
 
@@ -462,7 +502,10 @@ def test_upgrade_keeps_edits_writes_rpmnew_and_moves_to_the_new_venv(deployment)
         for unit in UNITS:
             assert new_pids[unit] != old_pids[unit], f"{unit} was not restarted"
             cmdline = host.read(f"/proc/{new_pids[unit]}/cmdline").replace("\0", " ")
-            assert new_venv in cmdline, f"{unit} runs {cmdline!r}, not from {new_venv}"
+            # Until Airflow sets its process title the command line names the venv's script;
+            # after, the setproctitle module that did it is mapped from the venv.
+            maps = host.read(f"/proc/{new_pids[unit]}/maps")
+            assert new_venv in cmdline or f"{new_venv}/" in maps, f"{unit} runs {cmdline!r}, not from {new_venv}"
         d.api.wait_healthy(HEALTH_COMPONENTS)
         token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
         run_test_bash(d.api, token)
