@@ -315,9 +315,17 @@ def test_components_check_the_node_then_wait_for_the_schema(files, role):
     assert "\nTimeoutStartSec=720\n" in unit
 
 
-def test_kerberos_renewer_needs_neither_schema_nor_secrets_check(files):
+def test_kerberos_renewer_waits_for_the_schema_but_uses_no_shared_secret(files):
+    """`airflow kerberos` exits "You need to initialize the database" before the schema
+    exists (seen in the cluster e2e): it waits like the others; it signs nothing, so no
+    check-node. The migration runs before it (it needs a password, not a ticket)."""
     krb = files["/usr/lib/systemd/system/airflow-kerberos.service"]
-    assert "ExecStartPre=" not in krb and "\nTimeoutStartSec=90\n" in krb
+    assert re.findall(r"^ExecStartPre=(.*)$", krb, re.M) == [
+        "/opt/airflow/venv/bin/airflow db check-migrations --migration-wait-timeout 600"]
+    assert "\nTimeoutStartSec=720\n" in krb
+    mig = files["/usr/lib/systemd/system/airflow-db-migrate.service"]
+    assert "airflow-kerberos.service" in re.search(r"^Before=(.*)$", mig, re.M)[1].split()
+    assert "airflow-kerberos" not in re.search(r"^After=(.*)$", mig, re.M)[1]
 
 
 def test_check_node_ships_in_the_base_package_and_compiles(files):

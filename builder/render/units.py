@@ -17,8 +17,9 @@ from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
 CHECK_NODE = "/usr/libexec/airflow-prod/check-node"
 MIGRATE_ROLE = "db-migrate"
 MIGRATE_UNIT = "airflow-db-migrate.service"
-# Components that must not start on a schema older than their code.
-SCHEMA_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
+# Components that must not start on a schema older than their code (`airflow kerberos`
+# too: it exits "You need to initialize the database" before the schema exists).
+SCHEMA_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos")
 # Components that read the DAG folder.
 DAG_ROLES = ("scheduler", "dag-processor", "triggerer", "celery-worker")
 
@@ -175,8 +176,9 @@ def unit_specs(site: Site) -> list[UnitSpec]:
         type="oneshot",
         remain_after_exit=True,
         restart="no",
-        after=krb_after,
-        before=tuple(u.name for u in found if u.role != "kerberos"),
+        # Before everything on its host, the renewer included (it waits for the schema too):
+        # the database needs a password, not a ticket.
+        before=tuple(u.name for u in found),
         pre=_checks(site, MIGRATE_ROLE),
         # A long migration is still a start: never cut one off half-way.
         timeout_start=3600,

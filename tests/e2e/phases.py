@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .target import TargetHost
 
+CLUSTER_MARK = "<!-- cluster e2e: tests/e2e/test_cluster_e2e.py -->"
+
 
 @dataclass
 class Phase:
@@ -71,7 +73,11 @@ class Phases:
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.markdown())
+        # The cluster run (tests/e2e/test_cluster_e2e.py) keeps its own section at the end.
+        kept = ""
+        if path.exists() and CLUSTER_MARK in path.read_text():
+            kept = "\n" + CLUSTER_MARK + path.read_text().split(CLUSTER_MARK, 1)[1]
+        tmp.write_text(self.markdown() + kept)
         os.replace(tmp, path)
 
 

@@ -1,0 +1,263 @@
+"""Several booted hosts on one machine, on a private network that leads nowhere.
+
+Each stand-in host is `systemd-nspawn --network-namespace-path=` in its own network
+namespace; one veth per host joins a bridge in a hub namespace the test creates, where the
+servers (PostgreSQL, Redis, slapd, the KDC, HAProxy) listen on the bridge address. No
+namespace has a default route or a link to the machine's own network: nothing is sent
+anywhere else. The test process enters the hub namespace (setns on its own thread) to
+start the servers and to talk to the hosts; child processes inherit it. It leaves the
+hub to build (`bundle build` may need PyPI on a cold cache). DESIGN.md section 6.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .proc import CommandFailed, Daemon, run, wait_until
+from .target import FANOTIFY_SYSCALLS, RootImage, TargetHost, _remove_tree
+
+CLONE_NEWNET = 0x40000000
+SUBNET = "10.213.0"
+HUB_ADDRESS = f"{SUBNET}.1"
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(path: str | int) -> None:
+    fd = path if isinstance(path, int) else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({path}): {os.strerror(err)}")
+    finally:
+        if not isinstance(path, int):
+            os.close(fd)
+
+
+@dataclass
+class ClusterNet:
+    """The hub namespace with its bridge, and one namespace per host (name -> address)."""
+
+    prefix: str
+    hosts: dict[str, str] = field(default_factory=dict)   # short name -> address
+    created: list[str] = field(default_factory=list)
+    _home: int | None = None       # fd of the namespace the test started in
+
+    @property
+    def hub(self) -> str:
+        return f"{self.prefix}-hub"
+
+    def ns_path(self, short: str) -> str:
+        return f"/run/netns/{self.prefix}-{short}"
+
+    def _add(self, name: str) -> None:
+        run(["ip", "netns", "add", name])
+        self.created.append(name)
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+
+    def create(self, shorts: Sequence[str]) -> None:
+        self._add(self.hub)
+        run(["ip", "-n", self.hub, "link", "add", "br0", "type", "bridge"])
+        run(["ip", "-n", self.hub, "addr", "add", f"{HUB_ADDRESS}/24", "dev", "br0"])
+        run(["ip", "-n", self.hub, "link", "set", "br0", "up"])
+        for i, short in enumerate(shorts):
+            ns = f"{self.prefix}-{short}"
+            self._add(ns)
+            address = f"{SUBNET}.{11 + i}"
+            veth = f"v{self.prefix[-6:]}{short}"[:15]
+            run(["ip", "-n", self.hub, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
+            run(["ip", "-n", self.hub, "link", "set", veth, "master", "br0", "up"])
+            run(["ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "eth0"])
+            run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+            self.hosts[short] = address
+        # No default route anywhere: the subnet is all there is.
+        for ns in self.created:
+            routes = run(["ip", "-n", ns, "route", "show", "default"]).stdout.strip()
+            assert not routes, f"{ns} has a default route: {routes}"
+
+    def destroy(self) -> None:
+        self.leave()
+        for ns in reversed(self.created):
+            run(["ip", "netns", "del", ns], check=False)
+        self.created.clear()
+
+    def enter(self) -> None:
+        """Put this thread (and what it starts from now on) into the hub namespace."""
+        if self._home is None:
+            self._home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        _setns(f"/run/netns/{self.hub}")
+
+    def leave(self) -> None:
+        if self._home is not None:
+            _setns(self._home)
+
+    @contextmanager
+    def outside(self) -> Iterator[None]:
+        """Back in the machine's namespace for a while (a build that may reach PyPI)."""
+        self.leave()
+        try:
+            yield
+        finally:
+            self.enter()
+
+    @contextmanager
+    def inside(self) -> Iterator[None]:
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
+
+
+@dataclass
+class ClusterHost(TargetHost):
+    """A TargetHost booted in its own network namespace, with the cluster's /etc/hosts
+    and read-write binds (the shared DAG folder, as an NFS mount would be)."""
+
+    netns: str = ""
+    hosts_text: str = ""
+    binds_rw: dict[str, str] = field(default_factory=dict)
+
+    def _set_identity(self) -> None:
+        (self.root / "etc/hostname").write_text(self.hostname + "\n")
+        (self.root / "etc/hosts").write_text(self.hosts_text)
+
+    def boot(self, timeout: float = 120) -> str:
+        # TargetHost.boot, plus the network namespace and the read-write binds.
+        self._set_identity()
+        argv = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
+                "--console=pipe", f"--hostname={self.hostname}", "--link-journal=no",
+                "--resolv-conf=off", "--timezone=off", f"--system-call-filter={FANOTIFY_SYSCALLS}",
+                f"--network-namespace-path={self.netns}"]
+        argv += [f"--bind-ro={src}:{dest}" for src, dest in sorted(self.binds_ro.items())]
+        argv += [f"--bind={src}:{dest}" for src, dest in sorted(self.binds_rw.items())]
+        t0 = time.monotonic()
+        self.daemon = Daemon(f"systemd-nspawn {self.hostname}", argv, log=self.log).start()
+        wait_until(self._find_leader, 30, f"{self.hostname}'s systemd (PID 1)", alive=self.daemon.exited)
+        deadline = t0 + timeout
+        while True:
+            proc = self.run(["systemctl", "is-system-running", "--wait"], check=False,
+                            timeout=max(deadline - time.monotonic(), 1))
+            self.state = proc.stdout.strip()
+            if self.state or time.monotonic() > deadline or self.daemon.exited():
+                break
+            time.sleep(0.1)
+        self.boot_seconds = time.monotonic() - t0
+        if self.state not in ("running", "degraded"):
+            raise CommandFailed(f"{self.hostname} did not boot: state {self.state!r}\n{self.diagnose()}")
+        return self.state
+
+
+@contextmanager
+def booted_cluster_host(image: RootImage, workdir: Path, hostname: str, netns: str, hosts_text: str,
+                        binds_ro: dict[str, str], binds_rw: dict[str, str], keep: bool = False
+                        ) -> Iterator[ClusterHost]:
+    """booted_host() for a cluster member: unpack the shared cached root, boot, harden."""
+    tarball = image.ensure()
+    root = workdir / "root"
+    root.mkdir(parents=True)
+    t0 = time.monotonic()
+    run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd -T0",
+         "-C", root, "-xf", tarball], timeout=600)
+    host = ClusterHost(root, hostname, workdir / "nspawn.log", dict(binds_ro), unpack_seconds=time.monotonic() - t0,
+                       netns=netns, hosts_text=hosts_text, binds_rw=dict(binds_rw))
+    try:
+        host.boot()
+        host.harden()
+        yield host
+    finally:
+        try:
+            host.shutdown()
+        finally:
+            if not keep:
+                _remove_tree(workdir)
+
+
+def haproxy_config(port: int, backends: dict[str, str], log: Path) -> str:
+    """TLS passes through (TCP mode): each api-server presents the site's certificate."""
+    servers = "\n".join(f"    server {name} {addr}:{port} check inter 1s fall 2 rise 1"
+                        for name, addr in sorted(backends.items()))
+    return f"""global
+    log stdout format raw local0
+defaults
+    mode tcp
+    log global
+    timeout connect 3s
+    timeout client 120s
+    timeout server 120s
+frontend api
+    bind {HUB_ADDRESS}:{port}
+    default_backend apiservers
+backend apiservers
+    balance roundrobin
+{servers}
+"""
+
+
+class MemorySampler:
+    """Peak memory used by the machine during the cluster test (MemTotal - MemAvailable)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.baseline = self._used()
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _used() -> int:
+        info = {}
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, value = line.split(":", 1)
+            info[key] = int(value.split()[0])
+        return (info["MemTotal"] - info["MemAvailable"]) * 1024
+
+    def _loop(self) -> None:
+        while not self._stop.wait(2):
+            self.peak = max(self.peak, self._used())
+
+    def stop(self) -> tuple[int, int]:
+        self._stop.set()
+        self._thread.join(5)
+        return self.baseline, self.peak
+
+
+@contextmanager
+def hub_redis(base: Path) -> Iterator:
+    """redis-server on the hub address. servers.redis_server binds loopback with protected
+    mode, which refuses every other address; the hub is a private namespace, so it is off."""
+    from .proc import free_port
+    from .servers import Redis
+
+    base.mkdir(parents=True, exist_ok=True)
+    port = free_port(HUB_ADDRESS)
+    conf = base / "redis.conf"
+    conf.write_text(f"bind {HUB_ADDRESS}\nport {port}\nprotected-mode no\ndaemonize no\n"
+                    f"dir {base}\nsave \"\"\nappendonly no\nlogfile \"\"\n")
+    t0 = time.monotonic()
+    daemon = Daemon("redis-server", ["redis-server", str(conf)], log=base / "redis.log").start()
+
+    def ping() -> bool:
+        return run(["redis-cli", "-h", HUB_ADDRESS, "-p", str(port), "PING"], check=False).stdout.strip() == "PONG"
+    try:
+        wait_until(ping, 15, "redis PING", alive=daemon.exited)
+        yield Redis(HUB_ADDRESS, port, daemon.log, daemon.pid, time.monotonic() - t0)
+    finally:
+        from .proc import stop_pid
+
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            stop_pid(daemon.pid)
+
+
+def open_postgres_to_subnet(postgres) -> None:
+    """initdb's pg_hba.conf admits loopback only: admit the cluster's subnet (password auth)."""
+    hba = postgres.data_dir / "pg_hba.conf"
+    hba.write_text(hba.read_text() + f"host all all {SUBNET}.0/24 scram-sha-256\n")
+    postgres.psql("SELECT pg_reload_conf()", superuser=True)
