@@ -27,7 +27,8 @@ UTC = dt.timezone.utc
 def fast_site():
     d = minimal_data()
     d["api"] = {"host": "localhost"}
-    d["tls"] = {"dns_names": ["localhost"], "ip_addresses": ["127.0.0.1"], "key_size": 2048,
+    # every api-server host must be in the SANs (the host af1 serves directly too)
+    d["tls"] = {"dns_names": ["localhost", "af1.example.com"], "ip_addresses": ["127.0.0.1"], "key_size": 2048,
                 "organization": "Airflow Prod", "country": "EG"}
     return site_from_data(d)
 
@@ -92,7 +93,7 @@ def test_csr_carries_sans_and_usages(tmp_path, fast_site):
     assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "localhost"
     assert csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Airflow Prod"
     san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert san.get_values_for_type(x509.DNSName) == ["localhost", "af1.example.com"]
     assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     eku = csr.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -136,7 +137,7 @@ def test_wrong_key_is_reported(signed, fast_site, tmp_path_factory):
 def test_sans_must_cover_base_url_host(signed, ca):
     d = minimal_data()
     d["api"] = {"host": "airflow.example.com"}
-    d["tls"] = {"dns_names": ["airflow.example.com"]}
+    d["tls"] = {"dns_names": ["airflow.example.com", "af1.example.com"]}
     other_site = site_from_data(d)
     report = check_tls(other_site, signed / "airflow_cert.pem", signed / "airflow_key.pem", signed / "ca-chain.pem")
     assert any("do not cover 'airflow.example.com', the host of base_url" in p for p in report.problems)
