@@ -133,6 +133,9 @@ def test_fapolicyd_trusts_exactly_the_venv_and_forgets_it_with_the_venv(build_ve
     assert '"$FAPOLICYD_CLI" --file add "$1/" --trust-file "$TRUST_FILE"' in code
     assert '"$FAPOLICYD_CLI" --file delete "$1/" --trust-file "$TRUST_FILE"' in code
     assert '"$FAPOLICYD_CLI" --update' in code
+    # Every wait on the daemon is bounded: --dump-db overlapping a reload can spin forever.
+    assert 'until timeout 10 "$FAPOLICYD_CLI" --dump-db' in code and '--dump-db 2>/dev/null | grep' in code
+    assert code.count('-ge 600 ]') == 2                                  # 60 s, then go on and say so
     # An old venv loses its trust before it is removed; a failed smoke test too.
     assert code.index('fapolicyd_untrust "$dir"') < code.index('rm -rf "$dir"')
     postun = scriptlets.base_postun(example_site)
