@@ -252,7 +252,7 @@ OPTIONS = {
             "secret_key"],
     "api_auth": ["jwt_issuer", "jwt_secret"],
     "operators": ["default_queue"],
-    "celery": ["broker_url", "result_backend", "worker_concurrency"],
+    "celery": ["broker_url", "result_backend", "worker_concurrency", "extra_celery_config", "task_publish_max_retries"],
     "fab": ["config_file"],
 }
 

@@ -167,6 +167,22 @@ def test_no_component_gives_up_restarting_during_an_outage(files, role):
     assert re.search(r"^Restart=(on-failure|always)$", unit, re.M)
     assert int(re.search(r"^RestartSec=(\d+)$", unit, re.M)[1]) == 10
 
+
+def test_scheduler_keeps_publishing_through_a_broker_outage(cfg):
+    """Issue 14: with Redis stopped for 60 s, tasks that became ready meanwhile failed all their
+    tries within seconds (Celery's publish policy gives up after ~0.6 s, before Airflow's 1 s
+    operation_timeout, and the scheduler fails a task whose publish raised). A publish now
+    outlasts operation_timeout, which the scheduler counts and retries for minutes."""
+    import json
+
+    policy = json.loads(cfg["celery"]["extra_celery_config"])["task_publish_retry_policy"]
+    # Retrying longer than one operation_timeout (Airflow's default 1 s, not overridden).
+    assert "operation_timeout" not in cfg["celery"]
+    waits = [min(policy["interval_start"] + i * policy["interval_step"], policy["interval_max"])
+             for i in range(policy["max_retries"])]
+    assert sum(waits) > 1
+    assert int(cfg["celery"]["task_publish_max_retries"]) >= 120
+
 def test_firewalld_ports(files):
     ports = {
         name: re.search(r'port="(\d+)"', text).group(1)

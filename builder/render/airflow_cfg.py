@@ -8,6 +8,8 @@ world-readable inside an RPM.
 
 from __future__ import annotations
 
+import json
+
 from builder.site import Site
 
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
@@ -15,6 +17,13 @@ WORKER_LOG_PORT = 8793
 TRIGGERER_LOG_PORT = 8794
 
 Options = dict[str, dict[str, str]]
+
+
+# One publish attempt retries past [celery] operation_timeout (1 s); the scheduler counts each
+# timed-out attempt and fails the task after PUBLISH_MAX_RETRIES of them (one per scheduler
+# loop and queued task: minutes of broker outage, not seconds).
+PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+PUBLISH_MAX_RETRIES = 300
 
 
 def cfg_value(value: object) -> str:
@@ -70,6 +79,13 @@ def airflow_cfg_options(site: Site) -> Options:
             "broker_url": site.broker_url,
             "result_backend": site.result_backend,
             "worker_concurrency": site.celery.concurrency,
+            # Ride out a broker outage (docs/operations.md): Celery's publish policy gives up
+            # after ~0.6 s and the scheduler then fails the task outright, so a task that became
+            # ready while Redis was away burned all its tries in seconds. Publishing now keeps
+            # retrying until operation_timeout (1 s), which the scheduler retries on each loop.
+            "extra_celery_config": json.dumps({"task_publish_retry_policy": PUBLISH_RETRY_POLICY},
+                                              sort_keys=True),
+            "task_publish_max_retries": PUBLISH_MAX_RETRIES,
         },
         "fab": {
             # FAB reads this with silent=True: a wrong path silently means password login.
