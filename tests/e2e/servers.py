@@ -13,20 +13,62 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .ca import PrivateCA
-from .proc import CommandFailed, Daemon, free_port, run, wait_until
+from .proc import CommandFailed, Daemon, free_port, run, stop_pid, wait_until
 
 LOOPBACK = "127.0.0.1"
 
 
 def _password() -> str:
     return secrets.token_urlsafe(18)
+
+
+@dataclass
+class Control:
+    """Stop and start one server of the session again (fault tests: a database or broker
+    outage), same command, port and data; the session's teardown stops whichever process
+    runs at the end, by its PID."""
+
+    daemon: Daemon
+    ready: Callable[[], bool]
+    stop_signal: int = signal.SIGTERM
+    # Run instead of a signal to stop it (e.g. Redis's SHUTDOWN SAVE); the process must then exit.
+    stop_command: list[str] | None = None
+
+    def stop(self, timeout: float = 30) -> None:
+        proc = self.daemon.proc
+        if proc is None or proc.poll() is not None:
+            return
+        if self.stop_command:
+            run(self.stop_command, check=False, timeout=timeout)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:  # fall back to the signal, then SIGKILL
+                pass
+        stop_pid(proc.pid, timeout, self.stop_signal)
+        proc.wait(timeout=10)
+
+    def start(self, timeout: float = 30) -> float:
+        """Start the same command again; seconds until it is ready."""
+        self.daemon = replace(self.daemon, proc=None).start()
+        return wait_until(self.ready, timeout, f"{self.daemon.name} ready again", alive=self.daemon.exited)
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        """The server is down inside the block and up again (ready) after it."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
 
 # --- PostgreSQL --------------------------------------------------------------
@@ -44,6 +86,7 @@ class Postgres:
     log: Path
     pid: int
     started_in: float
+    control: Control | None = field(default=None, compare=False, repr=False)
 
     @property
     def env(self) -> dict[str, str]:
@@ -105,18 +148,20 @@ def postgres_server(base: Path, dbname: str = "airflow", user: str = "airflow") 
         "-c", "full_page_writes=off", "-c", "password_encryption=scram-sha-256",
         "-c", "max_connections=200",
     ], log=base / "postgres.log", user=run_as).start()
+    def ready() -> bool:
+        return run([bindir / "pg_isready", "-q", "-h", LOOPBACK, "-p", str(port)], check=False).returncode == 0
+
+    # SIGINT: fast shutdown (SIGTERM's smart shutdown waits for every client to leave).
+    control = Control(daemon, ready, stop_signal=signal.SIGINT)
     try:
-        wait_until(
-            lambda: run([bindir / "pg_isready", "-q", "-h", LOOPBACK, "-p", str(port)], check=False).returncode == 0,
-            30, "PostgreSQL accepting connections", alive=daemon.exited,
-        )
+        wait_until(ready, 30, "PostgreSQL accepting connections", alive=daemon.exited)
         server = Postgres(LOOPBACK, port, dbname, user, password, "postgres", sock, data,
-                          daemon.log, daemon.pid, time.monotonic() - t0)
+                          daemon.log, daemon.pid, time.monotonic() - t0, control)
         server.psql(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'", superuser=True)
         server.psql(f"CREATE DATABASE {dbname} OWNER {user}", superuser=True)
         yield server
     finally:
-        daemon.stop()  # SIGTERM: smart shutdown
+        control.stop()
 
 
 # --- Redis ---------------------------------------------------------------------
@@ -128,6 +173,7 @@ class Redis:
     log: Path
     pid: int
     started_in: float
+    control: Control | None = field(default=None, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -145,11 +191,15 @@ def redis_server(base: Path) -> Iterator[Redis]:
     )
     t0 = time.monotonic()
     daemon = Daemon("redis-server", ["redis-server", str(conf)], log=base / "redis.log").start()
+    # An outage stops it as a production Redis with RDB persistence stops (RHEL's redis.conf
+    # has save points): the queue is written to dump.rdb in `dir` and loaded at the next start.
+    control = Control(daemon, lambda: _redis_ping(port),
+                      stop_command=["redis-cli", "-h", LOOPBACK, "-p", str(port), "SHUTDOWN", "SAVE"])
     try:
         wait_until(lambda: _redis_ping(port), 15, "redis PING", alive=daemon.exited)
-        yield Redis(LOOPBACK, port, daemon.log, daemon.pid, time.monotonic() - t0)
+        yield Redis(LOOPBACK, port, daemon.log, daemon.pid, time.monotonic() - t0, control)
     finally:
-        daemon.stop()
+        control.daemon.stop()
 
 
 def _redis_ping(port: int) -> bool:

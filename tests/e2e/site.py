@@ -61,6 +61,9 @@ def e2e_site_data(*, api_port: int, postgres, redis, ldap, kdc, ca_on_target: st
     }
     data["kerberos"] = {"principal": kdc.principal, "reinit_frequency": 30, "krb5_conf": "/etc/krb5.conf"}
     data["celery"] = {"concurrency": 2, "queues": ["default"], "stop_timeout": 60}
+    # A task killed with its worker is retried once its heartbeat is this old (Airflow: 300 s);
+    # shorter here so the fault phase's kill of the worker stays within CI time (docs/operations.md).
+    data["airflow_cfg"] = {"scheduler": {"task_instance_heartbeat_timeout": 60}}
     return data
 
 

@@ -15,6 +15,7 @@ timings go to docs/e2e-timings.md.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -474,6 +475,82 @@ def test_kerberos_ticket_is_renewed(deployment):
             if _tgt_start(_klist(d.host)) != start:
                 return
         raise AssertionError(f"ticket not renewed within reinit_frequency + 60 s:\n{_klist(d.host)}")
+
+
+# --- issue 14: faults and load on the deployed host (tests/e2e/faults.py) ---------------------
+
+def _fault_facts(d, name: str, result: dict) -> None:
+    d.phases.facts[name] = json.dumps(result, sort_keys=True)
+    print(f"[e2e] {name}: {d.phases.facts[name]}", file=sys.stderr)
+
+
+def test_faults_kill_each_component(deployment):
+    from . import faults
+    d = deployment
+    with d.phases("faults: kill -9 each component in turn (the worker mid-task); restarted, healthy",
+                  d.host, UNITS):
+        _fault_facts(d, "fault: kill -9 -> healthy (s)", faults.kill_each_component(d, UNITS))
+
+
+def test_faults_database_outage(deployment, postgres):
+    from . import faults
+    d = deployment
+    with d.phases("faults: PostgreSQL down 60 s with DAG runs active; all recover, no run lost", d.host, UNITS):
+        _fault_facts(d, "fault: PostgreSQL 60 s", faults.database_outage(d, postgres, UNITS))
+
+
+def test_faults_broker_outage(deployment, redis):
+    from . import faults
+    d = deployment
+    with d.phases("faults: Redis down 60 s with tasks queued; worker reconnects, tasks run", d.host, UNITS):
+        _fault_facts(d, "fault: Redis 60 s", faults.broker_outage(d, redis, UNITS))
+
+
+def test_faults_log_disk_full(deployment):
+    from . import faults
+    d = deployment
+    with d.phases("faults: log disk full (tmpfs logs dir), then freed", d.host, UNITS):
+        _fault_facts(d, "fault: log disk full", faults.log_disk_full(d, UNITS))
+
+
+def test_faults_reboot(deployment):
+    from . import faults
+    d = deployment
+    with d.phases("faults: reboot; every enabled unit back, ticket renewed, next run succeeds", d.host, UNITS):
+        _fault_facts(d, "fault: reboot", faults.reboot(d, UNITS))
+
+
+# The suite's load is a smoke; bench/bench_load.py runs the full one (and the guide's units).
+LOAD_MAPPED = int(os.environ.get("AIRFLOW_PROD_LOAD_MAPPED", "20"))
+LOAD_RUNS = int(os.environ.get("AIRFLOW_PROD_LOAD_RUNS", "3"))
+LOAD_GUIDE = os.environ.get("AIRFLOW_PROD_LOAD_GUIDE") == "1"
+LOAD_OUT = os.environ.get("AIRFLOW_PROD_LOAD_OUT")
+
+
+def test_load_mapped_and_concurrent_runs(deployment):
+    from . import faults
+    d = deployment
+    results = {}
+    with d.phases(f"load: {LOAD_MAPPED} mapped tasks + {LOAD_RUNS} concurrent runs on Celery (our units)",
+                  d.host, UNITS):
+        api = faults.install_fault_dags(d)
+        results["ours"] = faults.run_load(api, faults.Sampler(d.host, UNITS), LOAD_MAPPED, LOAD_RUNS)
+        _fault_facts(d, "load (ours)", {k: v for k, v in results["ours"].items() if k != "units"})
+    if LOAD_GUIDE:
+        with d.phases("load: the same with the guide's units (bash wrapper, no hardening)", d.host, UNITS):
+            faults.use_guide_units(d.host, UNITS, on=True)
+            try:
+                results["guide"] = faults.run_load(api, faults.Sampler(d.host, UNITS), LOAD_MAPPED, LOAD_RUNS)
+            finally:
+                faults.use_guide_units(d.host, UNITS, on=False)
+            d.api.wait_healthy(HEALTH_COMPONENTS)
+    if LOAD_OUT:
+        Path(LOAD_OUT).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    for side in results.values():
+        for unit, row in side["units"].items():
+            if row["tasks_max"].isdigit():
+                assert row["peak_tasks"] < int(row["tasks_max"]), f"{unit} at its TasksMax: {row}"
+            assert row["peak_fds"] < int(row["limit_nofile"]), f"{unit} at its LimitNOFILE: {row}"
 
 
 # --- 5. lifecycle ------------------------------------------------------------------------
