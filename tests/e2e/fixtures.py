@@ -114,7 +114,10 @@ def target_image():
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} (see scripts/deps-debian.txt)")
     stop_cleanly_on_sigterm()
-    image = RootImage()
+    from .target import COMPILE_PACKAGES, ROOT_PACKAGES
+
+    compile_on_target = os.environ.get("AIRFLOW_PROD_E2E_NATIVE_BUILDER") == "target"
+    image = RootImage(packages=ROOT_PACKAGES + COMPILE_PACKAGES) if compile_on_target else RootImage()
     image.ensure()
     return image
 

@@ -74,6 +74,13 @@ RHEL_PROVIDES: tuple[Provide, ...] = (
     Provide("grep", ("usr/bin/grep",), "grep"),
     Provide("findutils", ("usr/bin/find",), "findutils"),
     Provide("tar", ("usr/bin/tar",), "tar"),
+    # Compile-on-target (only in a root with COMPILE_PACKAGES; elsewhere skipped for lack of evidence).
+    Provide("gcc", ("usr/bin/gcc",), "gcc"),
+    Provide("gcc-c++", ("usr/bin/g++",), "g++"),
+    Provide("python3.11-devel", ("usr/include/python3.11/Python.h",), "libpython3.11-dev"),
+    Provide("krb5-devel", ("usr/bin/krb5-config", "usr/include/krb5.h"), "libkrb5-dev"),
+    Provide("openldap-devel", ("usr/include/ldap.h",), "libldap-dev"),
+    Provide("cyrus-sasl-devel", ("usr/include/sasl/sasl.h",), "libsasl2-dev"),
     Provide("filesystem", ("etc", "opt", "usr/bin", "usr/libexec", "var/log")),
     # Debian's firewalld ships the same /usr/lib/firewalld tree as RHEL's firewalld-filesystem.
     Provide("firewalld-filesystem", ("usr/lib/firewalld/services", "usr/lib/firewalld/zones"), "firewalld"),
