@@ -8,6 +8,7 @@ libkrb5 are what the wheels link against.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from builder.site.model import ROLES
@@ -24,7 +25,9 @@ def tls_only_site_data() -> dict[str, Any]:
     """The smallest valid site carrying the e2e host's TLS settings (for the CSR flow)."""
     return {
         "site": {"name": "e2e"},
-        "target": {"python": STANDIN_PYTHON, "native_builder": "host"},
+        # AIRFLOW_PROD_E2E_NATIVE_BUILDER=target: native sdists compile on the booted host.
+        "target": {"python": STANDIN_PYTHON,
+                   "native_builder": os.environ.get("AIRFLOW_PROD_E2E_NATIVE_BUILDER", "host")},
         "hosts": [{"name": TARGET_HOST, "roles": [r for r in ROLES if r != "kerberos"]}],
         "database": {"host": "127.0.0.1"},
         "api": {"host": TARGET_HOST, "bind": "127.0.0.1"},
