@@ -163,9 +163,14 @@ def unit_specs(site: Site) -> list[UnitSpec]:
             for ws in site.worker_sets:
                 found.append(replace(
                     spec, instance=ws.name, description=f"Airflow Celery worker, set {ws.name}",
-                    # Celery expands %h to this host's FQDN: <set>@<host> is unique in the cluster.
+                    # No --celery-hostname: Airflow 3.1.4 then asks the broker whether that
+                    # name runs (control.inspect() in the parent), and with kombu's Redis
+                    # transport the prefork children inherit the pending BRPOP socket and hang
+                    # in their after-fork cleanup (celery/celery#8874; seen in the cluster
+                    # e2e: tasks "received", never run). Celery's default node name,
+                    # celery@<host FQDN>, is already unique: a host runs one set.
                     args=("celery", "worker", "--queues", ",".join(ws.queues), "--concurrency",
-                          str(ws.concurrency or site.celery.concurrency), "--celery-hostname", f"{ws.name}@%h"),
+                          str(ws.concurrency or site.celery.concurrency)),
                 ))
         else:
             found.append(spec)

@@ -362,7 +362,7 @@ class WorkerSet(Model):
     """[[worker_sets]]: Celery workers that serve some queues on some hosts."""
 
     name: WorkerSetName = Field(description="Unit airflow-celery-worker-<name>, package "
-                                "airflow-prod-celery-worker-<name>, Celery node <name>@<host>.")
+                                "airflow-prod-celery-worker-<name>.")
     queues: Items[Annotated[str, Field(pattern=QUEUE)]] = Field(
         min_length=1, description="Queues these workers consume (a task's queue= routes it here).")
     concurrency: Positive | None = Field(None, description="Task slots per worker. Default: celery.concurrency.")

@@ -31,7 +31,7 @@ _PRINCIPAL = re.compile(rf"{_PRINCIPAL_PART}(/{_PRINCIPAL_PART})?@[A-Z0-9][A-Z0-
 _DN_ATTR = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)*")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _SITE_NAME = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]")
-# Worker set names become unit and RPM names and Celery node names (<set>@<host>).
+# Worker set names become unit and RPM names.
 _WORKER_SET = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]|[a-z]")
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 _EXTRA = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
@@ -360,7 +360,7 @@ def worker_set_name(value: str) -> str:
     if not _WORKER_SET.fullmatch(value):
         raise _fail(
             "must be 1-32 characters of lower-case letters, digits and '-', starting with a letter "
-            "and not ending in '-' (it becomes a unit name, an RPM name and the Celery node name)"
+            "and not ending in '-' (it becomes a unit name and an RPM name)"
         )
     return value
 

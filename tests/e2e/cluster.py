@@ -144,7 +144,8 @@ class ClusterHost(TargetHost):
             proc = self.run(["systemctl", "is-system-running", "--wait"], check=False,
                             timeout=max(deadline - time.monotonic(), 1))
             self.state = proc.stdout.strip()
-            if self.state or time.monotonic() > deadline or self.daemon.exited():
+            # "offline": systemctl could not reach systemd yet (seen under load): retry too.
+            if self.state not in ("", "offline") or time.monotonic() > deadline or self.daemon.exited():
                 break
             time.sleep(0.1)
         self.boot_seconds = time.monotonic() - t0
