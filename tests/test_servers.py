@@ -42,6 +42,16 @@ def test_postgres_stores_scram_verifiers(postgres):
     assert stored.startswith("SCRAM-SHA-256$")
 
 
+
+def test_postgres_outage_refuses_connections_then_keeps_its_data(postgres):
+    """The fault phase's database outage (servers.Control): down means refused, and the same
+    server (port, data, password) comes back."""
+    postgres.psql("CREATE TABLE IF NOT EXISTS outage_probe (n int); INSERT INTO outage_probe VALUES (14)")
+    with postgres.control.outage():
+        down = run(["pg_isready", "-h", postgres.host, "-p", str(postgres.port)], check=False)
+        assert down.returncode != 0, down.stdout
+    assert postgres.psql("SELECT max(n) FROM outage_probe") == "14"
+
 # --- Redis ---------------------------------------------------------------------
 
 def test_redis_ping_and_no_persistence(redis):
@@ -52,6 +62,16 @@ def test_redis_ping_and_no_persistence(redis):
     assert run([*cli, "CONFIG", "GET", "save"]).stdout.split("\n")[1] == ""
     assert run([*cli, "CONFIG", "GET", "appendonly"]).stdout.split("\n")[1] == "no"
 
+
+
+def test_redis_outage_keeps_queued_messages(redis):
+    """Stopped as a persistent Redis stops (SHUTDOWN SAVE): a queue survives the outage."""
+    cli = ["redis-cli", "-h", redis.host, "-p", str(redis.port)]
+    run([*cli, "DEL", "outage_queue"])
+    run([*cli, "RPUSH", "outage_queue", "a", "b"])
+    with redis.control.outage():
+        assert run([*cli, "PING"], check=False).stdout.strip() != "PONG"
+    assert run([*cli, "LRANGE", "outage_queue", "0", "-1"]).stdout.split() == ["a", "b"]
 
 # --- OpenLDAP ------------------------------------------------------------------
 

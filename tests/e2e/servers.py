@@ -84,9 +84,13 @@ class Postgres:
     socket_dir: Path
     data_dir: Path
     log: Path
-    pid: int
     started_in: float
-    control: Control | None = field(default=None, compare=False, repr=False)
+    control: Control = field(compare=False, repr=False)
+
+    @property
+    def pid(self) -> int:
+        """The running postmaster's (a new one after an outage)."""
+        return self.control.daemon.pid
 
     @property
     def env(self) -> dict[str, str]:
@@ -156,7 +160,7 @@ def postgres_server(base: Path, dbname: str = "airflow", user: str = "airflow") 
     try:
         wait_until(ready, 30, "PostgreSQL accepting connections", alive=daemon.exited)
         server = Postgres(LOOPBACK, port, dbname, user, password, "postgres", sock, data,
-                          daemon.log, daemon.pid, time.monotonic() - t0, control)
+                          daemon.log, time.monotonic() - t0, control)
         server.psql(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'", superuser=True)
         server.psql(f"CREATE DATABASE {dbname} OWNER {user}", superuser=True)
         yield server
@@ -171,9 +175,13 @@ class Redis:
     host: str
     port: int
     log: Path
-    pid: int
     started_in: float
-    control: Control | None = field(default=None, compare=False, repr=False)
+    control: Control = field(compare=False, repr=False)
+
+    @property
+    def pid(self) -> int:
+        """The running redis-server's (a new one after an outage)."""
+        return self.control.daemon.pid
 
     @property
     def url(self) -> str:
@@ -197,7 +205,7 @@ def redis_server(base: Path) -> Iterator[Redis]:
                       stop_command=["redis-cli", "-h", LOOPBACK, "-p", str(port), "SHUTDOWN", "SAVE"])
     try:
         wait_until(lambda: _redis_ping(port), 15, "redis PING", alive=daemon.exited)
-        yield Redis(LOOPBACK, port, daemon.log, daemon.pid, time.monotonic() - t0, control)
+        yield Redis(LOOPBACK, port, daemon.log, time.monotonic() - t0, control)
     finally:
         control.daemon.stop()
 
