@@ -122,6 +122,8 @@ class ClusterHost(TargetHost):
     netns: str = ""
     hosts_text: str = ""
     binds_rw: dict[str, str] = field(default_factory=dict)
+    # e.g. --capability=CAP_NET_ADMIN: firewalld programs the host's own namespace only.
+    extra_args: tuple[str, ...] = ()
 
     def _set_identity(self) -> None:
         (self.root / "etc/hostname").write_text(self.hostname + "\n")
@@ -136,6 +138,7 @@ class ClusterHost(TargetHost):
                 f"--network-namespace-path={self.netns}"]
         argv += [f"--bind-ro={src}:{dest}" for src, dest in sorted(self.binds_ro.items())]
         argv += [f"--bind={src}:{dest}" for src, dest in sorted(self.binds_rw.items())]
+        argv += list(self.extra_args)
         t0 = time.monotonic()
         self.daemon = Daemon(f"systemd-nspawn {self.hostname}", argv, log=self.log).start()
         wait_until(self._find_leader, 30, f"{self.hostname}'s systemd (PID 1)", alive=self.daemon.exited)
@@ -156,8 +159,8 @@ class ClusterHost(TargetHost):
 
 @contextmanager
 def booted_cluster_host(image: RootImage, workdir: Path, hostname: str, netns: str, hosts_text: str,
-                        binds_ro: dict[str, str], binds_rw: dict[str, str], keep: bool = False
-                        ) -> Iterator[ClusterHost]:
+                        binds_ro: dict[str, str], binds_rw: dict[str, str], keep: bool = False,
+                        extra_args: tuple[str, ...] = ()) -> Iterator[ClusterHost]:
     """booted_host() for a cluster member: unpack the shared cached root, boot, harden."""
     tarball = image.ensure()
     root = workdir / "root"
@@ -166,7 +169,7 @@ def booted_cluster_host(image: RootImage, workdir: Path, hostname: str, netns: s
     run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd -T0",
          "-C", root, "-xf", tarball], timeout=600)
     host = ClusterHost(root, hostname, workdir / "nspawn.log", dict(binds_ro), unpack_seconds=time.monotonic() - t0,
-                       netns=netns, hosts_text=hosts_text, binds_rw=dict(binds_rw))
+                       netns=netns, hosts_text=hosts_text, binds_rw=dict(binds_rw), extra_args=extra_args)
     try:
         host.boot()
         host.harden()
