@@ -444,7 +444,7 @@ def database_outage(d: Any, postgres: Any, units: tuple[str, ...], seconds: floa
     """PostgreSQL down `seconds` while two fault_fanout runs are active; all recover by themselves."""
     api = install_fault_dags(d)
     before = api.runs_of("fault_fanout")
-    runs = [api.trigger("fault_fanout", {"n": 8, "seconds": 2}) for _ in range(2)]
+    runs = [api.trigger("fault_fanout", {"n": 6, "seconds": 2}) for _ in range(2)]
     _wait_ti_state(api, "fault_fanout", runs[0], "items", ("success",), 180)
     result = _outage(d, postgres.control, units, "PostgreSQL", seconds, runs, api)
     after = api.runs_of("fault_fanout")
@@ -456,7 +456,7 @@ def broker_outage(d: Any, redis: Any, units: tuple[str, ...], seconds: float = 6
     """Redis down `seconds` with task messages queued in it (more mapped tasks than the
     worker's slots); the worker reconnects and runs them."""
     api = install_fault_dags(d)
-    runs = [api.trigger("fault_fanout", {"n": 10, "seconds": 3})]
+    runs = [api.trigger("fault_fanout", {"n": 8, "seconds": 2})]
     deadline = time.monotonic() + 180
     queued = 0
     while time.monotonic() < deadline:
