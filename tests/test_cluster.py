@@ -300,3 +300,42 @@ def test_weak_or_placeholder_secrets_get_no_fingerprint(site, secrets_file, tmp_
 def test_fingerprint_is_keyed_per_site():
     assert fingerprint("one", "X", "v") != fingerprint("two", "X", "v")
     assert len(fingerprint("one", "X", "v")) == 64
+
+
+def test_migration_runs_once_per_venv_and_configuration(site, tmp_path):
+    """One upgrade transaction restarts airflow-db-migrate several times (base, config and its
+    own package): ExecCondition=check-node --migration-needed lets only the first one migrate."""
+    files = {f.dest: f.text for f in render_site(site)}
+    mig = files[f"{UNIT_DIR}/airflow-db-migrate.service"]
+    assert _exec(mig, "ExecCondition") == [f"{CHECK_NODE} --migration-needed"]
+    assert _exec(mig, "ExecStartPost") == [f"{CHECK_NODE} --migrated"]
+    venvs = tmp_path / "venvs"
+    (venvs / "one").mkdir(parents=True)
+    (venvs / "two").mkdir()
+    venv = tmp_path / "venv"
+    venv.symlink_to(venvs / "one")
+    cfg = tmp_path / "airflow.cfg"
+    cfg.write_text("[core]\nparallelism = 8\n")
+    script = tmp_path / "check-node"
+    script.write_text(files[CHECK_NODE]
+                      .replace('VENV = "/opt/airflow/venv"', f'VENV = "{venv}"')
+                      .replace('AIRFLOW_CFG = "/etc/airflow/airflow.cfg"', f'AIRFLOW_CFG = "{cfg}"')
+                      .replace('STAMP = "/run/airflow/migrated"', f'STAMP = "{tmp_path / "migrated"}"'))
+
+    def needed() -> bool:
+        proc = subprocess.run([sys.executable, "-I", str(script), "--migration-needed"], capture_output=True, text=True)
+        assert proc.returncode in (0, 1), proc
+        return proc.returncode == 0
+
+    def migrated() -> None:
+        subprocess.run([sys.executable, "-I", str(script), "--migrated"], check=True, capture_output=True)
+
+    assert needed()                     # first boot
+    migrated()
+    assert not needed()                 # the next restarts of the same transaction
+    cfg.write_text("[core]\nparallelism = 9\n")
+    assert needed()                     # a new configuration
+    migrated()
+    venv.unlink()
+    venv.symlink_to(venvs / "two")
+    assert needed()                     # a new venv (new Airflow)

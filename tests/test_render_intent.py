@@ -310,6 +310,9 @@ def test_the_example_migrates_once_in_a_unit_before_scheduler_and_api_server(fil
     mig = files["/usr/lib/systemd/system/airflow-db-migrate.service"]
     assert "\nType=oneshot\n" in mig and "\nRemainAfterExit=yes\n" in mig
     assert "\nExecStart=/opt/airflow/venv/bin/airflow db migrate\n" in mig
+    # Once per venv and airflow.cfg (and boot), however many restarts one upgrade causes.
+    assert "\nExecCondition=/usr/libexec/airflow-prod/check-node --migration-needed\n" in mig
+    assert "\nExecStartPost=/usr/libexec/airflow-prod/check-node --migrated\n" in mig
     assert re.search(r"^Before=.*airflow-scheduler\.service", mig, re.M)
     assert re.search(r"^Before=.*airflow-api-server\.service", mig, re.M)
     for role in ("scheduler", "api-server"):

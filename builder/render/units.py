@@ -57,6 +57,9 @@ class UnitSpec:
     before: tuple[str, ...] = ()
     # ExecStartPre= commands, each an argv whose first word is an absolute path.
     pre: tuple[tuple[str, ...], ...] = ()
+    # ExecCondition= / ExecStartPost= commands (the migration unit's once-only stamp).
+    condition: tuple[tuple[str, ...], ...] = ()
+    post: tuple[tuple[str, ...], ...] = ()
     timeout_start: int = 90
 
     @property
@@ -185,6 +188,9 @@ def unit_specs(site: Site) -> list[UnitSpec]:
         # the database needs a password, not a ticket.
         before=tuple(u.name for u in found),
         pre=_checks(site, MIGRATE_ROLE),
+        # Once per new venv or configuration (and boot), however often an upgrade restarts it.
+        condition=((CHECK_NODE, "--migration-needed"),),
+        post=((CHECK_NODE, "--migrated"),),
         # A long migration is still a start: never cut one off half-way.
         timeout_start=3600,
     ))
