@@ -1,7 +1,7 @@
 """Issue 5: on a booted target host, do what the admin does, and prove every service works.
 
     build (bundle build, signed repo) -> boot the Debian 12 stand-in -> dnf install every role
-    -> secrets, TLS (CSR flow), keytab, DAG -> airflow db migrate -> systemctl start airflow.target
+    -> secrets, TLS (CSR flow), keytab, DAG -> systemctl start airflow.target (airflow-db-migrate first)
     -> HTTPS health -> REST API as LDAP users (Celery runs test_bash) -> Kerberos renewal
     -> upgrade (.rpmnew, new venv) -> broken upgrade (old venv serves) -> dnf remove
 
@@ -324,7 +324,8 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             dnf(host, "install", STANDIN_NAME)
         with phases("target: dnf install every role (gpgcheck on; venv built offline in %post)", host,
                     logs=LOGS):
-            dnf(host, "install", *(f"airflow-prod-{r}" for r in ROLE_PACKAGES))
+            # The host package: exactly this host's units (docs/cluster.md), the migration unit included.
+            dnf(host, "install", f"airflow-prod-host-{TARGET_HOST}")
             assert host.exists("/opt/airflow/venv/bin/airflow"), host.read(LOGS[0])
             # Built with nothing run from the noexec temp directories, smoke-imported as airflow.
             build_log = host.read(LOGS[0])
@@ -355,14 +356,15 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             host.copy_in(kdc.keytab, f"{SECURITY}/airflow.keytab", 0o600, "airflow", "airflow")
             host.put("/etc/krb5.conf", kdc.krb5_conf_text())
             host.put("/opt/airflow/dags/testing.py", TEST_BASH_DAG, 0o644, "airflow", "airflow")
-        with phases("target: airflow db migrate (the wrapper, as root)", host):
-            host.run(["airflow", "db", "migrate"], timeout=600)
         with phases("target: airflow version as the airflow user", host):
             version = host.run(["airflow", "version"], user="airflow", timeout=300).stdout
             assert version.strip().splitlines()[-1] == ws.data["airflow"]["version"], version
         with phases("target: systemctl start airflow.target; every unit active", host, UNITS):
             host.systemctl("start", "airflow.target")
             wait_active(host, UNITS)
+            # Nobody migrated by hand: airflow-db-migrate did, once, before the components.
+            mig = host.systemctl("show", "--property=ActiveState,SubState,Result", "airflow-db-migrate.service").stdout
+            assert sorted(mig.split()) == ["ActiveState=active", "Result=success", "SubState=exited"], mig
         api = ApiClient(TARGET_HOST, ws.data["api"]["port"], ca.cert_path)
         with phases("target: /api/v2/monitor/health over HTTPS, verified against the CA", host, UNITS):
             api.wait_healthy(HEALTH_COMPONENTS)
