@@ -543,7 +543,10 @@ def test_load_mapped_and_concurrent_runs(deployment):
             faults.use_guide_units(d.host, UNITS, on=True)
             try:
                 results["guide"] = faults.run_load(api, faults.Sampler(d.host, UNITS), LOAD_MAPPED, LOAD_RUNS)
+                _fault_facts(d, "load (guide's units)", {k: v for k, v in results["guide"].items() if k != "units"})
             finally:
+                if LOAD_OUT:  # both sides' numbers, even if switching back fails
+                    Path(LOAD_OUT).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
                 faults.use_guide_units(d.host, UNITS, on=False)
             d.api.wait_healthy(HEALTH_COMPONENTS)
     if LOAD_OUT:
