@@ -278,7 +278,8 @@ class TargetHost:
             proc = self.run(["systemctl", "is-system-running", "--wait"], check=False,
                             timeout=max(deadline - time.monotonic(), 1))
             self.state = proc.stdout.strip()
-            if self.state or time.monotonic() > deadline or self.daemon.exited():
+            # "offline": systemctl reached no manager yet (seen under load), like no answer: retry.
+            if self.state not in ("", "offline") or time.monotonic() > deadline or self.daemon.exited():
                 break
             time.sleep(0.1)
         self.boot_seconds = time.monotonic() - t0
