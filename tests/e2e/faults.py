@@ -255,13 +255,17 @@ class Sampler:
     SCRIPT = r"""
 for u in "$@"; do
   cg=$(systemctl show -P ControlGroup "$u")
+  # cgroup v2 (RHEL 9), or v1's systemd hierarchy (the stand-in boots with cgroups v1).
+  procs=/sys/fs/cgroup$cg/cgroup.procs
+  [ -r "$procs" ] || procs=/sys/fs/cgroup/systemd$cg/cgroup.procs
   rss=0; fds=0; n=0
-  for p in $(cat /sys/fs/cgroup$cg/cgroup.procs 2>/dev/null); do
+  for p in $(cat "$procs" 2>/dev/null); do
     r=$(awk '/^VmRSS/{print $2}' /proc/$p/status 2>/dev/null); rss=$((rss + ${r:-0}))
     f=$(ls /proc/$p/fd 2>/dev/null | wc -l); fds=$((fds + f))
     n=$((n + 1))
   done
-  t=$(cat /sys/fs/cgroup$cg/pids.current 2>/dev/null || echo $n)
+  t=$(systemctl show -P TasksCurrent "$u")
+  case $t in ''|*[!0-9]*) t=$n ;; esac
   echo "$u $rss $t $fds"
 done
 """

@@ -553,6 +553,8 @@ def test_load_mapped_and_concurrent_runs(deployment):
         Path(LOAD_OUT).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     for side in results.values():
         for unit, row in side["units"].items():
+            # The sampler saw the unit's processes (else the limits below could not fail).
+            assert row["peak_rss_mib"] > 0 and row["peak_fds"] > 0 and row["peak_tasks"] > 0, f"{unit}: {row}"
             if row["tasks_max"].isdigit():
                 assert row["peak_tasks"] < int(row["tasks_max"]), f"{unit} at its TasksMax: {row}"
             assert row["peak_fds"] < int(row["limit_nofile"]), f"{unit} at its LimitNOFILE: {row}"
