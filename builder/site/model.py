@@ -74,6 +74,13 @@ WRAPPER_PATH = "/usr/bin/airflow"
 CONFIG_FILES = ("airflow.cfg", "webserver_config.py", "secrets.env", "secrets.fingerprint")
 
 
+def _listed_once(value: tuple[str, ...]) -> tuple[str, ...]:
+    dupes = sorted({v for v in value if value.count(v) > 1})
+    if dupes:
+        raise PydanticCustomError("site_value", "listed twice: {d}", {"d": ", ".join(dupes)})
+    return value
+
+
 def _rule(key: str, message: str) -> PydanticCustomError:
     """A cross-field error; `key` is the dotted path the user must change."""
     return PydanticCustomError("site_rule", "{key}: " + message, {"key": key})
@@ -118,10 +125,7 @@ class AirflowSpec(Model):
     @field_validator("extras", "providers")
     @classmethod
     def _no_duplicates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        dupes = sorted({v for v in value if value.count(v) > 1})
-        if dupes:
-            raise PydanticCustomError("site_value", "listed twice: {d}", {"d": ", ".join(dupes)})
-        return value
+        return _listed_once(value)
 
 
 class Target(Model):
@@ -371,10 +375,7 @@ class WorkerSet(Model):
     @field_validator("queues", "hosts")
     @classmethod
     def _no_duplicates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        dupes = sorted({v for v in value if value.count(v) > 1})
-        if dupes:
-            raise PydanticCustomError("site_value", "listed twice: {d}", {"d": ", ".join(dupes)})
-        return value
+        return _listed_once(value)
 
 
 class Dags(Model):

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .proc import CommandFailed, Daemon, run, wait_until
-from .target import FANOTIFY_SYSCALLS, RootImage, TargetHost, _remove_tree
+from .proc import Daemon, run, wait_until
+from .target import RootImage, TargetHost, _remove_tree
 
 CLONE_NEWNET = 0x40000000
 SUBNET = "10.213.0"
@@ -129,32 +129,10 @@ class ClusterHost(TargetHost):
         (self.root / "etc/hostname").write_text(self.hostname + "\n")
         (self.root / "etc/hosts").write_text(self.hosts_text)
 
-    def boot(self, timeout: float = 120) -> str:
-        # TargetHost.boot, plus the network namespace and the read-write binds.
-        self._set_identity()
-        argv = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
-                "--console=pipe", f"--hostname={self.hostname}", "--link-journal=no",
-                "--resolv-conf=off", "--timezone=off", f"--system-call-filter={FANOTIFY_SYSCALLS}",
-                f"--network-namespace-path={self.netns}"]
-        argv += [f"--bind-ro={src}:{dest}" for src, dest in sorted(self.binds_ro.items())]
-        argv += [f"--bind={src}:{dest}" for src, dest in sorted(self.binds_rw.items())]
-        argv += list(self.extra_args)
-        t0 = time.monotonic()
-        self.daemon = Daemon(f"systemd-nspawn {self.hostname}", argv, log=self.log).start()
-        wait_until(self._find_leader, 30, f"{self.hostname}'s systemd (PID 1)", alive=self.daemon.exited)
-        deadline = t0 + timeout
-        while True:
-            proc = self.run(["systemctl", "is-system-running", "--wait"], check=False,
-                            timeout=max(deadline - time.monotonic(), 1))
-            self.state = proc.stdout.strip()
-            # "offline": systemctl could not reach systemd yet (seen under load): retry too.
-            if self.state not in ("", "offline") or time.monotonic() > deadline or self.daemon.exited():
-                break
-            time.sleep(0.1)
-        self.boot_seconds = time.monotonic() - t0
-        if self.state not in ("running", "degraded"):
-            raise CommandFailed(f"{self.hostname} did not boot: state {self.state!r}\n{self.diagnose()}")
-        return self.state
+    def _nspawn_args(self) -> list[str]:
+        # Its own network namespace and /etc/hosts, the read-write binds, any extras.
+        return ["--resolv-conf=off", f"--network-namespace-path={self.netns}",
+                *[f"--bind={src}:{dest}" for src, dest in sorted(self.binds_rw.items())], *self.extra_args]
 
 
 @contextmanager

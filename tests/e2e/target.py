@@ -267,10 +267,10 @@ class TargetHost:
         self._set_identity()
         argv = ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
                 "--console=pipe", f"--hostname={self.hostname}", "--link-journal=no",
-                "--resolv-conf=copy-host", "--timezone=off", f"--system-call-filter={FANOTIFY_SYSCALLS}"]
+                "--timezone=off", f"--system-call-filter={FANOTIFY_SYSCALLS}", *self._nspawn_args()]
         argv += [f"--bind-ro={src}:{dest}" for src, dest in sorted(self.binds_ro.items())]
         t0 = time.monotonic()
-        self.daemon = Daemon("systemd-nspawn", argv, log=self.log).start()
+        self.daemon = Daemon(f"systemd-nspawn {self.hostname}", argv, log=self.log).start()
         wait_until(self._find_leader, 30, "the container's systemd (PID 1)", alive=self.daemon.exited)
         deadline = t0 + timeout
         while True:
@@ -284,8 +284,12 @@ class TargetHost:
             time.sleep(0.1)
         self.boot_seconds = time.monotonic() - t0
         if self.state not in ("running", "degraded"):
-            raise CommandFailed(f"target host did not boot: state {self.state!r}\n{self.diagnose()}")
+            raise CommandFailed(f"target host {self.hostname} did not boot: state {self.state!r}\n{self.diagnose()}")
         return self.state
+
+    def _nspawn_args(self) -> list[str]:
+        """What differs between hosts: here, this machine's network and resolver."""
+        return ["--resolv-conf=copy-host"]
 
     def _set_identity(self) -> None:
         (self.root / "etc/hostname").write_text(self.hostname + "\n")
