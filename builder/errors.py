@@ -45,15 +45,39 @@ class UsageError(BundleError):
 class ToolError(BundleError):
     """An external tool failed. Carries the pasteable command and its output tail."""
 
-    def __init__(self, command: str, returncode: int, output_tail: str, what: str = "") -> None:
+    def __init__(self, command: str, returncode: int, output_tail: str, what: str = "",
+                 hint: str | None = None, how: str | None = None) -> None:
         self.command = command
         self.returncode = returncode
         self.output_tail = output_tail
         lead = f"{what}: " if what else ""
-        msg = f"{lead}command failed with exit code {returncode}:\n  {command}"
+        if how is None and returncode < 0:  # subprocess's convention: killed by signal -returncode
+            how = f"was killed by signal {_signal_name(-returncode)}"
+            hint = hint or "something outside the build stopped it (out of memory, a kill); run it again"
+        how = how or f"failed with exit code {returncode}"
+        msg = f"{lead}command {how}:\n  {command}"
         if output_tail.strip():
             msg += "\n--- last lines of its output ---\n" + output_tail.rstrip()
-        super().__init__(msg)
+        super().__init__(msg, hint=hint)
+
+
+class ToolTimeout(ToolError):
+    """An external tool ran longer than it may, and was stopped."""
+
+    def __init__(self, command: str, seconds: float, output_tail: str, what: str = "") -> None:
+        self.seconds = seconds
+        super().__init__(command, -9, output_tail, what, how=f"was stopped after {seconds:g} s (timeout)", hint=(
+            "paste the command to see where it hangs; a slow machine may need more time: "
+            "AIRFLOW_PROD_TOOL_TIMEOUT=<seconds>"))
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 class ToolMissing(BundleError):

@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from builder import report
+from builder.cli.terminal import TerminalReport
 from builder.errors import BundleError
 
 HELP = """Build offline Apache Airflow bundles for air-gapped RHEL 9 hosts.
@@ -29,13 +31,15 @@ Typical session:
 
 
 @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", is_flag=True, help="Log every external command run.")
+@click.option("-v", "--verbose", is_flag=True, help="Show every external command run and all of its output.")
 @click.version_option(package_name="airflow-prod-bundle", prog_name="bundle")
-def cli(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    # The engine reports through builder.report alone; logging is only for the libraries
+    # it uses (docker, urllib3), whose warnings still reach stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = TerminalReport(verbose)
+    report.install(ctx.obj)
 
 
 def _register() -> None:
@@ -51,7 +55,12 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
-        cli.main(args=argv, prog_name="bundle", standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="bundle", standalone_mode=False)
+        finally:  # a tool's status line must not run into the error or the shell prompt
+            shown = report.current()
+            if isinstance(shown, TerminalReport):
+                shown.close()
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
