@@ -98,7 +98,7 @@ STRING_FIELDS: dict[str, Callable[[dict, str], None]] = {
         "ldap.role_mapping.CN=Domain Users,CN=Users,DC=bigdata,DC=local.0", "kerberos.principal",
         "kerberos.keytab", "kerberos.ccache", "kerberos.krb5_conf", "celery.queues.0",
         "environment.HADOOP_CONF_DIR", "airflow_cfg.logging.log_format", "airflow_cfg.webserver.x",
-        "publish.gpg_key", "publish.gpg_home",
+        "publish.gpg_key", "publish.gpg_home", "target.builder_image",
     )
 } | {
     "api.host": _api_host,

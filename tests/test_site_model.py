@@ -314,3 +314,33 @@ def test_api_port_443_drops_the_port():
     d = minimal_data()
     d["api"] = {"port": 443}
     assert site_from_data(d).base_url == "https://af1.example.com"
+
+
+@pytest.mark.parametrize("image", [
+    "registry.example.com/airflow-prod/el9-builder:1",
+    "localhost:5000/el9-builder@sha256:" + "0" * 64,
+    "airflow-prod-wheel-builder:3f2a",
+    "sha256:" + "ab" * 32,
+])
+def test_builder_image_accepts_references_and_image_ids(image):
+    d = minimal_data()
+    d["target"] = {"native_builder": "docker", "builder_image": image}
+    assert site_from_data(d).target.builder_image == image
+    d["target"] = {"builder_image": image}  # auto may pick docker
+    assert site_from_data(d).target.builder_image == image
+
+
+@pytest.mark.parametrize("image", ["Rocky/el9", "el9 builder", "el9:", "el9@sha256:abc", "x" * 256, "el9\n:1"])
+def test_builder_image_refuses_what_is_not_an_image(image):
+    d = minimal_data()
+    d["target"] = {"native_builder": "docker", "builder_image": image}
+    with pytest.raises(SiteError, match=r"target\.builder_image = .*(not a container image|control)"):
+        site_from_data(d)
+
+
+@pytest.mark.parametrize("builder", ["host", "target"])
+def test_builder_image_without_docker_is_refused(builder):
+    d = minimal_data()
+    d["target"] = {"native_builder": builder, "builder_image": "el9-builder:1"}
+    with pytest.raises(SiteError, match=rf"target\.builder_image: is set but native_builder is '{builder}'"):
+        site_from_data(d)

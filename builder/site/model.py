@@ -27,6 +27,7 @@ from builder.site.values import (
     HostName,
     HostPath,
     IPAddress,
+    ImageRef,
     Items,
     Line,
     OwnedDir,
@@ -139,6 +140,19 @@ class Target(Model):
     native_builder: Literal["auto", "docker", "host", "target"] = Field(
         "auto", description="How sdist-only native packages are built; auto picks docker, host or target."
     )
+    builder_image: ImageRef | None = Field(
+        None,
+        description="A prepared native-wheel builder image (what Dockerfile.rhel9 makes on a host that "
+        "reaches RHEL or Rocky repositories), already in the docker engine: used as is, never built; "
+        "its image ID is recorded in the wheelhouse manifest. Default: build Dockerfile.rhel9.",
+    )
+
+    @model_validator(mode="after")
+    def _builder_image_is_used(self) -> Target:
+        if self.builder_image is not None and self.native_builder in ("host", "target"):
+            raise _rule("target.builder_image", f"is set but native_builder is {self.native_builder!r}, "
+                        "which never runs it: set native_builder to 'docker' (or 'auto'), or remove it")
+        return self
 
     @property
     def python_minor(self) -> str:

@@ -34,6 +34,16 @@ _SITE_NAME = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]")
 # Worker set names become unit and RPM names.
 _WORKER_SET = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]|[a-z]")
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
+# A container image: docker's reference grammar ([registry[:port]/]path[:tag][@sha256:digest],
+# lower-case path components) or an image ID (sha256:<64 hex>).
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REF = re.compile(
+    # a registry is the first component only when it has a '.' or a ':' or is localhost
+    rf"(?:(?=[^/]*[.:]|localhost/)[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]+)?/)?{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+    r"|sha256:[0-9a-f]{64}"
+)
+IMAGE_REF_MAX = 255
 _EXTRA = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 _CFG_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # What Airflow's expand_env_var (os.path.expandvars) replaces: $name and ${...}.
@@ -371,6 +381,18 @@ def version(value: str) -> str:
     return value
 
 
+def image_ref(value: str) -> str:
+    """A container image the docker SDK is given as is: a reference or an image ID."""
+    _no_control(value)
+    if len(value) > IMAGE_REF_MAX or not _IMAGE_REF.fullmatch(value):
+        raise _fail(
+            "not a container image: [registry[:port]/]name[:tag][@sha256:digest] with a lower-case "
+            "name (e.g. registry.example.com/airflow-prod/el9-builder:1) or an image ID sha256:<64 hex>, "
+            "at most 255 characters"
+        )
+    return value
+
+
 def extra_name(value: str) -> str:
     if not _EXTRA.fullmatch(value):
         raise _fail("not a package extra name: letters, digits, '.', '_' and '-' (e.g. postgres)")
@@ -419,6 +441,7 @@ WorkerSetName = Annotated[str, AfterValidator(worker_set_name)]
 Version = Annotated[str, AfterValidator(version)]
 IPAddress = Annotated[str, AfterValidator(ip_address)]
 ExtraName = Annotated[str, AfterValidator(extra_name)]
+ImageRef = Annotated[str, AfterValidator(image_ref)]
 RequirementText = Annotated[str, AfterValidator(requirement)]
 CfgName = Annotated[str, AfterValidator(cfg_name)]
 CfgValue = Annotated[str | int | float | bool, AfterValidator(cfg_value)]
