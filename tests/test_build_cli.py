@@ -93,6 +93,23 @@ def test_truncated_wheel_is_a_clear_error(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_rpms_written_elsewhere_are_a_clear_error(tmp_path):
+    """A build host whose ~/.rpmmacros moves %_rpmdir: rpmbuild succeeds, the RPMs are not
+    where the plan says; the user is told where they went and why, not shown a traceback."""
+    wh = synthetic_wheelhouse()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".rpmmacros").write_text(f"%_rpmdir {tmp_path / 'elsewhere'}\n")
+    site = write_site(tmp_path / "site.toml", {**mini_data("moved"), "publish": {"sign": False}})
+    proc = bundle("build", "--site", str(site), "--out", str(tmp_path / "out"), "--wheelhouse", str(wh.dir),
+                  "--lock", str(wh.lock), "--uv-wheel", str(wh.uv_wheel), "--rpm-cache", str(tmp_path / "cache"),
+                  env={"HOME": str(home)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "succeeded but did not write airflow-prod-wheelhouse-" in proc.stderr
+    assert "hint: a macro file of this build host (~/.rpmmacros" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_build_without_wheelhouse_or_lock_against_a_local_index(airflow_index, tmp_path):
     """lock -> wheelhouse -> manifest -> schema check -> package -> publish, offline: the
     engine's own lock and wheelhouse steps, which every other build test skips."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from builder.render.escape import FILTERS
+from builder.render.escape import FILTERS, RenderError
 from builder.resources import templates_dir
 
 
@@ -28,4 +28,13 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
 
 
 def render_template(name: str, **context: object) -> str:
-    return environment().get_template(name).render(**context)
+    try:
+        return environment().get_template(name).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"template {exc.name} not found in {templates_dir()}",
+                          hint="reinstall airflow-prod-bundle: its templates are incomplete") from None
+    except jinja2.TemplateError as exc:  # a syntax error or an undefined name
+        where = f"{exc.filename or name}:{exc.lineno}" if getattr(exc, "lineno", None) else name
+        raise RenderError(f"template {where} cannot be rendered: {exc.message or exc}",
+                          hint="the template and the site model disagree; a changed or foreign "
+                          "template is the likely cause (reinstall to restore it)") from None

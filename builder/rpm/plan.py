@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from builder.errors import BundleError
 from builder.fsutil import sha256_file
 from builder.render import BASE, CONFIG, DOC_DIR, RenderedFile
 from builder.render.units import MIGRATE_ROLE, host_units, packages as unit_packages, unit_specs
@@ -331,7 +332,9 @@ def site_plan(
     unit_pkgs = unit_packages(site)
     unknown = set(by_pkg) - {BASE, CONFIG, *unit_pkgs}
     if unknown:
-        raise ValueError(f"rendered files for unknown packages: {sorted(unknown)}")
+        raise BundleError(
+            f"rendered files for packages site {site.site.name!r} does not build: {sorted(unknown)}",
+            hint="plan the packages from the files rendered from the same site file")
 
     evr = "%{version}-%{release}"
     py = f"python{site.target.python_minor}"  # python3.11, or python3.12 (RHEL 9.4+) for a 3.12 target

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import run
+from builder.errors import BundleError
 from builder.fsutil import write_atomic
 from builder.rpm.plan import SpecPlan
 
@@ -97,7 +98,12 @@ def build(plan: SpecPlan, spec_text: str, out_dir: Path, payload: str = PAYLOAD)
         for name in plan.filenames():
             src = topdir / "RPMS" / name
             if not src.is_file():
-                raise FileNotFoundError(f"rpmbuild did not produce {name}")
+                made = sorted(str(p.relative_to(topdir)) for p in topdir.rglob("*.rpm"))
+                raise BundleError(
+                    f"rpmbuild {plan.spec_name} succeeded but did not write {name} into {topdir / 'RPMS'} "
+                    f"(it wrote: {', '.join(made) or 'no RPM there'})",
+                    hint="a macro file of this build host (~/.rpmmacros, /etc/rpm/macros*) may set "
+                    "%_rpmdir, %_build_name_fmt or the architecture; build without it")
             dest = out_dir / name
             os.replace(src, dest)
             built.append(dest)
