@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from builder import run  # noqa: E402
-from builder.lock import Lock, target_platform, uv_bin  # noqa: E402
-from builder.registry import PYPI, network_env  # noqa: E402
+from builder.pydeps.resolve import Lock, target_platform, uv_bin  # noqa: E402
+from builder.pydeps.index import PYPI, network_env  # noqa: E402
 from builder.site import load_site  # noqa: E402
-from builder.wheelhouse import target_tags  # noqa: E402
+from builder.pydeps.wheelhouse import target_tags  # noqa: E402
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:

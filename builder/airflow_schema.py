@@ -23,11 +23,11 @@ from pathlib import Path
 import yaml
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from builder.download import BlobStore, Wanted
+from builder.pydeps.blobs import BlobStore, Wanted
 from builder.errors import ValidationFailed
 from builder.fsutil import sha256_file, write_atomic
-from builder.lockfile import Lock
-from builder.registry import PYPI, Registry
+from builder.pydeps.lockfile import Lock
+from builder.pydeps.index import PYPI, Registry
 from builder.resources import cache_dir
 from builder.site import Site
 

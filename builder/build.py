@@ -205,7 +205,7 @@ def step_lock(ctx: Context) -> tuple[bool, str]:
         if not ctx.lock_path.is_file():
             raise BuildError(f"--lock {ctx.lock_path}: no such file")
         return True, f"given: {ctx.lock_path}"
-    from builder.lock import ensure_lock
+    from builder.pydeps.resolve import ensure_lock
 
     # As `bundle lock` made it (backend, index): reused, or refused if made otherwise.
     lock = ensure_lock(ctx.site, locks_dir=ctx.options.locks_dir, may_relock=False,
@@ -231,8 +231,8 @@ def step_wheelhouse(ctx: Context) -> tuple[bool, str]:
         uv = (ctx.options.uv_wheel or _find_uv(wdir)).resolve()
         ctx.wheelhouse = P.WheelhouseInput(wdir, ctx.lock_path, uv)
         return True, f"given: {wdir} ({len(ctx.wheelhouse.wheels())} files)"
-    from builder.lockfile import Lock
-    from builder.wheelhouse import MANIFEST, OFFLINE_LOCK, build_wheelhouse
+    from builder.pydeps.lockfile import Lock
+    from builder.pydeps.wheelhouse import MANIFEST, OFFLINE_LOCK, build_wheelhouse
 
     lock = Lock.read(ctx.lock_path)
     wdir = ctx.out_dir / "wheelhouse"
@@ -254,7 +254,7 @@ def step_wheelhouse(ctx: Context) -> tuple[bool, str]:
 
 def _wheelhouse_input(wdir: Path) -> P.WheelhouseInput:
     """What `bundle wheelhouse` left in wdir: wheels, offline lock, build constraints, manifest."""
-    from builder.wheelhouse import BUILD_CONSTRAINTS, MANIFEST, OFFLINE_LOCK
+    from builder.pydeps.wheelhouse import BUILD_CONSTRAINTS, MANIFEST, OFFLINE_LOCK
 
     manifest = json.loads((wdir / MANIFEST).read_text())
     constraints = wdir / BUILD_CONSTRAINTS
@@ -317,7 +317,7 @@ def validate_rendered(site: Site, files: list[RenderedFile], lock: Path | None,
                       wheel_dir: Path | None = None) -> str:
     """airflow.cfg against the locked Airflow's own schema; units with systemd-analyze verify."""
     from builder.airflow_schema import validate_against_lock
-    from builder.lockfile import Lock
+    from builder.pydeps.lockfile import Lock
     from builder.render.airflow_cfg import airflow_cfg_options
     from builder.unitcheck import verify_units
 

@@ -1,7 +1,7 @@
 """A local package index for tests: PEP 691 JSON Simple API with PEP 700 upload times,
 PEP 592 yanks and PEP 658 metadata files, served from test data on loopback.
 
-Like pip-tools' fake repository, but real HTTP, so the code under test (builder.registry,
+Like pip-tools' fake repository, but real HTTP, so the code under test (builder.pydeps.index,
 the blob store, uv and pip-compile) talks to it exactly as to PyPI or a mirror. Wheels are
 built in the test (`wheel()`): a few hundred bytes each, real zip files with METADATA,
 WHEEL and RECORD.

@@ -89,7 +89,7 @@ def private_caches(tmp_path, monkeypatch):
 
 
 def _mirror_lock(index, tmp_path):
-    from builder.lock import ensure_lock
+    from builder.pydeps.resolve import ensure_lock
     from pkgindex import site_data
 
     site = site_from_data(site_data(index))
@@ -131,7 +131,7 @@ def test_schema_wheel_must_be_the_locked_one(airflow_index, tmp_path, private_ca
 def test_schema_memo_is_per_wheel_not_per_version(airflow_index, tmp_path, private_caches):
     """Two indexes may serve different files as apache-airflow-core 3.1.4: the memo of one
     must not answer for the other (it was keyed by name and version)."""
-    from builder.lockfile import Lock
+    from builder.pydeps.lockfile import Lock
     from pkgindex import OPTIONS, config_yml, wheel
 
     site, lock = _mirror_lock(airflow_index, tmp_path)
@@ -148,8 +148,8 @@ def test_schema_memo_is_per_wheel_not_per_version(airflow_index, tmp_path, priva
 def test_schema_from_the_wheelhouse_needs_no_index(airflow_index, tmp_path, private_caches):
     """`bundle build --wheelhouse W --lock W/requirements.lock`: that offline lock names no
     index; the locked core wheel is read from the wheelhouse itself."""
-    from builder.lockfile import Lock
-    from builder.wheelhouse import OFFLINE_LOCK, build_wheelhouse
+    from builder.pydeps.lockfile import Lock
+    from builder.pydeps.wheelhouse import OFFLINE_LOCK, build_wheelhouse
 
     site, lock = _mirror_lock(airflow_index, tmp_path)
     wh = build_wheelhouse(site, lock, tmp_path / "wh", notify=lambda *a: None)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from builder.lock import (
+from builder.pydeps.resolve import (
     Lock,
     LockError,
     ensure_lock,
@@ -23,7 +23,7 @@ from builder.lock import (
     target_platform,
 )
 from builder.errors import UsageError
-from builder.registry import PYPI, RegistryUnreachable
+from builder.pydeps.index import PYPI, RegistryUnreachable
 from builder.site.load import site_from_data
 from conftest import EXAMPLE, REPO, minimal_data
 from pkgindex import CUTOFF, YANK_REASON, site_data

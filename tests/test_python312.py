@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from builder import native
+from builder.pydeps import native
 from builder.render import render_site
 from builder.rpm import plan as P
 from builder.rpm.spec import render_build_venv, render_spec
 from builder.site import site_from_data
-from builder.wheelhouse import target_tags
+from builder.pydeps.wheelhouse import target_tags
 from conftest import minimal_data
 
 
@@ -72,8 +72,8 @@ def _cpython_312() -> Path | None:
 
 @pytest.mark.network
 def test_small_312_wheelhouse_installs_offline_and_runs_airflow(tmp_path, monkeypatch):
-    from builder.lock import ensure_lock
-    from builder.wheelhouse import build_wheelhouse, prove_complete
+    from builder.pydeps.resolve import ensure_lock
+    from builder.pydeps.wheelhouse import build_wheelhouse, prove_complete
 
     python = _cpython_312()
     if python is None:

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import readers
-from builder.lockfile import pinned_versions
+from builder.pydeps.lockfile import pinned_versions
 from builder.render import render_site
 from builder.rpm import plan as P
 from builder.rpm.spec import render_build_venv, render_spec

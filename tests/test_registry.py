@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from builder.registry import Registry, RegistryError, RegistryUnreachable, UnknownProject, network_env
+from builder.pydeps.index import Registry, RegistryError, RegistryUnreachable, UnknownProject, network_env
 from pkgindex import RELEASE_UPLOAD, YANK_REASON, File, wheel
 
 

@@ -62,9 +62,9 @@ UV_FILE = ("uv-0.9.5-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
 
 def _fetch_verified(files: dict[str, str]) -> dict[str, Path]:
     """filename -> verified blob; asks PyPI only for what the blob store lacks."""
-    from builder.download import BlobStore, Wanted
+    from builder.pydeps.blobs import BlobStore, Wanted
     from builder.errors import BundleError
-    from builder.registry import Registry
+    from builder.pydeps.index import Registry
 
     store = BlobStore()
     missing = {fn: sha for fn, sha in files.items() if not store.verified(sha, fn, lambda *a: None)}

@@ -12,12 +12,12 @@ import threading
 
 import pytest
 
-from builder import download, native
-from builder.download import BlobStore, DiskFull, DownloadError, HashMismatch, Interrupted, NullProgress, Wanted
-from builder.lock import ensure_lock, find_interpreter, pinned_versions
-from builder.registry import Registry
+from builder.pydeps import blobs, native
+from builder.pydeps.blobs import BlobStore, DiskFull, DownloadError, HashMismatch, Interrupted, NullProgress, Wanted
+from builder.pydeps.resolve import ensure_lock, find_interpreter, pinned_versions
+from builder.pydeps.index import Registry
 from builder.site.load import site_from_data
-from builder.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse, prove_complete, target_tags
+from builder.pydeps.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse, prove_complete, target_tags
 from conftest import EXAMPLE, REPO, minimal_data
 from pkgindex import File, site_data
 
@@ -191,7 +191,7 @@ def test_full_disk_before_and_during_download(tiny_disk, big, monkeypatch):
     with pytest.raises(DiskFull, match=r"disk full in .*/disk/blobs: \d+ MB still to download, 2 MB free"):
         store.fetch_all([big], Registry())
     # The space check passes (another writer filled the disk meanwhile): the write itself fails.
-    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: type("U", (), {"free": 1 << 40})())
+    monkeypatch.setattr(blobs.shutil, "disk_usage", lambda p: type("U", (), {"free": 1 << 40})())
     with pytest.raises(DiskFull, match=r"cryptography==46\.0\.3: disk full in .*/disk/blobs"):
         store.fetch_all([big], Registry())
     assert not store.path(big.sha256).exists(), "nothing half-written under a real name"
@@ -333,7 +333,7 @@ def test_full_disk_before_and_during_download_offline(pkgindex, tiny_disk, monke
     store = BlobStore(tiny_disk / "blobs")
     with pytest.raises(DiskFull, match=r"disk full in .*/disk/blobs: 3 MB still to download, 2 MB free"):
         store.fetch_all([want], Registry(pkgindex.simple))
-    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: type("U", (), {"free": 1 << 40})())
+    monkeypatch.setattr(blobs.shutil, "disk_usage", lambda p: type("U", (), {"free": 1 << 40})())
     with pytest.raises(DiskFull, match=r"big==1\.0: disk full in .*/disk/blobs"):
         store.fetch_all([want], Registry(pkgindex.simple))
     assert not store.path(f.sha256).exists(), "nothing half-written under a real name"

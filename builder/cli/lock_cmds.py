@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
 from builder.cli.options import load, site_option
-from builder.registry import PYPI
+from builder.pydeps.index import PYPI
 
 index_option = click.option(
     "--index-url", default=None, metavar="URL",
@@ -98,7 +98,7 @@ def lock_cmd(site_path: str, backend: str | None, refresh: bool, locks_dir: str,
     the lock as it was made, or refuse it when the site changed; they never
     re-resolve a pip-compile or mirror lock with other tools.
     """
-    from builder.lock import ensure_lock
+    from builder.pydeps.resolve import ensure_lock
 
     site = load(site_path)
     lock = ensure_lock(site, locks_dir=locks_dir, backend=backend, index_url=index_url,
@@ -123,9 +123,9 @@ def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_d
     Uses the site's lock as `bundle lock` made it (same index); without one, locks
     first (uv, --index-url or PyPI).
     """
-    from builder.lock import ensure_lock
-    from builder.registry import Registry
-    from builder.wheelhouse import build_wheelhouse, prove_complete
+    from builder.pydeps.resolve import ensure_lock
+    from builder.pydeps.index import Registry
+    from builder.pydeps.wheelhouse import build_wheelhouse, prove_complete
 
     site = load(site_path)
     lock = ensure_lock(site, locks_dir=locks_dir, index_url=index_url, may_relock=False, notify=notify)

@@ -49,8 +49,8 @@ def render(site_path: str, out_dir: str, lock_path: Path | None, no_validate: bo
     files = render_site(site)
     if not no_validate:
         from builder.airflow_schema import validate_against_lock
-        from builder.lock import lock_path as default_lock_path
-        from builder.lockfile import Lock
+        from builder.pydeps.resolve import lock_path as default_lock_path
+        from builder.pydeps.lockfile import Lock
         from builder.render.airflow_cfg import airflow_cfg_options
 
         lock = Lock.read(lock_path or default_lock_path(site))

@@ -613,7 +613,7 @@ def _break_wheelhouse(ws: Workspace) -> tuple[Path, Path]:
 
     It passes the build (hashes agree) and fails where it must: installing on the target.
     """
-    from builder.wheelhouse import OFFLINE_LOCK
+    from builder.pydeps.wheelhouse import OFFLINE_LOCK
 
     wheels = ws.out / "wheelhouse"
     broken = ws.root / "broken-wheelhouse"

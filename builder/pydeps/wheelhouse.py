@@ -1,7 +1,7 @@
 """Wheelhouse: exactly the locked files for the target, verified, plus an offline lock.
 
     Lock ──select──> one file per pin for the target's tags (cached per lock)
-         ──fetch───> content-addressed cache (download.BlobStore), parallel, resumable
+         ──fetch───> content-addressed cache (blobs.BlobStore), parallel, resumable
          ──sdists──> pure ones built here; native ones by docker | host | target (native.py)
          ──place───> out_dir: hard links to the cache, stale files removed
          ──write───> requirements.lock, SHA256SUMS, manifest.json (+ build-requirements.txt)
@@ -24,12 +24,13 @@ from pathlib import Path
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from builder import native, run
-from builder.download import BlobStore, Notify, Progress, Wanted
+from builder import run
+from builder.pydeps import native
+from builder.pydeps.blobs import BlobStore, Notify, Progress, Wanted
 from builder.errors import BundleError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
-from builder.lock import GLIBC, Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
-from builder.registry import Registry, network_env
+from builder.pydeps.resolve import GLIBC, Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
+from builder.pydeps.index import Registry, network_env
 from builder.resources import cache_dir
 from builder.site.model import Site
 
@@ -173,7 +174,7 @@ def _resolve_build_requirements(requires: list[str], site: Site, lock: Lock, ind
     Cython==3.1.3, krb5 0.9 cython==3.2.1), and on the target each build gets
     its own isolated environment from the wheelhouse anyway.
     """
-    from builder.lock import target_platform  # noqa: PLC0415
+    from builder.pydeps.resolve import target_platform  # noqa: PLC0415
 
     key = hashlib.sha256(json.dumps([sorted(requires), site.target.python, lock.method, index_url]).encode())
     cache = cache_dir() / "selections" / f"build-{key.hexdigest()}.txt"
@@ -379,7 +380,7 @@ def prove_complete(site: Site, lock: Lock, wh: Wheelhouse, notify: Notify = lamb
             detail = (f"offline install into a fresh Python {site.target.python} venv ({interpreter}); "
                       f"`airflow version` printed {printed}")
             return Proof("install", detail, time.monotonic() - started)
-        from builder.lock import target_platform  # noqa: PLC0415
+        from builder.pydeps.resolve import target_platform  # noqa: PLC0415
 
         reqs = Path(tmp, "requirements.in")
         reqs.write_text("\n".join(lock.header["requirements"].split("; ")) + "\n")

@@ -31,7 +31,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from builder import run
 from builder.fsutil import link_or_copy, sha256_file
 from builder.errors import BundleError
-from builder.registry import PYPI, network_env
+from builder.pydeps.index import PYPI, network_env
 from builder.resources import cache_dir
 
 log = logging.getLogger("builder.native")

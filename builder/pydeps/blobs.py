@@ -25,7 +25,7 @@ from typing import Protocol
 
 from builder.errors import BundleError
 from builder.fsutil import sha256_file
-from builder.registry import Registry, RegistryError
+from builder.pydeps.index import Registry, RegistryError
 from builder.resources import blob_dir
 
 CHUNK = 1 << 20

@@ -7,7 +7,7 @@
 
 `ensure_lock()` reuses the lock file when the inputs recorded in its header
 (`input-hash`) are unchanged, so a build never re-resolves behind your back. The header
-also records the backend and index (builder.lockfile): a lock made with pip-compile or a
+also records the backend and index (builder.pydeps.lockfile): a lock made with pip-compile or a
 mirror is reused the same way by `bundle build`/`bundle wheelhouse`, or refused.
 """
 
@@ -32,9 +32,9 @@ from packaging.version import Version
 from builder import run
 from builder.errors import BundleError, UsageError
 from builder.fsutil import write_atomic
-# The file format lives in builder.lockfile; these names stay importable from here.
-from builder.lockfile import Lock, LockError, Pin, parse_requirements, pinned_versions, render_pins  # noqa: F401
-from builder.registry import PYPI, Registry, RegistryError, RegistryUnreachable, network_env
+# The file format lives in builder.pydeps.lockfile; these names stay importable from here.
+from builder.pydeps.lockfile import Lock, LockError, Pin, parse_requirements, pinned_versions, render_pins  # noqa: F401
+from builder.pydeps.index import PYPI, Registry, RegistryError, RegistryUnreachable, network_env
 from builder.resources import cache_dir
 from builder.site.model import Site
 

@@ -6,9 +6,9 @@ or `bundle wheelhouse` uses it the same way or refuses it, never re-resolves it 
 
     # backend: uv 0.13.9            resolver name (uv | pip-compile), then its version
     # index: https://pypi.org/simple the Simple API it was resolved against
-    # input-hash: sha256:...         of everything the resolve depended on (builder.lock.input_hash)
+    # input-hash: sha256:...         of everything the resolve depended on (builder.pydeps.resolve.input_hash)
 
-Reading and writing only; `builder.lock` resolves.
+Reading and writing only; `builder.pydeps.resolve` resolves.
 """
 
 from __future__ import annotations
