@@ -298,7 +298,7 @@ def _fingerprints(ctx: Context) -> dict[str, str] | None:
     """Fingerprints of the site's secrets for every node's start check, or None (then
     check-node only refuses missing secrets) when there is no secrets file."""
     from builder.fingerprint import site_fingerprints
-    from builder.secrets import default_secrets_path
+    from builder.material.secrets import default_secrets_path
 
     path = ctx.options.secrets_file
     if path is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.units import UnitSpec
-from builder.secrets_layout import secrets_path
+from builder.material.layout import secrets_path
 from builder.site import Site
 from builder.site.model import SYSCONFIG_PATH
 

@@ -21,8 +21,8 @@ from builder.fingerprint import estimated_bits, fingerprint, site_fingerprints
 from builder.render import render_site
 from builder.render.units import CHECK_NODE, host_units, unit_specs
 from builder.rpm import plan as P
-from builder.secrets import generate_values, write_secrets
-from builder.secrets_layout import JWT_SECRET
+from builder.material.secrets import generate_values, write_secrets
+from builder.material.layout import JWT_SECRET
 from builder.site import load_site, site_from_data
 from builder.unitcheck import security_scores, verify_units
 from conftest import REPO

@@ -45,8 +45,8 @@ def wh():
 def secrets(tmp_path_factory):
     """Real generated secrets for the example site, passwords filled in, stored
     beside the site file: the build must never pick any of them up."""
-    from builder.secrets import write_secrets
-    from builder.secrets_layout import PLACEHOLDER
+    from builder.material.secrets import write_secrets
+    from builder.material.layout import PLACEHOLDER
     from builder.site import load_site
 
     d = tmp_path_factory.mktemp("site")

@@ -9,7 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from builder.errors import UsageError
-from builder.secrets import default_secrets_path, write_secrets
+from builder.material.secrets import default_secrets_path, write_secrets
 from builder.site import site_from_data
 from conftest import minimal_data
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from builder.site import site_from_data
-from builder.tls import check_tls, write_csr
+from builder.material.tls import check_tls, write_csr
 from e2e.fixtures import TARGET_HOST, ca, kdc, ldap, postgres, redis, servers_dir  # noqa: F401
 from e2e.proc import run
 from e2e.site import tls_only_site_data

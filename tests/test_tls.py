@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from builder.errors import UsageError
 from builder.site import site_from_data
-from builder.tls import check_tls, write_csr, write_self_signed
+from builder.material.tls import check_tls, write_csr, write_self_signed
 from conftest import minimal_data
 
 UTC = dt.timezone.utc

@@ -26,8 +26,8 @@ def secrets_init(site_path: str, out_path: Path | None, force: bool) -> None:
     then install it on every node as <config>/secrets.env (root:airflow 0640):
     every node must share the same values.
     """
-    from builder.secrets import default_secrets_path, write_secrets
-    from builder.secrets_layout import PLACEHOLDER, secrets_path
+    from builder.material.secrets import default_secrets_path, write_secrets
+    from builder.material.layout import PLACEHOLDER, secrets_path
 
     site = load(site_path)
     out = write_secrets(site, out_path or default_secrets_path(site), force=force)
@@ -52,7 +52,7 @@ _force = click.option("--force", is_flag=True, help="Replace an existing private
 @_force
 def tls_csr(site_path: str, out_dir: Path, force: bool) -> None:
     """Case A: a new private key and a CSR (SANs, serverAuth + clientAuth) for your CA."""
-    from builder.tls import write_csr
+    from builder.material.tls import write_csr
 
     site = load(site_path)
     files = write_csr(site, out_dir, force=force)
@@ -68,7 +68,7 @@ def tls_csr(site_path: str, out_dir: Path, force: bool) -> None:
 @_force
 def tls_self_signed(site_path: str, out_dir: Path, force: bool) -> None:
     """Case B: a new private key and a self-signed certificate (tls.days valid)."""
-    from builder.tls import write_self_signed
+    from builder.material.tls import write_self_signed
 
     site = load(site_path)
     files = write_self_signed(site, out_dir, force=force)
@@ -87,7 +87,7 @@ def tls_check(site_path: str, base: Path | None, cert: Path | None, key: Path | 
 
     Exit code 1 when any check fails.
     """
-    from builder.tls import TlsCheckFailed, check_tls, default_paths
+    from builder.material.tls import TlsCheckFailed, check_tls, default_paths
 
     site = load(site_path)
     d_cert, d_key, d_ca = default_paths(site, base)

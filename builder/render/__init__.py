@@ -15,7 +15,7 @@ from builder.fsutil import write_atomic
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
 from builder.render.units import CHECK_NODE, unit_specs
-from builder.secrets_layout import PLACEHOLDER, secret_vars, secrets_path
+from builder.material.layout import PLACEHOLDER, secret_vars, secrets_path
 from builder.site import Site
 from builder.site.model import SYSCONFIG_PATH, WRAPPER_PATH
 

@@ -1,7 +1,7 @@
 """A private certificate authority for the tests (the admin's corporate CA).
 
 It signs the api-server's CSR exactly as a CA would in the guide's case A
-(`builder.tls.write_csr` -> CA -> full chain), and issues slapd's server
+(`builder.material.tls.write_csr` -> CA -> full chain), and issues slapd's server
 certificate for LDAPS/StartTLS.
 """
 
