@@ -439,7 +439,7 @@ def step_package(ctx: Context) -> tuple[bool, str]:
 
 def step_publish(ctx: Context) -> tuple[bool, str]:
     """Signed RPMs, xz metadata, signed repomd.xml and the public key in <out>/repo."""
-    from builder import publish
+    from builder.rpm import publish
 
     site = ctx.site
     sign = bool(ctx.signing[1])
@@ -503,7 +503,7 @@ STEPS: tuple[tuple[str, Callable[[Context], tuple[bool, str]]], ...] = (
 
 def signing_key(site: Site, options: BuildOptions) -> tuple:
     """The key that will sign, resolved to its fingerprint before any work is done."""
-    from builder import publish
+    from builder.rpm import publish
 
     sign = site.publish.sign if options.sign is None else options.sign
     if not sign:
@@ -532,7 +532,7 @@ def build(site: Site, site_path: str | Path, options: BuildOptions = BuildOption
     ctx = Context(site, Path(site_path).resolve(), options, out_dir, log, _load_state(state_path))
     ctx.signing = signing_key(site, options)  # a missing key fails now, not after packaging
     if ctx.signing[1]:
-        from builder import publish
+        from builder.rpm import publish
 
         # A key RHEL 9 would refuse (SHA-1 self-signature, RSA < 2048, DSA, expired) fails now too.
         report = publish.check_key(ctx.signing[0], ctx.signing[1])
@@ -555,7 +555,7 @@ def build(site: Site, site_path: str | Path, options: BuildOptions = BuildOption
 
 def export(site: Site, out_dir: Path | None = None, dest: Path | None = None) -> tuple[Path, str]:
     """The built repository as one tarball (SHA256SUMS inside) for carrying across the air gap."""
-    from builder import publish
+    from builder.rpm import publish
 
     out = (out_dir or default_out_dir(site)).resolve()
     state = _load_state(out / "state.json")

@@ -118,7 +118,7 @@ def test_config_only_change_re_signs_only_the_small_packages(published, key):
 
 
 def test_a_missing_signing_key_is_a_clear_error(tmp_path, key):
-    from builder.publish import PublishError, SigningKey
+    from builder.rpm.publish import PublishError, SigningKey
 
     with pytest.raises(PublishError, match="no secret key NOPE-0000 in .* to sign with"):
         SigningKey("NOPE-0000", key.home).fingerprint()
@@ -158,7 +158,7 @@ def odd_keys(tmp_path_factory):
     ("expired", r"the primary key expired on 2020-01-02: dnf refuses packages signed with it"),
 ])
 def test_a_key_rhel9_refuses_is_refused_with_the_reason(odd_keys, which, reason):
-    from builder.publish import PublishError, SigningKey, check_key
+    from builder.rpm.publish import PublishError, SigningKey, check_key
 
     home, keys = odd_keys
     key = SigningKey(keys[which], home)
@@ -168,7 +168,7 @@ def test_a_key_rhel9_refuses_is_refused_with_the_reason(odd_keys, which, reason)
 
 
 def test_a_key_expiring_within_90_days_warns_and_a_good_one_does_not(odd_keys):
-    from builder.publish import SigningKey, check_key
+    from builder.rpm.publish import SigningKey, check_key
 
     home, keys = odd_keys
     soon = check_key(SigningKey(keys["expiring"], home), keys["expiring"])
