@@ -29,11 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from builder import run  # noqa: E402
-from builder.pydeps.resolve import Lock, target_platform, uv_bin  # noqa: E402
+from builder import run, target  # noqa: E402
+from builder.pydeps.resolve import Lock, uv_bin  # noqa: E402
 from builder.pydeps.index import PYPI, network_env  # noqa: E402
 from builder.site import load_site  # noqa: E402
-from builder.pydeps.wheelhouse import target_tags  # noqa: E402
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -56,7 +55,7 @@ def main() -> int:
     lock_file = REPO / "locks" / f"{site.site.name}.txt"
     lock = Lock.read(lock_file)
     bundle = [sys.executable, "-m", "builder"]
-    plat, _ = target_platform(site)
+    plat = target.uv_platform(site.target)
     rows: list[tuple[str, str, float, float]] = []
     facts: dict[str, object] = {}
 
@@ -83,7 +82,7 @@ def main() -> int:
 
         # --- wheelhouse --------------------------------------------------------------------------
         shutil.copy(lock_file, locks_dir / lock_file.name)
-        platforms = sorted({str(tag.platform) for tag in target_tags(site) if tag.platform != "any"})
+        platforms = sorted({str(tag.platform) for tag in target.wheel_tags(site.target) if tag.platform != "any"})
         py = site.target.python_minor.replace(".", "")
         bare_dl = [sys.executable, "-m", "pip", "download", "--isolated", "--no-deps", "--require-hashes",
                    "-r", str(lock_file), "-d", str(t / "bare-wh"), "--index-url", PYPI,

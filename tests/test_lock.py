@@ -20,8 +20,8 @@ from builder.pydeps.resolve import (
     parse_requirements,
     pinned_versions,
     render_pins,
-    target_platform,
 )
+from builder import target
 from builder.errors import UsageError
 from builder.pydeps.index import PYPI, RegistryUnreachable
 from builder.site.load import site_from_data
@@ -90,7 +90,8 @@ def test_reuse_without_network(example_site, tmp_path, no_network):
 
 
 def test_target_platform(example_site):
-    assert target_platform(example_site) == ("x86_64-manylinux_2_34", "manylinux_2_34_x86_64")
+    assert target.uv_platform(example_site.target) == "x86_64-manylinux_2_34"
+    assert target.manylinux(example_site.target) == "manylinux_2_34_x86_64"
 
 
 def test_unknown_backend(example_site, tmp_path):

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
+from builder import target
 from builder.pydeps import native
 from builder.render import render_site
 from builder.rpm import plan as P
 from builder.rpm.spec import render_build_venv, render_spec
 from builder.site import site_from_data
-from builder.pydeps.wheelhouse import target_tags
 from conftest import minimal_data
 
 
@@ -53,7 +53,7 @@ def test_a_312_site_requires_python312_and_builds_its_venv_with_it():
 
 
 def test_a_312_target_takes_cp312_wheels_and_python312_devel():
-    tags = {str(t) for t in target_tags(site_312())}
+    tags = {str(t) for t in target.wheel_tags(site_312().target)}
     assert "cp312-cp312-manylinux_2_34_x86_64" in tags and "cp312-abi3-manylinux2014_x86_64" in tags
     assert not any(t.startswith("cp311-cp311") for t in tags)
     assert "python3.12-devel" in native.target_build_packages(["python-ldap"], "3.12")
@@ -89,7 +89,7 @@ def test_small_312_wheelhouse_installs_offline_and_runs_airflow(tmp_path, monkey
     lock = ensure_lock(site, locks_dir=tmp_path / "locks", notify=lambda level, msg: None)
     assert lock.header["target"].startswith(f"python {version}, x86_64")
     wh = build_wheelhouse(site, lock, tmp_path / "wh", notify=lambda level, msg: None)
-    wanted = {str(t) for t in target_tags(site)}
+    wanted = {str(t) for t in target.wheel_tags(site.target)}
     wheels = [f.filename for f in wh.files if f.filename.endswith(".whl")]
     assert all({str(t) for t in parse_wheel_filename(w)[3]} & wanted for w in wheels)
     assert any("-cp312-cp312-" in w for w in wheels) and not any("-cp311-cp311-" in w for w in wheels), wheels

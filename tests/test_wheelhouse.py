@@ -12,12 +12,13 @@ import threading
 
 import pytest
 
+from builder import target
 from builder.pydeps import blobs, native
 from builder.pydeps.blobs import BlobStore, DiskFull, DownloadError, HashMismatch, Interrupted, NullProgress, Wanted
 from builder.pydeps.resolve import ensure_lock, find_interpreter, pinned_versions
 from builder.pydeps.index import Registry
 from builder.site.load import site_from_data
-from builder.pydeps.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse, prove_complete, target_tags
+from builder.pydeps.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse, prove_complete
 from conftest import EXAMPLE, REPO, minimal_data
 from pkgindex import File, site_data
 
@@ -37,7 +38,7 @@ nothing.seen = []
 
 
 def test_target_tags_cap_manylinux_at_el9_glibc(example_site):
-    tags = {str(t) for t in target_tags(example_site)}
+    tags = {str(t) for t in target.wheel_tags(example_site.target)}
     assert "cp311-cp311-manylinux_2_34_x86_64" in tags
     assert "cp311-abi3-manylinux2014_x86_64" in tags
     assert "py3-none-any" in tags

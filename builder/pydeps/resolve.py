@@ -29,7 +29,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from builder import run
+from builder import run, target
 from builder.errors import BundleError, UsageError
 from builder.fsutil import write_atomic
 # The file format lives in builder.pydeps.lockfile; these names stay importable from here.
@@ -47,8 +47,6 @@ CONSTRAINTS_URL = (
     "https://raw.githubusercontent.com/apache/airflow/"
     "constraints-{version}/constraints-{python_minor}.txt"
 )
-# Highest manylinux glibc per target OS family (RHEL 9: glibc 2.34).
-GLIBC = {"el9": (2, 34), "debian12": (2, 36)}
 BACKENDS = ("uv", "pip-compile")
 # pip-compile runs from its own venv with these pins (pip >= 26 for --uploaded-prior-to).
 PIP_TOOLS_PINS = ("pip==26.3", "pip-tools==7.6.2")
@@ -61,13 +59,6 @@ def _log_notify(level: str, message: str) -> None:
 
 
 # --- what to resolve ---------------------------------------------------------------
-
-
-def target_platform(site: Site) -> tuple[str, str]:
-    """(uv --python-platform, manylinux tag) for the target."""
-    major, minor = GLIBC.get(site.target.os, GLIBC["el9"])
-    tag = f"manylinux_{major}_{minor}"
-    return f"{site.target.arch}-{tag}", f"{tag}_{site.target.arch}"
 
 
 def input_hash(site: Site, backend: str, index_url: str) -> str:
@@ -288,11 +279,10 @@ def _manylinux_cap(tmp: Path, glibc: tuple[int, int]) -> Path:
 
 def resolve_uv(reqs_in: Path, out: Path, site: Site, method: Method, constraints: Path | None,
                index_url: str) -> str:
-    platform, _ = target_platform(site)
     argv = [
         uv_bin(), "pip", "compile", str(reqs_in), "--output-file", str(out),
         "--no-config", "--generate-hashes", "--no-header", "--no-annotate", "--quiet",
-        "--python-version", site.target.python, "--python-platform", platform,
+        "--python-version", site.target.python, "--python-platform", target.uv_platform(site.target),
         "--index-url", index_url, "--cache-dir", str(cache_dir() / "uv"),
     ]
     if method.cutoff:
@@ -307,7 +297,7 @@ def resolve_uv(reqs_in: Path, out: Path, site: Site, method: Method, constraints
 def resolve_pip_compile(reqs_in: Path, out: Path, site: Site, method: Method, constraints: Path | None,
                         index_url: str, registry: Registry) -> str:
     venv = _pip_compile_venv(site.target.python)
-    cap = _manylinux_cap(out.parent, GLIBC.get(site.target.os, GLIBC["el9"]))
+    cap = _manylinux_cap(out.parent, target.glibc(site.target.os))
     pip_args: list[str] = []
     if method.cutoff:
         pip_args += ["--uploaded-prior-to", _iso(method.cutoff)]
@@ -446,11 +436,10 @@ def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_h
     missing = [p.name for p in pins.values() if not p.hashes]
     if missing:
         raise LockError(f"the resolver gave no hashes for {', '.join(missing)}")
-    _, tag = target_platform(site)
     header = {
         "airflow": site.airflow.version,
         "requirements": "; ".join(reqs),
-        "target": f"python {site.target.python}, {site.target.arch}, {site.target.os} ({tag})",
+        "target": f"python {site.target.python}, {site.target.arch}, {site.target.os} ({target.manylinux(site.target)})",
         "method": method.description,
         "backend": tool,
         "index": registry.index_url,

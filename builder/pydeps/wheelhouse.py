@@ -21,15 +21,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from builder import run
+from builder import run, target
 from builder.pydeps import native
 from builder.pydeps.blobs import BlobStore, Notify, Progress, Wanted
 from builder.errors import BundleError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
-from builder.pydeps.resolve import GLIBC, Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
+from builder.pydeps.resolve import Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
 from builder.pydeps.index import Registry, network_env
 from builder.resources import cache_dir
 from builder.site.model import Site
@@ -109,20 +109,6 @@ class Wheelhouse:
 # --- which file of each pin -----------------------------------------------------------------
 
 
-def target_tags(site: Site) -> list[Tag]:
-    """The target interpreter's tags, best first; manylinux capped at the target's glibc."""
-    major, cap = GLIBC.get(site.target.os, GLIBC["el9"])
-    arch = site.target.arch
-    platforms = [f"manylinux_{major}_{m}_{arch}" for m in range(cap, 16, -1)]
-    platforms += [f"manylinux2014_{arch}", f"manylinux_2_12_{arch}", f"manylinux2010_{arch}",
-                  f"manylinux_2_5_{arch}", f"manylinux1_{arch}"]
-    py = tuple(int(x) for x in site.target.python.split(".")[:2])
-    interp = f"cp{py[0]}{py[1]}"
-    return list(cpython_tags(py, abis=[interp], platforms=platforms)) + list(
-        compatible_tags(py, interpreter=interp, platforms=platforms)
-    )
-
-
 def _select_one(pin: Pin, files, rank: dict[Tag, int], site: Site) -> Artifact:
     locked = {h.removeprefix("sha256:") for h in pin.hashes}
     candidates = [f for f in files if f.sha256 in locked]
@@ -139,7 +125,7 @@ def _select_one(pin: Pin, files, rank: dict[Tag, int], site: Site) -> Artifact:
         raise WheelhouseError(
             f"{pin.name}=={pin.version}: none of its {len(candidates)} locked files fits the target "
             f"(python {site.target.python}, {site.target.arch}, manylinux up to glibc "
-            f"{'.'.join(map(str, GLIBC.get(site.target.os, GLIBC['el9'])))}) and it has no sdist",
+            f"{'.'.join(map(str, target.glibc(site.target.os)))}) and it has no sdist",
             hint="pin another version of it in the site's providers, or re-lock",
         )
     return Artifact(pin.name, pin.version, best.filename, best.url, best.sha256, best.size)
@@ -147,7 +133,7 @@ def _select_one(pin: Pin, files, rank: dict[Tag, int], site: Site) -> Artifact:
 
 def select_artifacts(pins: dict[str, Pin], site: Site, registry: Registry) -> list[Artifact]:
     """One file per pin (cached by the pins' hash and the target's tags)."""
-    tags = target_tags(site)
+    tags = target.wheel_tags(site.target)
     key = hashlib.sha256(
         (SELECTION_FORMAT + render_pins(pins) + registry.index_url + "|".join(map(str, tags))).encode()
     ).hexdigest()
@@ -174,8 +160,6 @@ def _resolve_build_requirements(requires: list[str], site: Site, lock: Lock, ind
     Cython==3.1.3, krb5 0.9 cython==3.2.1), and on the target each build gets
     its own isolated environment from the wheelhouse anyway.
     """
-    from builder.pydeps.resolve import target_platform  # noqa: PLC0415
-
     key = hashlib.sha256(json.dumps([sorted(requires), site.target.python, lock.method, index_url]).encode())
     cache = cache_dir() / "selections" / f"build-{key.hexdigest()}.txt"
     if cache.exists():
@@ -185,7 +169,7 @@ def _resolve_build_requirements(requires: list[str], site: Site, lock: Lock, ind
         reqs_in.write_text("\n".join(sorted(set(requires))) + "\n")
         argv = [uv_bin(), "pip", "compile", str(reqs_in), "-o", str(out), "--no-config", "--quiet",
                 "--generate-hashes", "--no-header", "--no-annotate",
-                "--python-version", site.target.python, "--python-platform", target_platform(site)[0],
+                "--python-version", site.target.python, "--python-platform", target.uv_platform(site.target),
                 "--index-url", index_url, "--cache-dir", str(cache_dir() / "uv")]
         if lock.method.startswith("date-cutoff"):
             argv += ["--exclude-newer", lock.method.split()[1]]
@@ -380,14 +364,12 @@ def prove_complete(site: Site, lock: Lock, wh: Wheelhouse, notify: Notify = lamb
             detail = (f"offline install into a fresh Python {site.target.python} venv ({interpreter}); "
                       f"`airflow version` printed {printed}")
             return Proof("install", detail, time.monotonic() - started)
-        from builder.pydeps.resolve import target_platform  # noqa: PLC0415
-
         reqs = Path(tmp, "requirements.in")
         reqs.write_text("\n".join(lock.header["requirements"].split("; ")) + "\n")
         out = Path(tmp, "resolved.txt")
         argv = [uv_bin(), "pip", "compile", str(reqs), "-o", str(out), "--no-config", "--quiet",
                 "--offline", "--no-index", "--find-links", str(wh.out_dir), "--no-header", "--no-annotate",
-                "--python-version", site.target.python, "--python-platform", target_platform(site)[0],
+                "--python-version", site.target.python, "--python-platform", target.uv_platform(site.target),
                 "--cache-dir", str(Path(tmp, "uv-cache"))]
         run.run(argv, what="resolving offline against the wheelhouse")
         got = {n: p.version for n, p in parse_requirements(out.read_text()).items()}

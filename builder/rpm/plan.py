@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from builder import target
 from builder.errors import BundleError
 from builder.fsutil import sha256_file
 from builder.render import BASE, CONFIG, DOC_DIR, RenderedFile
@@ -34,8 +35,6 @@ LIBEXEC = "/usr/libexec/airflow-prod"
 BUILD_VENV = f"{LIBEXEC}/build-venv"
 LOG_DIR = "/var/log/airflow-prod"
 
-# The release's dist tag per target OS family (debian12 is the test stand-in host).
-DIST = {"el9": "el9", "debian12": "deb12"}
 LICENSE = "Apache-2.0"
 URL = "https://airflow.apache.org/"
 VENDOR = "airflow-prod bundle builder"
@@ -189,7 +188,7 @@ def release_of(stamp: int, serial: int, digest: str, dist: str = "el9") -> str:
     keeps two different builds, or two sites, from ever sharing one
     name-version-release."""
     when = datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y%m%d%H%M%S")
-    return f"{when}.{serial}.{digest[:8]}.{DIST[dist]}"
+    return f"{when}.{serial}.{digest[:8]}.{target.dist_tag(dist)}"
 
 
 def changelog(stamp: int, version: str, release: str, text: str) -> str:
