@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO))
 
 from builder.render import RenderedFile, render_site  # noqa: E402
 from builder.site import load_site  # noqa: E402
-from builder.unitcheck import security_scores  # noqa: E402
+from builder.render.unitcheck import security_scores  # noqa: E402
 
 
 def main() -> None:

@@ -287,8 +287,11 @@ def step_render(ctx: Context) -> tuple[bool, str]:
     out = ctx.out_dir / "rendered"
     if ctx.unchanged("render", digest, [out]):
         return True, f"{len(ctx.rendered)} files unchanged"
-    checks = validate_rendered(ctx.site, ctx.rendered, ctx.lock_path,
-                               ctx.wheelhouse.wheel_dir if ctx.wheelhouse else None)
+    from builder.pydeps.lockfile import Lock
+    from builder.render.validate import validate
+
+    checks = validate(ctx.site, ctx.rendered, Lock.read(ctx.lock_path) if ctx.lock_path else None,
+                      ctx.wheelhouse.wheel_dir if ctx.wheelhouse else None).summary()
     write_tree(ctx.rendered, out)
     ctx.record("render", digest)
     return False, f"{len(ctx.rendered)} files -> {out} ({checks})"
@@ -311,28 +314,6 @@ def _fingerprints(ctx: Context) -> dict[str, str] | None:
     if not path.is_file():
         raise BuildError(f"--secrets {path}: no such file", hint="`bundle secrets init` writes it")
     return site_fingerprints(ctx.site, path)
-
-
-def validate_rendered(site: Site, files: list[RenderedFile], lock: Path | None,
-                      wheel_dir: Path | None = None) -> str:
-    """airflow.cfg against the locked Airflow's own schema; units with systemd-analyze verify."""
-    from builder.airflow_schema import validate_against_lock
-    from builder.pydeps.lockfile import Lock
-    from builder.render.airflow_cfg import airflow_cfg_options
-    from builder.unitcheck import verify_units
-
-    done = []
-    locked = Lock.read(lock) if lock is not None else None
-    if locked is not None and "apache-airflow-core" in locked.pins:
-        checked = validate_against_lock(site, airflow_cfg_options(site), locked, wheel_dir)
-        done.append(f"{checked.count} airflow.cfg options valid")
-    else:  # a synthetic wheelhouse (tests) has no Airflow whose schema could judge
-        done.append("airflow.cfg not checked: the lock pins no apache-airflow-core")
-    if shutil.which("systemd-analyze"):
-        done.append(f"{len(verify_units(site, files))} units verified")
-    else:
-        done.append("units not verified: no systemd-analyze on this host")
-    return ", ".join(done)
 
 
 def venv_kb(wheels: list[Path], memo: dict[str, str]) -> int:

@@ -24,7 +24,7 @@ from builder.rpm import plan as P
 from builder.material.secrets import generate_values, write_secrets
 from builder.material.layout import JWT_SECRET
 from builder.site import load_site, site_from_data
-from builder.unitcheck import security_scores, verify_units
+from builder.render.unitcheck import security_scores, verify_units
 from conftest import REPO
 
 CLUSTER = REPO / "examples" / "cluster.toml"

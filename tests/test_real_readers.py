@@ -28,7 +28,7 @@ from builder.render import render_site
 from builder.rpm import plan as P
 from builder.rpm.spec import render_build_venv, render_spec
 from builder.site import Site, site_from_data
-from builder.unitcheck import verify_units
+from builder.render.unitcheck import verify_units
 from conftest import REPO
 from test_hostile_values import ACCEPTED, EXAMPLE_DATA, PRINTABLE, STRING_FIELDS
 

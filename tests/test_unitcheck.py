@@ -9,7 +9,7 @@ import pytest
 from builder.errors import ValidationFailed
 from builder.render import RenderedFile, render_site
 from builder.site import site_from_data
-from builder.unitcheck import security_scores, verify_units
+from builder.render.unitcheck import security_scores, verify_units
 from conftest import REPO, minimal_data
 
 # The exposure README.md and docs/unit-security.md claim (systemd-analyze security), plus

@@ -48,18 +48,17 @@ def render(site_path: str, out_dir: str, lock_path: Path | None, no_validate: bo
     site = load(site_path)
     files = render_site(site)
     if not no_validate:
-        from builder.airflow_schema import validate_against_lock
-        from builder.pydeps.resolve import lock_path as default_lock_path
+        from builder import report
         from builder.pydeps.lockfile import Lock
-        from builder.render.airflow_cfg import airflow_cfg_options
+        from builder.pydeps.resolve import lock_path as default_lock_path
+        from builder.render.validate import validate
 
-        lock = Lock.read(lock_path or default_lock_path(site))
-        checked = validate_against_lock(site, airflow_cfg_options(site), lock)
-        click.echo(f"airflow.cfg: {checked.count} options valid for {checked.source}")
-        from builder.unitcheck import verify_units
-
-        units = verify_units(site, files)
-        click.echo(f"systemd-analyze verify: {len(units)} units clean")
+        # The same checks, by the same rules, as the render step of `bundle build`.
+        checked = validate(site, files, Lock.read(lock_path or default_lock_path(site)))
+        for line in checked.lines():
+            click.echo(line)
+        for why in checked.skipped:
+            report.warn(why)
     out = write_tree(files, out_dir)
     click.echo(f"rendered {len(files)} files into {out}")
 
