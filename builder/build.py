@@ -6,7 +6,8 @@ Each step is small, logged with its duration, and skipped when the hash of its
 inputs matches the one recorded in <out>/state.json (and its outputs are still
 there). The wheelhouse RPM is keyed by its own content and kept in a cache
 shared by every site, so a config-only change rebuilds the small site
-packages only. The engine never imports the CLI; it reports through `log`.
+packages only. The engine never imports the CLI; it reports through `notify`
+(builder.report).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from builder import run
 from builder.errors import BundleError, UsageError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
 from builder.render import RenderedFile, render_site, write_tree
+from builder.report import Notify, emit, nested
 from builder.resources import cache_dir
 from builder.rpm import plan as P
 from builder.rpm import rpmbuild
@@ -56,9 +58,6 @@ SMOKE_OPTIONAL = {
     "markupsafe": "markupsafe._speedups", "wrapt": "wrapt._wrappers",
     "sqlalchemy": "sqlalchemy.cresultproxy",
 }
-
-Log = Callable[[str], None]
-
 
 class BuildError(BundleError):
     """A build step cannot proceed with what it was given."""
@@ -118,7 +117,7 @@ class Context:
     site_path: Path
     options: BuildOptions
     out_dir: Path
-    log: Log
+    notify: Notify
     state: dict
     lock_path: Path | None = None
     wheelhouse: P.WheelhouseInput | None = None
@@ -209,7 +208,7 @@ def step_lock(ctx: Context) -> tuple[bool, str]:
 
     # As `bundle lock` made it (backend, index): reused, or refused if made otherwise.
     lock = ensure_lock(ctx.site, locks_dir=ctx.options.locks_dir, may_relock=False,
-                       notify=lambda level, msg: ctx.log(f"  {'warning: ' if level == 'warn' else ''}{msg}"))
+                       notify=nested(ctx.notify))
     ctx.lock_path = Path(lock.path).resolve()
     return lock.reused, f"{ctx.lock_path} ({len(lock.pins)} pins, {lock.backend} against {lock.index})"
 
@@ -245,7 +244,7 @@ def step_wheelhouse(ctx: Context) -> tuple[bool, str]:
     if ctx.unchanged("wheelhouse", input_hash, outputs):
         ctx.wheelhouse = _wheelhouse_input(wdir)
         return True, f"{wdir} unchanged ({len(ctx.wheelhouse.wheels())} files)"
-    wh = build_wheelhouse(ctx.site, lock, wdir, notify=lambda level, msg: ctx.log(f"  {msg}"))
+    wh = build_wheelhouse(ctx.site, lock, wdir, notify=nested(ctx.notify))
     ctx.wheelhouse = _wheelhouse_input(wdir)
     ctx.record("wheelhouse", input_hash)
     return False, (f"{wdir}: {len(wh.files)} files, {wh.size / 1e6:.0f} MB "
@@ -307,7 +306,7 @@ def _fingerprints(ctx: Context) -> dict[str, str] | None:
     if path is None:
         default = default_secrets_path(ctx.site)
         if not default.is_file():
-            ctx.log(f"  no secrets file ({default}; --secrets): nodes cannot check that they share "
+            ctx.notify("info", f"  no secrets file ({default}; --secrets): nodes cannot check that they share "
                     "the site's secrets")
             return None
         path = default
@@ -373,7 +372,7 @@ def step_package(ctx: Context) -> tuple[bool, str]:
     wh_reused = wh_rpm.is_file() and not opts.force
     if not wh_reused:
         built = rpmbuild.build(wh_plan, wh_spec, cache, opts.payload)
-        ctx.log(f"  built {wh_rpm.name} in {built.seconds:.1f}s")
+        ctx.notify("info", f"  built {wh_rpm.name} in {built.seconds:.1f}s")
 
     # The site packages: one spec, one rpmbuild.
     stamp, stamp_src = source_date_epoch(ctx.site_path)
@@ -393,7 +392,7 @@ def step_package(ctx: Context) -> tuple[bool, str]:
     site_reused = ctx.unchanged("package", digest, site_rpms)
     if not site_reused:
         built = rpmbuild.build(plan, spec, rpms_dir, opts.payload)
-        ctx.log(f"  built {len(built.paths)} site packages in {built.seconds:.1f}s "
+        ctx.notify("info", f"  built {len(built.paths)} site packages in {built.seconds:.1f}s "
                 f"(release {plan.release}, time stamp from {stamp_src})")
         ctx.record("package", digest, release=plan.release)
 
@@ -506,29 +505,29 @@ def _load_state(path: Path) -> dict:
 
 
 def build(site: Site, site_path: str | Path, options: BuildOptions = BuildOptions(),
-          log: Log = lambda _msg: None) -> BuildSummary:
+          notify: Notify = emit) -> BuildSummary:
     out_dir = (options.out_dir or default_out_dir(site)).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "state.json"
-    ctx = Context(site, Path(site_path).resolve(), options, out_dir, log, _load_state(state_path))
+    ctx = Context(site, Path(site_path).resolve(), options, out_dir, notify, _load_state(state_path))
     ctx.signing = signing_key(site, options)  # a missing key fails now, not after packaging
     if ctx.signing[1]:
         from builder.rpm import publish
 
         # A key RHEL 9 would refuse (SHA-1 self-signature, RSA < 2048, DSA, expired) fails now too.
         report = publish.check_key(ctx.signing[0], ctx.signing[1])
-        log(f"[sign] key {report.fingerprint} ({report.description}): the fingerprint admins compare")
+        notify("info", f"[sign] key {report.fingerprint} ({report.description}): the fingerprint admins compare")
         for warning in report.warnings:
-            log(f"[sign] warning: {warning}")
+            notify("warn", f"[sign] {warning}")
     results = []
     try:
         for name, step in STEPS:
-            log(f"[{name}] ...")
+            notify("info", f"[{name}] ...")
             start = time.monotonic()
             reused, detail = step(ctx)
             result = StepResult(name, time.monotonic() - start, reused, detail)
             results.append(result)
-            log(f"[{name}] {'reused' if reused else 'done'} in {result.seconds:.2f}s: {detail}")
+            notify("info", f"[{name}] {'reused' if reused else 'done'} in {result.seconds:.2f}s: {detail}")
     finally:
         write_atomic(state_path, json.dumps(ctx.state, indent=1, sort_keys=True) + "\n")
     return BuildSummary(site.site.name, tuple(results), tuple(ctx.packages), ctx.repo, out_dir, ctx.signed_by)

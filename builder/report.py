@@ -64,5 +64,6 @@ def debug(message: str) -> None:
 
 
 def nested(notify: Notify, prefix: str = "  ") -> Notify:
-    """`notify` with every message indented (what a step reports under its heading)."""
-    return lambda level, message: notify(level, prefix + message)
+    """`notify` with info lines indented (what a step reports under its heading); warnings
+    and tool output stay as they are."""
+    return lambda level, message: notify(level, prefix + message if level == "info" else message)

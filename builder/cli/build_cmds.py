@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from builder import report
 from builder.cli.options import load, site_option
+from builder.cli.terminal import terminal_report
 
 _path = click.Path(path_type=Path)
 
@@ -56,7 +58,10 @@ def build(site_path: str, out_dir: Path | None, locks_dir: Path, wheelhouse_dir:
         out_dir=out_dir, locks_dir=locks_dir, wheelhouse_dir=wheelhouse_dir, lock_file=lock_file,
         uv_wheel=uv_wheel, sign=sign, rpm_cache=rpm_cache, force=force, secrets_file=secrets_file,
     )
-    summary = run_build(site, site_path, options, log=click.echo)
+    # The build's progress goes to stdout, where `bundle build` has always printed it.
+    notify = terminal_report(info_to_stdout=True)
+    report.install(notify)
+    summary = run_build(site, site_path, options, notify=notify)
     click.echo("")
     click.echo(f"site {summary.site}: {len(summary.packages)} packages in {summary.seconds:.1f}s")
     for pkg in summary.packages:

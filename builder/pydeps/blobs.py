@@ -17,19 +17,18 @@ import os
 import shutil
 import threading
 import urllib.error
-from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from builder.errors import BundleError
+from builder.report import Notify, emit
 from builder.fsutil import sha256_file
 from builder.pydeps.index import Registry, RegistryError
 from builder.resources import blob_dir
 
 CHUNK = 1 << 20
-Notify = Callable[[str, str], None]
 
 
 class DownloadError(BundleError):
@@ -120,7 +119,7 @@ class BlobStore:
         wanted: list[Wanted],
         registry: Registry,
         progress: Progress | None = None,
-        notify: Notify = lambda level, msg: None,
+        notify: Notify = emit,
         workers: int = 6,
     ) -> dict[str, str]:
         """Make every wanted file present and verified: sha256 -> reused|downloaded|resumed."""

@@ -16,7 +16,6 @@ they are built one of three ways, chosen by `site.target.native_builder`:
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 import tarfile
@@ -28,13 +27,12 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from builder import run
+from builder import report, run
 from builder.fsutil import link_or_copy, sha256_file
 from builder.errors import BundleError
 from builder.pydeps.index import PYPI, network_env
 from builder.resources import cache_dir
 
-log = logging.getLogger("builder.native")
 
 # Known native sdists and the RHEL 9 packages that compile them ({py} = python3.11).
 NATIVE_BUILD_PACKAGES: dict[str, tuple[str, ...]] = {
@@ -177,7 +175,7 @@ def cached_wheel(sdist_sha256: str, builder: str) -> Path | None:
     if len(wheels) == 1 and sha256_file(wheels[0]) == stamp.read_text().strip():
         return wheels[0]
     if d.exists():
-        log.warning("built wheel cache %s is incomplete or corrupted: rebuilding", d)
+        report.warn(f"built wheel cache {d} is incomplete or corrupted: rebuilding")
         shutil.rmtree(d, ignore_errors=True)
     return None
 
@@ -251,7 +249,7 @@ def build_in_docker(sdists: list[tuple[Path, str, str]], python_minor: str,
     try:
         client.images.get(tag)
     except docker.errors.ImageNotFound:
-        log.info("building %s from %s (base %s)", tag, dockerfile, base)
+        report.debug(f"building {tag} from {dockerfile} (base {base})")
         try:
             client.images.build(
                 path=str(dockerfile.parent), dockerfile=dockerfile.name, tag=tag, rm=True,

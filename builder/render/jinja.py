@@ -34,7 +34,8 @@ def render_template(name: str, **context: object) -> str:
         raise RenderError(f"template {exc.name} not found in {templates_dir()}",
                           hint="reinstall airflow-prod-bundle: its templates are incomplete") from None
     except jinja2.TemplateError as exc:  # a syntax error or an undefined name
-        where = f"{exc.filename or name}:{exc.lineno}" if getattr(exc, "lineno", None) else name
+        line = getattr(exc, "lineno", None)  # a TemplateSyntaxError says where
+        where = f"{getattr(exc, 'filename', None) or name}:{line}" if line else name
         raise RenderError(f"template {where} cannot be rendered: {exc.message or exc}",
                           hint="the template and the site model disagree; a changed or foreign "
                           "template is the likely cause (reinstall to restore it)") from None
