@@ -63,3 +63,76 @@ def test_files_rendered_for_another_site_are_refused_with_a_hint(example_site):
                                           r"\['no-such-role'\]") as err:
         P.site_plan(example_site, [*render_site(example_site), stray], inputs, 1765352100, "#!/bin/sh\n")
     assert err.value.hint
+
+
+def test_an_answer_cut_short_is_a_registry_error_with_a_hint(pkgindex):
+    from pkgindex import File, wheel
+
+    from builder.pydeps.index import Registry, RegistryError
+
+    filename, data = wheel("short", "1.0")
+    pkgindex.add(File(filename, data, serve_metadata=False, truncate=50))  # Content-Length stays full
+    reg = Registry(pkgindex.simple, retries=2)
+    with pytest.raises(RegistryError, match=rf"/files/{filename}: the connection closed before the answer was "
+                                            rf"complete \(50 bytes, {len(data) - 50} more expected\)") as err:
+        reg.metadata(reg.project("short").files[0])
+    assert "try again" in str(err.value.hint)
+    assert pkgindex.requests.count(f"/files/{filename}") == 2, "asked again before giving up"
+
+
+def test_bundle_lock_with_a_mirror_cutting_answers_short(airflow_index, tmp_path):
+    import subprocess
+    import sys
+
+    from pkgindex import site_data
+    from test_rpm_fixtures import write_site
+
+    airflow = next(f for f in airflow_index.files["apache-airflow"] if f.filename.endswith(".whl"))
+    airflow.serve_metadata, airflow.truncate = False, 40  # lock reads Airflow's extras from the wheel
+    site = write_site(tmp_path / "site.toml", site_data(airflow_index))
+    proc = subprocess.run([sys.executable, "-m", "builder", "lock", "--site", str(site), "--index-url",
+                           airflow_index.simple, "--locks-dir", str(tmp_path / "locks")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"error: {airflow_index.url}/files/{airflow.filename}: the connection closed before" in proc.stderr
+    assert "hint: a flaky network" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_chunked_download_cut_short_is_retried_then_named(tmp_path, monkeypatch):
+    """A server that answers in chunks and drops the connection mid-chunk (http.client's
+    IncompleteRead): retried, resumed from the partial file, then a DownloadError."""
+    import hashlib
+    import http.server
+    import threading
+
+    from builder.pydeps.blobs import BlobStore, DownloadError, Wanted
+    from builder.pydeps.index import Registry
+
+    body = b"x" * 5000
+    hits: list[str] = []
+
+    class Cut(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"%x\r\n" % len(body) + body[:100])  # promises 5000, sends 100
+            self.close_connection = True
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Cut)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/files/cut-1.0.tar.gz"
+        store = BlobStore(tmp_path / "blobs")
+        want = Wanted("cut==1.0", "cut-1.0.tar.gz", url, hashlib.sha256(body).hexdigest(), None)
+        with pytest.raises(DownloadError, match=rf"^cut==1\.0: downloading {url} failed: "):
+            store.fetch_all([want], Registry("http://127.0.0.1:1/simple", retries=1))
+        assert len(hits) == 4, "retried"
+    finally:
+        server.shutdown()

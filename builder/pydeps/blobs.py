@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import http.client
 import os
 import shutil
 import threading
@@ -177,7 +178,9 @@ class BlobStore:
             for attempt in range(4):
                 try:
                     got = self._stream(w, registry, progress, stop)
-                except (ConnectionError, TimeoutError, urllib.error.URLError) as exc:
+                # IncompleteRead: a chunked answer cut short (a short answer with a length is
+                # caught below as a ConnectionError); both resume from the partial file.
+                except (ConnectionError, TimeoutError, urllib.error.URLError, http.client.HTTPException) as exc:
                     if attempt == 3 or stop.is_set():
                         raise DownloadError(f"{w.label}: downloading {w.url} failed: {exc}") from None
                     continue  # the partial file keeps what arrived: resume

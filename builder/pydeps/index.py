@@ -12,6 +12,7 @@ proxy variables; nothing from pip's or uv's configuration is read.
 from __future__ import annotations
 
 import email.parser
+import http.client
 import io
 import json
 import os
@@ -197,8 +198,21 @@ class Registry:
         raise RegistryUnreachable(url, getattr(last, "reason", last))
 
     def get_bytes(self, url: str, headers: Mapping[str, str] | None = None) -> bytes:
-        with self.open(url, headers) as resp:
-            return resp.read()
+        """The whole body; an answer cut short (fewer bytes than promised, a broken chunk) is
+        asked for again, then a RegistryError."""
+        for attempt in range(self.retries):
+            try:
+                with self.open(url, headers) as resp:
+                    return resp.read()
+            except http.client.IncompleteRead as exc:
+                if attempt == self.retries - 1:
+                    raise RegistryError(
+                        f"{url}: the connection closed before the answer was complete "
+                        f"({len(exc.partial)} bytes, {exc.expected} more expected)",
+                        hint="a flaky network, or a proxy or mirror cutting answers short; try again",
+                    ) from None
+            time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     # --- Simple API -----------------------------------------------------------
 
