@@ -164,7 +164,6 @@ BAD = [
     ("parallelism-zero", _set("core.parallelism", 0), r"core\.parallelism = 0: Input should be greater than or equal to 1"),
     ("bind-ip", _set("api.bind", "all"), r"api\.bind = 'all': not an IP address"),
     ("instance-newline", _set("api.instance_name", "a\nb"), r"api\.instance_name = 'a\\nb': must be a single line"),
-    ("tls-mode", _set("tls.mode", "acme"), r"tls\.mode = 'acme': must be one of 'csr', 'self-signed' or 'provided'"),
     ("tls-ip", _set("tls.ip_addresses", ["192.168.1.300"]), r"tls\.ip_addresses\[0\] = '192\.168\.1\.300': not an IP address"),
     ("tls-country", _set("tls.country", "Egypt"), r"tls\.country = 'Egypt': must be two upper-case letters, an ISO 3166 country code"),
     ("tls-key-size", _set("tls.key_size", 1024), r"tls\.key_size = 1024: must be one of 2048, 3072 or 4096"),
@@ -344,3 +343,16 @@ def test_builder_image_without_docker_is_refused(builder):
     d["target"] = {"native_builder": builder, "builder_image": "el9-builder:1"}
     with pytest.raises(SiteError, match=rf"target\.builder_image: is set but native_builder is '{builder}'"):
         site_from_data(d)
+
+
+def test_tls_mode_is_dropped_with_a_warning(data):
+    """tls.mode was never read: a site file that sets it stays valid, and is told to drop it."""
+    from builder import report
+
+    seen: list[tuple[str, str]] = []
+    data = {**data, "tls": {**data.get("tls", {}), "mode": "self-signed"}}
+    with report.use(lambda level, msg: seen.append((level, msg))):
+        site = site_from_data(data)
+    assert not hasattr(site.tls, "mode")
+    assert seen == [("warn", "site.toml tls.mode is not read (`bundle tls csr`, `bundle tls self-signed` or "
+                             "your own files decide): remove it")]

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from builder import report
 from builder.site.values import (
     DN,
     AbsPath,
@@ -287,9 +288,18 @@ class Api(Model):
 
 
 class Tls(Model):
-    mode: Literal["csr", "self-signed", "provided"] = Field(
-        "csr", description="csr: key + CSR for your CA; self-signed; provided: you bring cert and key."
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _no_mode(cls, data: Any) -> Any:
+        # tls.mode (csr | self-signed | provided) was never read: which of `bundle tls csr` and
+        # `bundle tls self-signed` you run, or bringing your own files, decides. Site files that
+        # still set it stay valid; the key is dropped with a warning (docs/site-values.md).
+        if isinstance(data, dict) and "mode" in data:
+            report.warn("site.toml tls.mode is not read (`bundle tls csr`, `bundle tls self-signed` or "
+                        "your own files decide): remove it")
+            data = {k: v for k, v in data.items() if k != "mode"}
+        return data
+
     common_name: HostName = Field(DERIVED, description="Default: api.host.")
     organization: Line | None = None
     country: str | None = Field(None, pattern=COUNTRY)

@@ -31,7 +31,7 @@ def tls_only_site_data() -> dict[str, Any]:
         "hosts": [{"name": TARGET_HOST, "roles": [r for r in ROLES if r != "kerberos"]}],
         "database": {"host": "127.0.0.1"},
         "api": {"host": TARGET_HOST, "bind": "127.0.0.1"},
-        "tls": {"mode": "csr", "organization": "airflow-prod e2e", "country": "EG",
+        "tls": {"organization": "airflow-prod e2e", "country": "EG",
                 "dns_names": [TARGET_HOST, "localhost"], "ip_addresses": ["127.0.0.1"],
                 "key_size": 2048},
     }

@@ -230,7 +230,7 @@ def cluster_site(postgres, redis, ldap, kdc, api_port: int) -> dict:
     ]
     data["api"] = {"host": API_NAME, "port": api_port, "bind": "0.0.0.0", "instance_name": "cluster e2e"}
     # SANs derive: the API name and every api-server host.
-    data["tls"] = {"mode": "csr", "organization": "airflow-prod e2e", "country": "EG", "key_size": 2048}
+    data["tls"] = {"organization": "airflow-prod e2e", "country": "EG", "key_size": 2048}
     data["database"]["migrate_host"] = NAMES["a"]
     data["database"]["migration_wait"] = 600
     data["dags"] = {"shared": True}
