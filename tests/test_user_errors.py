@@ -22,36 +22,36 @@ def bundle_in_process(capsys, *args: str) -> tuple[int, str]:
     return int(done.value.code or 0), capsys.readouterr().err
 
 
-def test_a_broken_template_is_an_error_with_a_hint(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def templates(tmp_path, monkeypatch):
+    """A copy of templates/ that rendering reads instead (a template changed in place)."""
+    copy = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", copy)
+    monkeypatch.setattr(jinja, "templates_dir", lambda: copy)
+    jinja.environment.cache_clear()
+    yield copy
+    jinja.environment.cache_clear()
+
+
+def render_example(capsys, tmp_path) -> tuple[int, str]:
+    return bundle_in_process(capsys, "render", "--site", str(EXAMPLE), "--out", str(tmp_path / "out"),
+                             "--no-validate")
+
+
+def test_a_broken_template_is_an_error_with_a_hint(templates, tmp_path, capsys):
     # A template edited in place (or left from another version) that names what the model lacks.
-    templates = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", templates)
     cfg = templates / "airflow.cfg.j2"
     cfg.write_text(cfg.read_text() + "{{ site.no_such_setting }}\n")
-    monkeypatch.setattr(jinja, "templates_dir", lambda: templates)
-    jinja.environment.cache_clear()
-    try:
-        code, err = bundle_in_process(capsys, "render", "--site", str(EXAMPLE), "--out", str(tmp_path / "out"),
-                                      "--no-validate")
-    finally:
-        jinja.environment.cache_clear()
+    code, err = render_example(capsys, tmp_path)
     assert code == 1
     assert "error: template airflow.cfg.j2" in err and "cannot be rendered" in err and "no_such_setting" in err
     assert "hint: the template and the site model disagree" in err
     assert "Traceback" not in err
 
 
-def test_a_missing_template_is_an_error_with_a_hint(tmp_path, monkeypatch, capsys):
-    templates = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", templates)
+def test_a_missing_template_is_an_error_with_a_hint(templates, tmp_path, capsys):
     (templates / "sysconfig.j2").unlink()
-    monkeypatch.setattr(jinja, "templates_dir", lambda: templates)
-    jinja.environment.cache_clear()
-    try:
-        code, err = bundle_in_process(capsys, "render", "--site", str(EXAMPLE), "--out", str(tmp_path / "out"),
-                                      "--no-validate")
-    finally:
-        jinja.environment.cache_clear()
+    code, err = render_example(capsys, tmp_path)
     assert code == 1 and f"error: template sysconfig.j2 not found in {templates}" in err
     assert "hint: reinstall" in err and "Traceback" not in err
 
