@@ -33,7 +33,8 @@ def check(site_path: str) -> None:
 @click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Lock file whose pins select Airflow's schema (default: locks/<site name>.txt).")
 @click.option("--no-validate", is_flag=True,
-              help="Skip checking airflow.cfg against Airflow's own schema (needs PyPI or a cache).")
+              help="Skip the checks: airflow.cfg against Airflow's own schema (needs the lock's index "
+              "or a cache), units with systemd-analyze verify.")
 def render(site_path: str, out_dir: str, lock_path: Path | None, no_validate: bool) -> None:
     """Render every config file and systemd unit of the site into OUT.
 
@@ -41,7 +42,8 @@ def render(site_path: str, out_dir: str, lock_path: Path | None, no_validate: bo
     and OUT/usr/lib/systemd/system/airflow-scheduler.service. Unless
     --no-validate, airflow.cfg is checked against the config.yml of the pinned
     apache-airflow-core and the providers' schemas, and the units with
-    `systemd-analyze verify`.
+    `systemd-analyze verify`: the checks `bundle build` makes, by the same rules (a
+    lock without apache-airflow-core, or a host without systemd-analyze, is a warning).
     """
     from builder.render import render_site, write_tree
 
