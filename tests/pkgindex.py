@@ -252,7 +252,9 @@ OPTIONS = {
             "secret_key"],
     "api_auth": ["jwt_issuer", "jwt_secret"],
     "operators": ["default_queue"],
-    "celery": ["broker_url", "result_backend", "worker_concurrency", "extra_celery_config", "task_publish_max_retries"],
+    "celery": ["broker_url", "result_backend", "worker_concurrency", "extra_celery_config", "task_publish_max_retries",
+               "task_track_started"],
+    "workers": ["execution_api_retries"],
     "fab": ["config_file"],
 }
 

@@ -24,6 +24,10 @@ Options = dict[str, dict[str, str]]
 # loop and queued task: minutes of broker outage, not seconds).
 PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 PUBLISH_MAX_RETRIES = 300
+# The task SDK's Execution-API calls retry with random exponential waits (1 s, then up to 2, 4,
+# … 90 s): Airflow's 5 tries give up after ~10 s on average, 12 ride out ~4 minutes of a
+# metadata database that is away (the api-server answers 500 meanwhile).
+EXECUTION_API_RETRIES = 12
 
 
 def cfg_value(value: object) -> str:
@@ -86,7 +90,13 @@ def airflow_cfg_options(site: Site) -> Options:
             "extra_celery_config": json.dumps({"task_publish_retry_policy": PUBLISH_RETRY_POLICY},
                                               sort_keys=True),
             "task_publish_max_retries": PUBLISH_MAX_RETRIES,
+            # A STARTED state is written to the result backend (the metadata database) before
+            # the task body runs: with the database away that write fails, and the worker drops
+            # the message as failed while the task stays `queued` until task_queued_timeout
+            # (600 s). Without it the task waits in the SDK's retries instead (docs/operations.md).
+            "task_track_started": False,
         },
+        "workers": {"execution_api_retries": EXECUTION_API_RETRIES},
         "fab": {
             # FAB reads this with silent=True: a wrong path silently means password login.
             "config_file": f"{site.paths.config}/webserver_config.py",
