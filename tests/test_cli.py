@@ -117,3 +117,15 @@ def test_render_checks_by_the_build_rules(tmp_path):
     assert "warning: airflow.cfg not checked: the lock pins no apache-airflow-core" in proc.stderr
     assert "systemd-analyze verify: 8 units clean" in proc.stdout
     assert "rendered " in proc.stdout
+
+
+def test_verbose_shows_each_command_run_and_quiet_shows_none(tmp_path):
+    lock = tmp_path / "lock.txt"
+    lock.write_text("six==1.16.0 \\\n    --hash=sha256:" + "0" * 64 + "\n")
+    args = ["render", "--site", str(EXAMPLE), "--out", str(tmp_path / "r"), "--lock", str(lock)]
+    loud = bundle("-v", *args)
+    assert loud.returncode == 0, loud.stderr
+    assert "run: systemd-analyze verify --root=" in loud.stderr
+    quiet = bundle(*args)
+    assert "run: " not in quiet.stderr and "\x1b" not in quiet.stderr  # no status line into a pipe
+    assert quiet.stdout == loud.stdout
