@@ -68,3 +68,22 @@ def test_exit_code_signal_and_missing_command_are_told_apart():
         run.run(["/nonexistent/rpmbuild"])
     assert "rpm" in str(missing.value.hint)
     assert run.run(["sh", "-c", "exit 3"], check=False).returncode == 3
+
+
+def test_a_terminal_shows_the_latest_tool_line_as_a_status_line(monkeypatch):
+    import io
+    import sys
+
+    from builder.cli.terminal import TerminalReport
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    shown = TerminalReport()
+    run.run(["sh", "-c", "echo compiling a; echo compiling b"], notify=shown)
+    assert err.getvalue().endswith("\r\x1b[Kcompiling b") and "run: " not in err.getvalue()
+    shown("warn", "careful")  # the status line is cleared before a real line
+    assert err.getvalue().endswith("compiling b\r\x1b[K\x1b[33mwarning: careful\x1b[0m\n")
