@@ -63,12 +63,12 @@ def main() -> int:
         t = Path(tmp)
         # --- lock -----------------------------------------------------------------------------
         reqs_in = t / "requirements.in"
-        reqs_in.write_text("\n".join(lock.header["requirements"].split("; ")) + "\n")
+        reqs_in.write_text("\n".join(lock.requirements) + "\n")
         bare_lock = [uv_bin(), "pip", "compile", str(reqs_in), "-o", str(t / "bare.txt"), "--no-config",
                      "--quiet", "--generate-hashes", "--python-version", site.target.python,
                      "--python-platform", plat, "--index-url", PYPI, "--cache-dir", str(t / "uv-bare")]
-        if lock.method.startswith("date-cutoff"):
-            bare_lock += ["--exclude-newer", lock.method.split()[1]]
+        if lock.cutoff:
+            bare_lock += ["--exclude-newer", lock.cutoff]
         ours_cache = {"AIRFLOW_PROD_CACHE": str(t / "cache-ours")}
         locks_dir = t / "locks"
         ours_lock = [*bundle, "lock", "--site", args.site, "--locks-dir", str(locks_dir), "--refresh"]

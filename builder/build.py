@@ -20,7 +20,6 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from builder import run
@@ -252,15 +251,13 @@ def step_wheelhouse(ctx: Context) -> tuple[bool, str]:
 
 
 def _wheelhouse_input(wdir: Path) -> P.WheelhouseInput:
-    """What `bundle wheelhouse` left in wdir: wheels, offline lock, build constraints, manifest."""
-    from builder.pydeps.wheelhouse import BUILD_CONSTRAINTS, MANIFEST, OFFLINE_LOCK
+    """What `bundle wheelhouse` left in wdir: wheels, offline lock, manifest."""
+    from builder.pydeps.wheelhouse import MANIFEST, OFFLINE_LOCK
 
     manifest = json.loads((wdir / MANIFEST).read_text())
-    constraints = wdir / BUILD_CONSTRAINTS
     build_packages = manifest.get("compile_on_target", {}).get("build_packages") or []
     return P.WheelhouseInput(
         wdir, wdir / OFFLINE_LOCK, _find_uv(wdir),
-        build_constraints=constraints if constraints.is_file() else None,
         build_packages=tuple(build_packages),
     )
 
@@ -268,14 +265,12 @@ def _wheelhouse_input(wdir: Path) -> P.WheelhouseInput:
 def lock_epoch(lock: Path) -> tuple[int, str]:
     """The wheelhouse's time stamp: the lock's resolution date (stable while the lock is
     reused, whichever site or directory builds it), else as for any other input."""
+    from builder.pydeps.lockfile import Lock
+
     if not os.environ.get("SOURCE_DATE_EPOCH"):
-        for line in lock.read_text().splitlines()[:40]:
-            if line.startswith("# date: "):
-                try:
-                    when = datetime.fromisoformat(line[8:].strip().replace("Z", "+00:00"))
-                    return int(when.timestamp()), f"date in {lock.name}"
-                except ValueError:
-                    break
+        when = Lock.read(lock).date
+        if when is not None:
+            return int(when.timestamp()), f"date in {lock.name}"
     return source_date_epoch(lock)
 
 
@@ -336,7 +331,9 @@ def venv_kb(wheels: list[Path], memo: dict[str, str]) -> int:
 
 
 def _locked_names(lock: Path) -> set[str]:
-    return {line.split("==", 1)[0].strip().lower() for line in lock.read_text().splitlines() if "==" in line}
+    from builder.pydeps.lockfile import Lock
+
+    return set(Lock.read(lock).pins)
 
 
 def smoke_imports(lock: Path) -> tuple[str, ...]:

@@ -392,3 +392,17 @@ def test_host_pip_and_uv_config_never_leak(tmp_path, monkeypatch):
     lock = ensure_lock(small_site(), locks_dir=tmp_path / "locks", notify=quiet, refresh=True)
     assert lock.header["index"] == "https://pypi.org/simple"
     assert pinned_versions(lock)["apache-airflow-core"] == "3.1.4"
+
+
+def test_the_lock_model_carries_what_later_steps_read():
+    """Cutoff, requirements, date, backend and index are fields of the one parsed model."""
+    lock = Lock.read(COMMITTED)
+    want = "2025-12-10T07:35:00Z" if lock.method.startswith("date-cutoff") else None
+    assert lock.cutoff == want
+    assert lock.requirements[0].startswith("apache-airflow[") and lock.requirements[-1] == "uv"
+    assert lock.date is not None and lock.date.tzinfo is not None
+    assert (lock.backend, lock.index) == ("uv", PYPI)
+    assert lock.files == {} and not lock.reused  # a lock read from disk names no file URLs
+    assert Lock.parse(lock.requirements_text()).pins == lock.pins  # the hashed export round-trips
+    with pytest.raises(AttributeError):
+        lock.reused = True  # frozen: reuse is a new value (dataclasses.replace), not a mutation

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from builder.pydeps.lockfile import Lock
 from builder.rpm import plan as P
 from builder.render.escape import rpm as _rpmesc
 
@@ -31,12 +32,13 @@ def test_releases_order_by_stamp_then_serial_never_by_hash():
 
 
 def test_offline_lock_drops_site_comments_but_keeps_every_pin_and_hash():
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     src = ("# Offline lock of the wheelhouse for site 'bigdata-prod'\n# date: 2025-12-10\n\n"
-           "six==1.17.0 \\\n    --hash=sha256:aa\nidna==3.10 \\\n    --hash=sha256:bb\n")
-    out = P.offline_lock_text(src)
+           f"idna==3.10 \\\n    --hash={b}\nsix==1.17.0 \\\n    --hash={a}\n")
+    out = P.offline_lock_text(Lock.parse(src))
     assert "bigdata-prod" not in out and "date:" not in out
-    assert "six==1.17.0 \\\n    --hash=sha256:aa\nidna==3.10 \\\n    --hash=sha256:bb\n" in out
-    assert P.offline_lock_text(src.replace("bigdata-prod", "other")) == out
+    assert f"idna==3.10 \\\n    --hash={b}\nsix==1.17.0 \\\n    --hash={a}\n" in out
+    assert P.offline_lock_text(Lock.parse(src.replace("bigdata-prod", "other"))) == out
 
 
 def test_rpm_escape_doubles_percent_signs():

@@ -355,3 +355,23 @@ def test_sdist_is_built_with_build_requirements_from_the_lock_index(airflow_inde
     assert built["purepkg-1.0-py3-none-any.whl"] == "built-host" and wh.built == ["purepkg-1.0-py3-none-any.whl"]
     assert "/simple/tinybackend/" in airflow_index.requests, "the build backend came from the lock's index"
     assert (tmp_path / "wh" / "purepkg-1.0-py3-none-any.whl").is_file()
+
+
+def test_select_artifacts_asks_the_index_nothing_when_the_lock_carries_the_files(example_site, no_network):
+    """A lock that already holds each file's URL and size (a pip-compile resolve in this process)
+    is selected from without one request; a pin it does not describe is asked about."""
+    from builder.pydeps.lockfile import LockedFile, Pin
+    from builder.pydeps.wheelhouse import select_artifacts
+
+    wheel, sdist = "a" * 64, "b" * 64
+    files = {
+        wheel: LockedFile("six-1.17.0-py2.py3-none-any.whl", "https://files.example/six.whl", wheel, 11107),
+        sdist: LockedFile("six-1.17.0.tar.gz", "https://files.example/six.tar.gz", sdist, 34031),
+    }
+    pins = {"six": Pin("six", "1.17.0", (f"sha256:{wheel}", f"sha256:{sdist}"))}
+    registry = Registry("https://index.invalid/simple")
+    [art] = select_artifacts(pins, example_site, registry, files)
+    assert (art.filename, art.url, art.sha256, art.size) == (
+        "six-1.17.0-py2.py3-none-any.whl", "https://files.example/six.whl", wheel, 11107)
+    with pytest.raises(AssertionError, match="network used"):  # a file the lock does not describe: asked
+        select_artifacts({"idna": Pin("idna", "3.10", ("sha256:" + "c" * 64,))}, example_site, registry, files)

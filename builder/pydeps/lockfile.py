@@ -8,6 +8,14 @@ or `bundle wheelhouse` uses it the same way or refuses it, never re-resolves it 
     # index: https://pypi.org/simple the Simple API it was resolved against
     # input-hash: sha256:...         of everything the resolve depended on (builder.pydeps.resolve.input_hash)
 
+`Lock` is the one structured model of a lock, parsed here and nowhere else: its pins and
+hashes, and what the header records as data (method, date cutoff, backend, index, the
+requirements resolved, the resolution date, the input hash). Later steps read those
+fields, never the file's text. `files` carries each locked file's URL and size when the
+resolve that made the lock in this process already had them from the index (the
+pip-compile backend), so the wheelhouse need not ask again; a lock read from disk has
+none (the requirements format has no place for them; see docs/lock-and-wheelhouse.md).
+
 Reading and writing only; `builder.pydeps.resolve` resolves.
 """
 
@@ -16,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -35,13 +44,24 @@ class Pin:
     hashes: tuple[str, ...]  # "sha256:<hex>", sorted
 
 
-@dataclass
+@dataclass(frozen=True)
+class LockedFile:
+    """One locked file as the index described it when the lock was made."""
+
+    filename: str
+    url: str
+    sha256: str  # hex, no "sha256:" prefix
+    size: int | None
+
+
+@dataclass(frozen=True)
 class Lock:
     path: Path
     pins: dict[str, Pin]
-    header: dict[str, str]
+    header: dict[str, str] = field(default_factory=dict)  # as written, in order (`# key: value`)
+    files: dict[str, LockedFile] = field(default_factory=dict)  # sha256 hex -> file, when known
     reused: bool = False
-    notices: list[tuple[str, str]] = field(default_factory=list)
+    notices: tuple[tuple[str, str], ...] = ()
 
     @property
     def input_hash(self) -> str:
@@ -49,7 +69,28 @@ class Lock:
 
     @property
     def method(self) -> str:
+        """How it was resolved, as said to the user: "date-cutoff <ISO> (...)" or "constraints ..."."""
         return self.header.get("method", "")
+
+    @property
+    def cutoff(self) -> str | None:
+        """The upload-time cutoff (ISO 8601, as uv's --exclude-newer takes it) of a date-cutoff lock."""
+        words = self.method.split()
+        return words[1] if len(words) > 1 and words[0] == "date-cutoff" else None
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """The top-level requirements that were resolved (the header's `requirements`)."""
+        text = self.header.get("requirements", "")
+        return tuple(text.split("; ")) if text else ()
+
+    @property
+    def date(self) -> datetime | None:
+        """When it was resolved (the header's `date`), or None if absent or unreadable."""
+        try:
+            return datetime.fromisoformat(self.header["date"].strip().replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            return None
 
     @property
     def backend(self) -> str:
@@ -77,6 +118,20 @@ class Lock:
         """Hash of the pins and hashes alone: what the wheelhouse depends on."""
         return hashlib.sha256(render_pins(self.pins).encode()).hexdigest()
 
+    def requirements_text(self, head: str = "") -> str:
+        """The hashed requirements export (pip/uv `--require-hashes`): `head`, then the pins."""
+        return head + render_pins(self.pins)
+
+    @classmethod
+    def parse(cls, text: str, path: str | Path = "<lock>") -> Lock:
+        """The one parser of a lock's text: header lines and pins."""
+        header: dict[str, str] = {}
+        for line in text.splitlines():
+            m = re.match(r"^#\s+([a-z-]+):\s+(.*)$", line)
+            if m:
+                header.setdefault(m.group(1), m.group(2))
+        return cls(Path(path), parse_requirements(text, source=str(path)), header)
+
     @classmethod
     def read(cls, path: str | Path) -> Lock:
         path = Path(path)
@@ -84,15 +139,10 @@ class Lock:
             text = path.read_text()
         except FileNotFoundError:
             raise LockError(f"{path}: no such lock file", hint="run `bundle lock --site <file>` first") from None
-        header: dict[str, str] = {}
-        for line in text.splitlines():
-            m = re.match(r"^#\s+([a-z-]+):\s+(.*)$", line)
-            if m:
-                header.setdefault(m.group(1), m.group(2))
-        pins = parse_requirements(text, source=str(path))
-        if not pins:
+        lock = cls.parse(text, path)
+        if not lock.pins:
             raise LockError(f"{path}: no pins in this lock file")
-        return cls(path, pins, header)
+        return lock
 
 
 def pinned_versions(lock: Lock | str | Path) -> dict[str, str]:

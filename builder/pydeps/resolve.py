@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.error
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from difflib import get_close_matches
 from pathlib import Path
@@ -33,7 +33,9 @@ from builder import run, target
 from builder.errors import BundleError, UsageError
 from builder.fsutil import write_atomic
 # The file format lives in builder.pydeps.lockfile; these names stay importable from here.
-from builder.pydeps.lockfile import Lock, LockError, Pin, parse_requirements, pinned_versions, render_pins  # noqa: F401
+from builder.pydeps.lockfile import (  # noqa: F401
+    Lock, LockedFile, LockError, Pin, parse_requirements, pinned_versions, render_pins,
+)
 from builder.pydeps.index import PYPI, Registry, RegistryError, RegistryUnreachable, network_env
 from builder.resources import cache_dir
 from builder.site.model import Site
@@ -295,7 +297,8 @@ def resolve_uv(reqs_in: Path, out: Path, site: Site, method: Method, constraints
 
 
 def resolve_pip_compile(reqs_in: Path, out: Path, site: Site, method: Method, constraints: Path | None,
-                        index_url: str, registry: Registry) -> str:
+                        index_url: str, registry: Registry) -> tuple[str, dict[str, LockedFile]]:
+    """Resolve with pip-compile; hashes (and each file's URL and size) from the index."""
     venv = _pip_compile_venv(site.target.python)
     cap = _manylinux_cap(out.parent, target.glibc(site.target.os))
     pip_args: list[str] = []
@@ -318,13 +321,15 @@ def resolve_pip_compile(reqs_in: Path, out: Path, site: Site, method: Method, co
     pins = parse_requirements(out.read_text(), source="pip-compile output")
     projects = registry.projects(pins, workers=16)
     hashed: dict[str, Pin] = {}
+    known: dict[str, LockedFile] = {}
     for name, pin in pins.items():
         files = [f for f in projects[name].release(pin.version)
                  if f.sha256 and (method.cutoff is None or f.upload_time is None or f.upload_time <= method.cutoff)]
         hashed[name] = Pin(name, pin.version, tuple(sorted(f"sha256:{f.sha256}" for f in files)))
+        known.update((f.sha256, LockedFile(f.filename, f.url, f.sha256, f.size)) for f in files)
     out.write_text(render_pins(hashed))
     version = run.run([str(venv / "bin" / "pip-compile"), "--version"]).stdout.strip().split()[-1]
-    return f"pip-compile {version}"
+    return f"pip-compile {version}", known
 
 
 # --- the engine entry point ------------------------------------------------------------
@@ -380,7 +385,7 @@ def ensure_lock(
     want = (backend or made[0], index_url or made[1])
     wanted = input_hash(site, *want)
     if existing is not None and not refresh and existing.input_hash == wanted:
-        existing.reused = True
+        existing = replace(existing, reused=True)
         notify("info", f"{path}: inputs unchanged ({len(existing.pins)} pins), reusing it "
                        f"(made with {made[0]} against {made[1]})")
         return existing
@@ -428,10 +433,11 @@ def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_h
             constraints = tmpdir / "constraints.txt"
             constraints.write_text(method.constraints_text)
         out = tmpdir / "requirements.txt"
+        known: dict[str, LockedFile] = {}  # uv's output names no URLs: the wheelhouse asks the index
         if backend == "uv":
             tool = resolve_uv(reqs_in, out, site, method, constraints, registry.index_url)
         else:
-            tool = resolve_pip_compile(reqs_in, out, site, method, constraints, registry.index_url, registry)
+            tool, known = resolve_pip_compile(reqs_in, out, site, method, constraints, registry.index_url, registry)
         pins = parse_requirements(out.read_text(), source=f"{backend} output")
     missing = [p.name for p in pins.values() if not p.hashes]
     if missing:
@@ -448,7 +454,7 @@ def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_h
         "input-hash": input_hash,
         "format": LOCK_FORMAT,
     }
-    lock = Lock(path, pins, header, notices=notices)
+    lock = Lock(path, pins, header, files=known, notices=tuple(notices))
     if path.exists():
         try:
             old = Lock.read(path)
@@ -457,8 +463,7 @@ def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_h
         if old and old.body_hash == lock.body_hash and {k: v for k, v in old.header.items() if k != "date"} \
                 == {k: v for k, v in header.items() if k != "date"}:
             notify("info", f"{path}: same pins as before, left unchanged")
-            old.notices = notices
-            return old
+            return replace(old, files=known, notices=tuple(notices))
     write_atomic(path, render_lock(site, lock))
     notify("info", f"{path}: {len(pins)} packages locked in {time.monotonic() - started:.1f} s ({tool})")
     return lock

@@ -18,6 +18,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from builder.pydeps.blobs import BlobStore, Notify, Progress, Wanted
 from builder.errors import BundleError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
 from builder.pydeps.resolve import Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
-from builder.pydeps.index import Registry, network_env
+from builder.pydeps.index import DistFile, Registry, network_env
+from builder.pydeps.lockfile import LockedFile
 from builder.resources import cache_dir
 from builder.site.model import Site
 
@@ -38,10 +40,6 @@ log = logging.getLogger("builder.wheelhouse")
 
 OFFLINE_LOCK = "requirements.lock"
 BUILD_REQUIREMENTS = "build-requirements.txt"
-# Never written: one constraints file cannot hold the sdists' conflicting build
-# pins (gssapi Cython==3.1.3, krb5 cython==3.2.1). Kept so callers that look
-# for it find no file and pass no --build-constraints.
-BUILD_CONSTRAINTS = "build-constraints.lock"
 SHA256SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
 MANAGED_SUFFIXES = (".whl", ".tar.gz", ".zip")
@@ -131,8 +129,18 @@ def _select_one(pin: Pin, files, rank: dict[Tag, int], site: Site) -> Artifact:
     return Artifact(pin.name, pin.version, best.filename, best.url, best.sha256, best.size)
 
 
-def select_artifacts(pins: dict[str, Pin], site: Site, registry: Registry) -> list[Artifact]:
-    """One file per pin (cached by the pins' hash and the target's tags)."""
+def _locked_files(pin: Pin, known: Mapping[str, LockedFile]) -> list[DistFile] | None:
+    """The pin's locked files as the lock already describes them, or None if any is unknown."""
+    found = [known.get(h.removeprefix("sha256:")) for h in pin.hashes]
+    if not found or None in found:
+        return None
+    return [DistFile(pin.name, f.filename, f.url, f.sha256, f.size, None, None, None) for f in found if f]
+
+
+def select_artifacts(pins: dict[str, Pin], site: Site, registry: Registry,
+                     known: Mapping[str, LockedFile] | None = None) -> list[Artifact]:
+    """One file per pin (cached by the pins' hash and the target's tags). The index is asked
+    only about pins whose files (URL, size) the lock does not already carry in `known`."""
     tags = target.wheel_tags(site.target)
     key = hashlib.sha256(
         (SELECTION_FORMAT + render_pins(pins) + registry.index_url + "|".join(map(str, tags))).encode()
@@ -144,8 +152,11 @@ def select_artifacts(pins: dict[str, Pin], site: Site, registry: Registry) -> li
         except (ValueError, TypeError):
             cache.unlink(missing_ok=True)
     rank = {t: i for i, t in enumerate(tags)}
-    projects = registry.projects(pins, workers=16)
-    arts = [_select_one(pin, projects[name].release(pin.version), rank, site) for name, pin in sorted(pins.items())]
+    locked = {name: _locked_files(pin, known or {}) for name, pin in pins.items()}
+    asked = {name: pin for name, pin in pins.items() if locked[name] is None}
+    projects = registry.projects(asked, workers=16) if asked else {}
+    arts = [_select_one(pin, locked[name] or projects[name].release(pin.version), rank, site)
+            for name, pin in sorted(pins.items())]
     write_atomic(cache, json.dumps([asdict(a) for a in arts], indent=1))
     return arts
 
@@ -171,8 +182,8 @@ def _resolve_build_requirements(requires: list[str], site: Site, lock: Lock, ind
                 "--generate-hashes", "--no-header", "--no-annotate",
                 "--python-version", site.target.python, "--python-platform", target.uv_platform(site.target),
                 "--index-url", index_url, "--cache-dir", str(cache_dir() / "uv")]
-        if lock.method.startswith("date-cutoff"):
-            argv += ["--exclude-newer", lock.method.split()[1]]
+        if lock.cutoff:
+            argv += ["--exclude-newer", lock.cutoff]
         run.run(argv, what="resolving build requirements of the compile-on-target sdists", env=network_env())
         text = out.read_text()
     write_atomic(cache, text)
@@ -196,7 +207,7 @@ def build_wheelhouse(
     out = Path(out_dir)
     registry = registry or Registry(lock.header.get("index") or "https://pypi.org/simple")
     store = BlobStore()
-    arts = select_artifacts(lock.pins, site, registry)
+    arts = select_artifacts(lock.pins, site, registry, lock.files)
     status = store.fetch_all([a.wanted() for a in arts], registry, progress, notify, workers)
 
     files: dict[str, tuple[Artifact | None, Path, str]] = {}  # name -> (artifact, path, origin)
@@ -291,7 +302,7 @@ def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, buil
     head = (
         f"# Offline lock of the wheelhouse for site {site.site.name!r} "
         f"(apache-airflow {site.airflow.version}, python {site.target.python}, {site.target.arch}).\n"
-        f"# From {lock.path} ({lock.header.get('method', '')}).\n"
+        f"# From {lock.path} ({lock.method}).\n"
         "# Every hash is of a file in this directory; install with --require-hashes and no index.\n\n"
     )
     offline_lock = write_atomic(out / OFFLINE_LOCK, head + render_pins(offline))
@@ -306,7 +317,6 @@ def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, buil
         )
     else:
         (out / BUILD_REQUIREMENTS).unlink(missing_ok=True)
-    (out / BUILD_CONSTRAINTS).unlink(missing_ok=True)  # left by an older version
     # Every shipped file, build requirements included: `sha256sum -c SHA256SUMS`.
     sums = "".join(f"{e.sha256}  {e.filename}\n" for e in sorted(entries, key=lambda e: e.filename))
     write_atomic(out / SHA256SUMS, sums)
@@ -365,7 +375,7 @@ def prove_complete(site: Site, lock: Lock, wh: Wheelhouse, notify: Notify = lamb
                       f"`airflow version` printed {printed}")
             return Proof("install", detail, time.monotonic() - started)
         reqs = Path(tmp, "requirements.in")
-        reqs.write_text("\n".join(lock.header["requirements"].split("; ")) + "\n")
+        reqs.write_text("\n".join(lock.requirements) + "\n")
         out = Path(tmp, "resolved.txt")
         argv = [uv_bin(), "pip", "compile", str(reqs), "-o", str(out), "--no-config", "--quiet",
                 "--offline", "--no-index", "--find-links", str(wh.out_dir), "--no-header", "--no-annotate",

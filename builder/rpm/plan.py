@@ -20,6 +20,7 @@ from pathlib import Path
 from builder import target
 from builder.errors import BundleError
 from builder.fsutil import sha256_file
+from builder.pydeps.lockfile import Lock
 from builder.render import BASE, CONFIG, DOC_DIR, RenderedFile
 from builder.render.units import MIGRATE_ROLE, host_units, packages as unit_packages, unit_specs
 from builder.rpm import dirs, scriptlets
@@ -29,7 +30,6 @@ from builder.site import Site
 LIBDIR = "/usr/lib/airflow-prod"
 WHEEL_DIR = f"{LIBDIR}/wheelhouse"
 LOCK_PATH = f"{LIBDIR}/requirements.txt"
-CONSTRAINTS_PATH = f"{LIBDIR}/build-constraints.txt"
 UV_DIR = f"{LIBDIR}/uv"
 LIBEXEC = "/usr/libexec/airflow-prod"
 BUILD_VENV = f"{LIBEXEC}/build-venv"
@@ -122,7 +122,6 @@ class WheelhouseInput:
     wheel_dir: Path
     lock: Path
     uv_wheel: Path
-    build_constraints: Path | None = None      # pins of sdists' build requirements (compile on target)
     build_packages: tuple[str, ...] = ()       # RHEL -devel packages compiling on the target needs
 
     def wheels(self) -> list[Path]:
@@ -139,18 +138,15 @@ class WheelhouseInput:
         return self.uv_wheel.resolve().parent == self.wheel_dir.resolve()
 
 
-def offline_lock_text(text: str) -> str:
+def offline_lock_text(lock: Lock) -> str:
     """The lock as shipped: pins and hashes only, under a generic header.
 
     The source lock's comments name the site and the build date; dropping them
     keeps the wheelhouse RPM identical for every site that locks the same pins.
     """
-    body = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    while body and not body[0].strip():
-        body.pop(0)
     head = ("# Offline hash lock of airflow-prod-wheelhouse: every hash is of a file in\n"
             f"# {WHEEL_DIR}. Install with --require-hashes and no index (build-venv does).\n\n")
-    return head + "\n".join(body) + "\n"
+    return lock.requirements_text(head)
 
 
 def _generated(dest: str, text: str, mode: int = 0o644) -> Entry:
@@ -207,10 +203,8 @@ def wheelhouse_plan(
     entries: list[Entry] = [
         Entry(LIBDIR, "dir", 0o755),
         Entry(WHEEL_DIR, "dir", 0o755),
-        _generated(LOCK_PATH, offline_lock_text(wh.lock.read_text())),
+        _generated(LOCK_PATH, offline_lock_text(Lock.read(wh.lock))),
     ]
-    if wh.build_constraints:
-        entries.append(_generated(CONSTRAINTS_PATH, offline_lock_text(wh.build_constraints.read_text())))
     if not wh.uv_in_wheels:
         entries += [
             Entry(UV_DIR, "dir", 0o755),
