@@ -1,4 +1,7 @@
-"""`bundle lock` and `bundle wheelhouse`: parse options, call the engine, report."""
+"""`bundle lock` and `bundle wheelhouse`: parse options, call the engine, report.
+
+The engine's messages reach stderr through the report `bundle` installed (cli/terminal.py);
+the download display is rich's, here in the CLI only."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import click
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+from builder import report
 from builder.cli.options import load, site_option
 from builder.pydeps.index import PYPI
 
@@ -23,13 +27,6 @@ locks_option = click.option(
     "--locks-dir", default="locks", show_default=True, type=click.Path(file_okay=False),
     help="Where <site name>.txt lock files live.",
 )
-
-
-def notify(level: str, message: str) -> None:
-    if level == "warn":
-        click.secho(f"warning: {message}", err=True, fg="yellow")
-    else:
-        click.echo(message, err=True)
 
 
 class RichProgress:
@@ -102,7 +99,7 @@ def lock_cmd(site_path: str, backend: str | None, refresh: bool, locks_dir: str,
 
     site = load(site_path)
     lock = ensure_lock(site, locks_dir=locks_dir, backend=backend, index_url=index_url,
-                       refresh=refresh, notify=notify)
+                       refresh=refresh)
     state = "unchanged" if lock.reused else "written"
     click.echo(f"{lock.path}: {len(lock.pins)} packages, {state} (method: {lock.method})")
 
@@ -128,9 +125,9 @@ def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_d
     from builder.pydeps.wheelhouse import build_wheelhouse, prove_complete
 
     site = load(site_path)
-    lock = ensure_lock(site, locks_dir=locks_dir, index_url=index_url, may_relock=False, notify=notify)
+    lock = ensure_lock(site, locks_dir=locks_dir, index_url=index_url, may_relock=False)
     wh = build_wheelhouse(site, lock, out_dir, registry=Registry(lock.index), progress=RichProgress(),
-                          notify=notify, workers=jobs)
+                          workers=jobs, notify=report.emit)
     click.echo(
         f"{wh.out_dir}: {len(wh.files)} files, {wh.size / 1e6:.0f} MB in {wh.seconds:.1f} s "
         f"({len(wh.downloaded)} downloaded, {len(wh.reused)} from cache, {len(wh.built)} built from sdists)"
@@ -142,7 +139,7 @@ def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_d
                    f"the target needs: {' '.join(wh.target_build_packages)}")
     click.echo(f"offline lock: {wh.offline_lock}")
     if prove:
-        proof = prove_complete(site, lock, wh, notify=notify)
+        proof = prove_complete(site, lock, wh, notify=report.emit)
         click.echo(f"complete: {proof.detail} ({proof.seconds:.1f} s)")
 
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import tempfile
 import time
 import urllib.error
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from difflib import get_close_matches
@@ -32,6 +30,7 @@ from packaging.version import Version
 from builder import run, target
 from builder.errors import BundleError, UsageError
 from builder.fsutil import write_atomic
+from builder.report import Notify, emit
 # The file format lives in builder.pydeps.lockfile; these names stay importable from here.
 from builder.pydeps.lockfile import (  # noqa: F401
     Lock, LockedFile, LockError, Pin, parse_requirements, pinned_versions, render_pins,
@@ -40,7 +39,6 @@ from builder.pydeps.index import PYPI, Registry, RegistryError, RegistryUnreacha
 from builder.resources import cache_dir
 from builder.site.model import Site
 
-log = logging.getLogger("builder.lock")
 
 LOCK_FORMAT = "1"
 AIRFLOW = "apache-airflow"
@@ -53,11 +51,6 @@ BACKENDS = ("uv", "pip-compile")
 # pip-compile runs from its own venv with these pins (pip >= 26 for --uploaded-prior-to).
 PIP_TOOLS_PINS = ("pip==26.3", "pip-tools==7.6.2")
 
-Notify = Callable[[str, str], None]  # (level: "info" | "warn", message)
-
-
-def _log_notify(level: str, message: str) -> None:
-    (log.warning if level == "warn" else log.info)(message)
 
 
 # --- what to resolve ---------------------------------------------------------------
@@ -352,7 +345,7 @@ def ensure_lock(
     refresh: bool = False,
     may_relock: bool = True,
     registry: Registry | None = None,
-    notify: Notify = _log_notify,
+    notify: Notify = emit,
 ) -> Lock:
     """The site's lock: reused when its recorded inputs are unchanged, else resolved and written.
 
@@ -407,7 +400,7 @@ def ensure_lock(
 
 
 def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_hash: str,
-            notify: Notify = _log_notify) -> Lock:
+            notify: Notify = emit) -> Lock:
     notices: list[tuple[str, str]] = []
 
     def say(level: str, message: str) -> None:
