@@ -1,0 +1,248 @@
+"""A private Docker engine and a STAND-IN builder image, for tests/test_docker_builder.py.
+
+The engine: Debian's docker.io (scripts/deps-debian.txt), one dockerd this harness starts
+and stops by its PID, on a unix socket, data root and exec root in a temp directory it
+makes and removes:
+
+    dockerd --iptables=false --ip6tables=false --bridge=none --ip-forward=false
+            --ip-masq=false --data-root D/data --exec-root D/exec -H unix://D/docker.sock
+
+so it never writes iptables/nft rules and never creates docker0; every container and every
+image build runs with the `none` network (the engine has no bridge network at all). No
+registry is reachable here, so images come from `docker import` of the debootstrapped
+Debian 12 roots the e2e already caches (tests/e2e/target.py RootImage).
+
+THE BUILDER IMAGE HERE IS A STAND-IN: Debian 12 (OpenLDAP 2.5, MIT krb5 1.20, Python
+3.11.2), not RHEL 9. It has what Dockerfile.rhel9's image has for builder/pydeps/native.py
+(compilers, the -devel libraries, pinned pip/setuptools/wheel/Cython in the interpreter
+that builds, the same `build-wheels IN OUT` script) so the docker SDK path runs for real,
+but the wheels it makes are Debian wheels: they prove the path, they are NOT el9 wheels
+and must never ship to a RHEL host. The images carry that in a label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from e2e.proc import Daemon, stop_pid, wait_until
+from e2e.target import COMPILE_PACKAGES, ROOT_PACKAGES, RootImage
+
+STANDIN_LABEL = "org.airflow-prod.stand-in"
+STANDIN_TEXT = ("Debian 12 stand-in for Dockerfile.rhel9 (tests only): its wheels are Debian wheels, "
+                "NOT el9 wheels")
+# The build tools Dockerfile.rhel9 pins (pip, setuptools, wheel, Cython), plus python-ldap's
+# setuptools-scm and its packaging: filename -> sha256 (PyPI's files, fetched through the
+# blob store, which checks the hash).
+BUILD_TOOLS = {
+    "pip-25.3-py3-none-any.whl": "9655943313a94722b7774661c21049070f6bbb0a1516bf02f7c8d5d9201514cd",
+    "setuptools-80.9.0-py3-none-any.whl": "062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922",
+    "wheel-0.45.1-py3-none-any.whl": "708e7481cc80179af0e556bbf0cc00b8444c7321e2700b8d8580231d13017248",
+    "cython-3.1.6-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64.whl":
+        "f32366c198ac663a540ff4fa6ed55801d113183616c51100f4cc533568d2c4cf",
+    "setuptools_scm-9.2.2-py3-none-any.whl": "30e8f84d2ab1ba7cb0e653429b179395d0c33775d54807fc5f1dd6671801aef7",
+    "packaging-25.0-py3-none-any.whl": "29572ef2b1f17581046b3a2227d5c611fb25ec70ca1ba8554b24b0e69331a484",
+}
+# The stand-in's Dockerfile: the contract of Dockerfile.rhel9's image on a Debian root.
+# Debian's system Python is "externally managed" (PEP 668), so the build tools go to a venv
+# of python3.11 that is the PYTHON of build-wheels; the build-wheels block itself is taken
+# verbatim from Dockerfile.rhel9 (between its "--- build-wheels" markers), with its ENV.
+STANDIN_HEAD = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+LABEL %(label)s="%(text)s"
+ARG PYTHON=/opt/build-tools/bin/python
+COPY tools /tmp/tools
+RUN python3.11 -m venv /opt/build-tools \\
+ && ${PYTHON} -m pip install --no-cache-dir --isolated --no-index /tmp/tools/*.whl \\
+ && rm -rf /tmp/tools
+""" % {"label": STANDIN_LABEL, "text": STANDIN_TEXT}
+DOCKERFILE_RHEL9 = Path(__file__).resolve().parent.parent / "Dockerfile.rhel9"
+
+
+def build_wheels_block(dockerfile: Path = DOCKERFILE_RHEL9) -> str:
+    """Dockerfile.rhel9's build-wheels RUN block and everything after it (ENV, WORKDIR)."""
+    text = dockerfile.read_text()
+    begin, end = "# --- build-wheels: begin\n", "# --- build-wheels: end\n"
+    assert begin in text and end in text, f"{dockerfile}: no build-wheels markers"
+    return text[text.index(begin):text.index(end)] + text[text.index(end) + len(end):]
+
+
+def standin_dockerfile() -> str:
+    return STANDIN_HEAD + build_wheels_block()
+
+
+def docker_cli() -> str:
+    """Debian's docker client (a /usr/local/bin/docker of another origin may shadow it)."""
+    return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
+
+
+def missing_tools() -> list[str]:
+    return [t for t in ("dockerd", "containerd", "runc", "zstd") if not shutil.which(t)] + (
+        [] if Path(docker_cli()).exists() else ["docker (Debian's docker.io client)"])
+
+
+def _links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def firewall_rules() -> str:
+    """The machine's iptables/ip6tables rules as iptables-save prints them (read only)."""
+    out = []
+    for tool in ("iptables-save", "ip6tables-save"):
+        if shutil.which(tool):
+            proc = subprocess.run([tool], capture_output=True, text=True, timeout=60)
+            # drop the "# Generated by ... on <date>" / "# Completed on <date>" comment lines
+            out.append("\n".join(line for line in proc.stdout.splitlines() if not line.startswith("#")))
+    return "\n".join(out)
+
+
+@dataclass
+class Engine:
+    """One private dockerd. Use as a context manager; `host` is the DOCKER_HOST for the SDK."""
+
+    top: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="apd-docker-")))
+    daemon: Daemon | None = None
+    links_before: set[str] = field(default_factory=set)
+    started_seconds: float = 0.0
+
+    @property
+    def sock(self) -> Path:
+        return self.top / "docker.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.sock}"
+
+    def start(self) -> Engine:
+        self.links_before = _links()
+        t0 = time.monotonic()
+        (self.top / "data").mkdir()
+        (self.top / "exec").mkdir()
+        self.daemon = Daemon("dockerd", [
+            "dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false",
+            "--ip-masq=false", "--userland-proxy=false", "--data-root", str(self.top / "data"),
+            "--exec-root", str(self.top / "exec"), "--pidfile", str(self.top / "dockerd.pid"),
+            "-H", self.host, "--log-level=warn",
+        ], log=self.top / "dockerd.log").start()
+        wait_until(self._pings, 60, "dockerd on its private socket", interval=0.2, alive=self.daemon.exited)
+        self.started_seconds = time.monotonic() - t0
+        return self
+
+    def _pings(self) -> bool:
+        if not self.sock.exists():
+            return False
+        try:
+            return bool(self.client(timeout=2).ping())
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    def client(self, timeout: int = 600):
+        import docker
+
+        return docker.DockerClient(base_url=self.host, timeout=timeout)
+
+    def cli(self, *args: str, stdin=None, timeout: float = 900) -> str:
+        proc = subprocess.run([docker_cli(), "-H", self.host, *args], stdin=stdin, capture_output=True,
+                              text=True, timeout=timeout)
+        if proc.returncode:
+            raise AssertionError(f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+        return proc.stdout
+
+    def new_links(self) -> set[str]:
+        """Network links that appeared since the engine started (docker0 would be one)."""
+        return _links() - self.links_before
+
+    def stop(self) -> None:
+        """Stop dockerd by the PID this harness started (it stops the containerd it started),
+        then remove its data root (unmounting anything left below it first)."""
+        if self.daemon is not None and self.daemon.proc is not None:
+            children = _children(self.daemon.pid)
+            self.daemon.stop(timeout=30)
+            for pid in children:  # its own containerd: normally gone with it
+                stop_pid(pid, timeout=10)
+        for mount in reversed(_mounts_under(self.top)):
+            subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(self.top, ignore_errors=True)
+
+    def __enter__(self) -> Engine:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- images ---------------------------------------------------------------------------
+
+    def import_root(self, root: RootImage, tag: str) -> tuple[str, float]:
+        """`docker import` of a cached debootstrapped root: (image ID, seconds).
+
+        docker 20.10 cannot read zstd, so the tarball is streamed through `zstd -dc`."""
+        tarball = root.ensure()
+        t0 = time.monotonic()
+        with subprocess.Popen(["zstd", "-dc", str(tarball)], stdout=subprocess.PIPE) as unz:
+            self.cli("import", "--change", f'LABEL {STANDIN_LABEL}="{STANDIN_TEXT}"',
+                     "--change", "CMD [\"/bin/sh\"]", "-", tag, stdin=unz.stdout)
+        assert unz.returncode == 0, f"zstd -dc {tarball} exited {unz.returncode}"
+        return self.client().images.get(tag).id, time.monotonic() - t0
+
+    def build_standin_builder(self, base_tag: str, tools_dir: Path, tag: str) -> tuple[str, float]:
+        """The stand-in builder image (standin_dockerfile()) on `base_tag`: (image ID, seconds)."""
+        t0 = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="apd-standin-ctx-") as ctx:
+            (Path(ctx) / "Dockerfile").write_text(standin_dockerfile())
+            shutil.copytree(tools_dir, Path(ctx) / "tools")
+            image, _ = self.client().images.build(
+                path=ctx, tag=tag, rm=True, forcerm=True, network_mode="none",
+                buildargs={"BASE_IMAGE": base_tag},
+            )
+        return image.id, time.monotonic() - t0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _mounts_under(top: Path) -> list[str]:
+    prefix = str(top.resolve()) + "/"
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(prefix):
+            mounts.append(point)
+    return mounts
+
+
+# --- the two stand-in roots ---------------------------------------------------------------
+
+def builder_root() -> RootImage:
+    """The e2e's compile-on-target root (compilers and -devel packages): the builder's base."""
+    return RootImage(packages=ROOT_PACKAGES + COMPILE_PACKAGES)
+
+
+def target_root() -> RootImage:
+    """The e2e's default target root: Python 3.11 and the runtime libraries, no compiler."""
+    return RootImage()
+
+
+def root_tag(prefix: str, root: RootImage) -> str:
+    return f"{prefix}:{root.key}"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
