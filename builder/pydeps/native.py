@@ -57,6 +57,8 @@ class NativeBuildError(BundleError):
 class BuilderChoice:
     name: str  # "docker" | "host" | "target"
     reason: str
+    image: str | None = None     # docker: the builder image (name or tag) ...
+    image_id: str | None = None  # ... and its image ID, recorded in the wheelhouse manifest
 
 
 def host_os_family() -> str | None:
@@ -219,44 +221,84 @@ def _commit_built(wheel: Path, dest: Path) -> None:
 
 
 def dockerfile_path() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_data" / DOCKERFILE, here.parent / DOCKERFILE):
+    """builder/_data/Dockerfile.rhel9 in a wheel, the repository's top-level one in a checkout."""
+    package = Path(__file__).resolve().parent.parent  # builder/ (this module is builder/pydeps/native.py)
+    for candidate in (package / "_data" / DOCKERFILE, package.parent / DOCKERFILE):
         if candidate.is_file():
             return candidate
     raise NativeBuildError(f"{DOCKERFILE} not found next to the builder package")
 
 
-def build_in_docker(sdists: list[tuple[Path, str, str]], python_minor: str,
-                    base_image: str | None = None) -> dict[str, Path]:
-    """Build native sdists (blob, filename, sha256) in the RHEL 9 image: sha256 -> wheel (cached)."""
+@dataclass(frozen=True)
+class DockerBuild:
+    """What build_in_docker made: sdist sha256 -> wheel, and the image that built them."""
+
+    wheels: dict[str, Path]
+    image: str      # the site's builder_image, or the tag of the image built from Dockerfile.rhel9
+    image_id: str   # "sha256:...": the image's ID (digest of its config), pinned in the build record
+
+
+def docker_cache_key(image_id: str) -> str:
+    """Built-wheel cache name per builder image: a wheel is reused only from the same image."""
+    return f"docker-{image_id.removeprefix('sha256:')[:16]}"
+
+
+def _builder_image(client, python_minor: str, image: str | None, base_image: str | None) -> tuple[str, str]:
+    """(name, image ID) of the builder: the site's prepared image as is (never pulled, never
+    built), else the image of Dockerfile.rhel9, built once per (Dockerfile, base, python)."""
     import docker  # noqa: PLC0415
 
+    if image:
+        try:
+            return image, client.images.get(image).id
+        except docker.errors.ImageNotFound:
+            raise NativeBuildError(
+                f"target.builder_image: builder image {image!r} is not in the docker engine",
+                hint="load it first (docker load -i <file>, or build it from Dockerfile.rhel9 on a host "
+                     "that reaches RHEL or Rocky repositories); it is never pulled",
+            ) from None
+    dockerfile = dockerfile_path()
+    base = base_image or os.environ.get("AIRFLOW_PROD_BASE_IMAGE", DEFAULT_BASE_IMAGE)
+    key = hashlib.sha256(dockerfile.read_bytes() + base.encode() + python_minor.encode()).hexdigest()[:12]
+    tag = f"airflow-prod-wheel-builder:{key}"
+    try:
+        return tag, client.images.get(tag).id
+    except docker.errors.ImageNotFound:
+        report.debug(f"building {tag} from {dockerfile} (base {base})")
+    try:
+        # The Dockerfile alone is the build context (it copies nothing in): never the directory
+        # around it, which is the whole checkout when run from the source tree.
+        with open(dockerfile, "rb") as fh:
+            built, _ = client.images.build(
+                fileobj=fh, tag=tag, rm=True, forcerm=True,
+                buildargs={"BASE_IMAGE": base, "PYTHON": f"python{python_minor}"},
+            )
+    except (docker.errors.BuildError, docker.errors.APIError) as exc:
+        raise NativeBuildError(f"building the RHEL 9 builder image from {dockerfile} failed: {exc}") from None
+    return tag, built.id
+
+
+def build_in_docker(sdists: list[tuple[Path, str, str]], python_minor: str,
+                    base_image: str | None = None, image: str | None = None) -> DockerBuild:
+    """Build native sdists (blob, filename, sha256) in the builder image, without network.
+
+    `image` is a prepared builder image (site.target.builder_image); without it the image of
+    Dockerfile.rhel9 is built. Wheels are cached per sdist hash and builder image ID."""
+    import docker  # noqa: PLC0415
+
+    client = docker.from_env()
+    name, image_id = _builder_image(client, python_minor, image, base_image)
+    cache_key = docker_cache_key(image_id)
     out: dict[str, Path] = {}
     todo = []
     for sdist, filename, sha in sdists:
-        hit = cached_wheel(sha, "docker-el9")
+        hit = cached_wheel(sha, cache_key)
         if hit:
             out[sha] = hit
         else:
             todo.append((sdist, filename, sha))
     if not todo:
-        return out
-    dockerfile = dockerfile_path()
-    base = base_image or os.environ.get("AIRFLOW_PROD_BASE_IMAGE", DEFAULT_BASE_IMAGE)
-    key = hashlib.sha256(dockerfile.read_bytes() + base.encode() + python_minor.encode()).hexdigest()[:12]
-    tag = f"airflow-prod-wheel-builder:{key}"
-    client = docker.from_env()
-    try:
-        client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        report.debug(f"building {tag} from {dockerfile} (base {base})")
-        try:
-            client.images.build(
-                path=str(dockerfile.parent), dockerfile=dockerfile.name, tag=tag, rm=True,
-                buildargs={"BASE_IMAGE": base, "PYTHON": f"python{python_minor}"},
-            )
-        except (docker.errors.BuildError, docker.errors.APIError) as exc:
-            raise NativeBuildError(f"building the RHEL 9 builder image from {dockerfile} failed: {exc}") from None
+        return DockerBuild(out, name, image_id)
     with tempfile.TemporaryDirectory(prefix="bundle-docker-", dir=cache_dir()) as tmp:
         indir, outdir = Path(tmp, "in"), Path(tmp, "out")
         indir.mkdir()
@@ -265,19 +307,22 @@ def build_in_docker(sdists: list[tuple[Path, str, str]], python_minor: str,
             shutil.copy2(sdist, indir / filename)
         try:
             client.containers.run(
-                tag, ["build-wheels", "/in", "/out"], remove=True, network_disabled=True,
+                image_id, ["build-wheels", "/in", "/out"], remove=True,
+                network_mode="none", network_disabled=True,
                 environment={"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
                 volumes={str(indir): {"bind": "/in", "mode": "ro"}, str(outdir): {"bind": "/out", "mode": "rw"}},
             )
         except docker.errors.ContainerError as exc:
-            raise NativeBuildError(f"building native wheels in {tag} failed:\n{exc.stderr or exc}") from None
+            stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+            raise NativeBuildError(f"building native wheels in {name} ({image_id}) failed:\n"
+                                   f"{(stderr or str(exc))[-4000:]}") from None
         for _, filename, sha in todo:
             stem = canonicalize_name(filename.rsplit("-", 1)[0])
             wheels = [w for w in outdir.glob("*.whl")
                       if canonicalize_name(parse_wheel_filename(w.name)[0]) == stem]
             if len(wheels) != 1:
-                raise NativeBuildError(f"the RHEL 9 builder produced no wheel for {filename}")
-            dest = _built_cache(sha, "docker-el9")
+                raise NativeBuildError(f"the builder image {name} produced no wheel for {filename}")
+            dest = _built_cache(sha, cache_key)
             _commit_built(wheels[0], dest)
             out[sha] = next(dest.glob("*.whl"))
-    return out
+    return DockerBuild(out, name, image_id)
