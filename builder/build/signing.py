@@ -1,0 +1,90 @@
+"""Signing and export: the calls into rpm/publish.py a build makes, and the tarball `bundle export` writes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from builder.build.context import BuildError, BuiltPackage, default_out_dir
+from builder.build.state import BuildState
+from builder.fsutil import sha256_file, write_atomic
+from builder.report import Notify
+from builder.site import Site
+
+
+def signing_key(site: Site, sign: bool | None) -> tuple:
+    """The key that will sign, resolved to its fingerprint before any work is done."""
+    from builder.rpm import publish
+
+    if not (site.publish.sign if sign is None else sign):
+        return None, ""
+    key = publish.SigningKey(site.publish.gpg_key, Path(site.publish.gpg_home) if site.publish.gpg_home else None)
+    return key, key.fingerprint()
+
+
+def check_signing_key(signing: tuple, notify: Notify) -> None:
+    """A key RHEL 9 would refuse (SHA-1 self-signature, RSA < 2048, DSA, expired) fails now."""
+    from builder.rpm import publish
+
+    report = publish.check_key(signing[0], signing[1])
+    notify("info", f"[sign] key {report.fingerprint} ({report.description}): the fingerprint admins compare")
+    for warning in report.warnings:
+        notify("warn", f"[sign] {warning}")
+
+
+def place_signed(packages: list[BuiltPackage], repo: Path, digests: dict[str, str], signing: tuple,
+                 previous: dict, force: bool) -> tuple[int, dict]:
+    """Signed copies of the packages in repo, never the cached originals; a package signed
+    already with this key is kept. Returns how many were (re)placed and the new record."""
+    from builder.rpm import publish
+
+    key, fpr = signing
+    to_sign, signed = [], {}
+    for pkg in packages:
+        dest = repo / pkg.path.name
+        record = [digests[dest.name], fpr]
+        signed[dest.name] = record
+        if dest.exists() and previous.get(dest.name) == record and not force:
+            continue
+        tmp = repo / f".{dest.name}"
+        shutil.copyfile(pkg.path, tmp)
+        to_sign.append((tmp, dest))
+    if fpr:
+        publish.sign_rpms([tmp for tmp, _ in to_sign], key, fpr)
+    for tmp, dest in to_sign:
+        os.replace(tmp, dest)
+    for stale in repo.glob("*.rpm"):
+        if stale.name not in digests:
+            stale.unlink()
+    return len(to_sign), signed
+
+
+def write_metadata(repo: Path, stamp: int, signing: tuple, repo_files: dict[str, str]) -> None:
+    """xz metadata, and with a key the signed repomd.xml and the public key; the .repo files."""
+    from builder.rpm import publish
+
+    key, fpr = signing
+    publish.make_repo(repo, stamp)
+    if fpr:
+        publish.sign_repomd(repo, key, fpr)
+        publish.export_key(repo, key, fpr)
+    else:
+        (repo / publish.KEY_FILE).unlink(missing_ok=True)
+    for name, text in repo_files.items():
+        write_atomic(repo / name, text)
+
+
+def export(site: Site, out_dir: Path | None = None, dest: Path | None = None) -> tuple[Path, str]:
+    """The built repository as one tarball (SHA256SUMS inside) for carrying across the air gap."""
+    from builder.rpm import publish
+
+    out = (out_dir or default_out_dir(site)).resolve()
+    state = BuildState.load(out / "state.json").data
+    if "release" not in state:
+        raise BuildError(f"nothing built in {out} yet", hint="run `bundle build --site ...` first")
+    name = f"airflow-prod-{site.site.name}-{state['version']}-{state['release']}"
+    tar = publish.export_tarball(out / "repo", dest or out / "export" / f"{name}.tar", name, state["stamp"])
+    digest = sha256_file(tar)
+    write_atomic(tar.with_name(tar.name + ".sha256"), f"{digest}  {tar.name}\n")
+    return tar, digest
