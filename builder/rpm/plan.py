@@ -312,45 +312,45 @@ def _host_package(site: Site, name: str, evr: str) -> RpmPackage:
     )
 
 
-def site_plan(
-    site: Site, files: list[RenderedFile], inputs: SiteInputs, stamp: int, build_venv_text: str,
-    serial: Callable[[str], int] = lambda digest: 1,
-) -> SpecPlan:
-    """airflow-prod (base), airflow-prod-config-<site>, airflow-prod-<role> for each role."""
-    p = site.paths
-    version = site.airflow.version
+# The site packages' own version-release, as the spec expands it.
+_EVR = "%{version}-%{release}"
+
+
+def _files_by_package(site: Site, files: list[RenderedFile]) -> dict[str, list[RenderedFile]]:
+    """The rendered files per package key; a key the site does not build is an error."""
     by_pkg: dict[str, list[RenderedFile]] = {}
     for f in files:
         by_pkg.setdefault(f.package, []).append(f)
-    unit_pkgs = unit_packages(site)
-    unknown = set(by_pkg) - {BASE, CONFIG, *unit_pkgs}
+    unknown = set(by_pkg) - {BASE, CONFIG, *unit_packages(site)}
     if unknown:
         raise BundleError(
             f"rendered files for packages site {site.site.name!r} does not build: {sorted(unknown)}",
             hint="plan the packages from the files rendered from the same site file")
+    return by_pkg
 
-    evr = "%{version}-%{release}"
+
+def _base_package(site: Site, files: list[RenderedFile], inputs: SiteInputs, build_venv_text: str) -> RpmPackage:
+    """airflow-prod: user, directories, the venv builder, wrapper, target, sysusers/tmpfiles."""
+    p = site.paths
     py = f"python{site.target.python_minor}"  # python3.11, or python3.12 (RHEL 9.4+) for a 3.12 target
     sysd = RHEL_PROVIDER["systemd"]
-
-    # Base: user, directories, the venv builder, wrapper, target, sysusers/tmpfiles.
-    base_entries = [_text_entry(f) for f in by_pkg.get(BASE, [])]
-    base_entries += [Entry(path, "dir", mode, user, group) for path, (mode, user, group) in own_dirs(site).items()]
-    base_entries += [
+    entries = [_text_entry(f) for f in files]
+    entries += [Entry(path, "dir", mode, user, group) for path, (mode, user, group) in own_dirs(site).items()]
+    entries += [
         Entry(BUILD_VENV, mode=0o755, text=build_venv_text,
               digest=hashlib.sha256(build_venv_text.encode()).hexdigest()),
     ]
-    tmpfiles = next(f.dest for f in by_pkg[BASE] if f.dest.startswith("/usr/lib/tmpfiles.d/"))
-    base = RpmPackage(
+    tmpfiles = next(f.dest for f in files if f.dest.startswith("/usr/lib/tmpfiles.d/"))
+    return RpmPackage(
         name="airflow-prod",
-        summary=f"Apache Airflow {version} for site {site.site.name}: user, directories, virtualenv",
+        summary=f"Apache Airflow {site.airflow.version} for site {site.site.name}: user, directories, virtualenv",
         description=_describe(
             f"The airflow user and group, {p.home} and its directories, and the virtualenv "
             f"{p.venv} built offline from airflow-prod-wheelhouse when this package is installed "
             f"(versioned under {p.venvs}, switched atomically; a failed build keeps the old one).",
             f"Site: {site.site.name}. {site.site.description}",
         ),
-        entries=tuple(sorted(base_entries, key=lambda e: e.dest)),
+        entries=tuple(sorted(entries, key=lambda e: e.dest)),
         requires=(py, sysd, RHEL_PROVIDER["util-linux"], f"airflow-prod-wheelhouse = {inputs.wheelhouse_evr}"),
         requires_pre=(py, RHEL_PROVIDER["shadow"], RHEL_PROVIDER["getent"]),
         requires_post=(py, sysd, RHEL_PROVIDER["coreutils"], RHEL_PROVIDER["util-linux"],
@@ -366,12 +366,16 @@ def site_plan(
         ),
     )
 
-    cfg_entries = []
-    for f in by_pkg.get(CONFIG, []):
+
+def _config_package(site: Site, files: list[RenderedFile]) -> RpmPackage:
+    """airflow-prod-config-<site>: the rendered configuration, noreplace."""
+    p = site.paths
+    entries = []
+    for f in files:
         # Under the config dir: readable by the service user's group, writable by root only.
         group = "airflow" if f.dest.startswith(p.config + "/") else "root"
-        cfg_entries.append(_text_entry(f, "root", group))
-    config = RpmPackage(
+        entries.append(_text_entry(f, "root", group))
+    return RpmPackage(
         name=config_package_name(site),
         summary=f"Configuration of Airflow site {site.site.name}",
         description=_describe(
@@ -381,61 +385,77 @@ def site_plan(
             f"Secrets are not here: install {p.config}/secrets.env (root:airflow 0640) on every "
             f"node; {DOC_DIR}/secrets.env.example (in airflow-prod) lists the variables.",
         ),
-        entries=tuple(sorted(cfg_entries, key=lambda e: e.dest)),
-        requires=(f"airflow-prod = {evr}",),
-        requires_pre=(f"airflow-prod = {evr}",),  # the airflow group owns these files
-        requires_postun=(sysd,),
-        provides=(f"airflow-prod-config = {evr}",),
+        entries=tuple(sorted(entries, key=lambda e: e.dest)),
+        requires=(f"airflow-prod = {_EVR}",),
+        requires_pre=(f"airflow-prod = {_EVR}",),  # the airflow group owns these files
+        requires_postun=(RHEL_PROVIDER["systemd"],),
+        provides=(f"airflow-prod-config = {_EVR}",),
         scripts=(("postun", scriptlets.restart_on_upgrade(["airflow.target"])),),
     )
 
-    role_of = {u.package: u.role for u in unit_specs(site)}
-    roles = []
-    for key in unit_pkgs:
-        role = role_of.get(key, key)  # the celery-worker package of worker sets ships only firewalld
-        role_files = by_pkg.get(key, [])
-        units = [f.dest.rsplit("/", 1)[1] for f in role_files if f.dest.endswith(".service")]
-        fw = [f.dest for f in role_files if "/firewalld/" in f.dest]
-        entries = [_text_entry(f) for f in role_files]
-        requires = [f"airflow-prod = {evr}", f"airflow-prod-config = {evr}", sysd]
-        if fw:
-            # firewalld-filesystem owns /usr/lib/firewalld/services (0755); it is a few empty
-            # directories, no daemon, so hosts with another firewall lose nothing.
-            requires.append(RHEL_PROVIDER["firewalld"])
-        if role == "kerberos":
-            requires.append(RHEL_PROVIDER["krb5"])
-        if role in ("scheduler", "celery-worker") and site.broker_is_local:
-            # Not Recommends: install_weak_deps=False and most content views drop weak deps.
-            requires.append(RHEL_PROVIDER["redis"])
-        if key != role and role == "celery-worker":
-            requires.append(f"airflow-prod-celery-worker = {evr}")  # the log server's firewalld service
-        what = (f"The systemd unit {', '.join(units)}, its preset (enabled on first install)"
-                + (" and firewalld service definition" if fw else "")
-                if units else "The firewalld service definition of the Celery workers' log server")
-        if role == MIGRATE_ROLE:
-            summary = f"Airflow database migration unit for site {site.site.name} (one host only)"
-            what += "; install it on exactly one host (its host package does)"
-        elif key != role:
-            summary = f"Airflow Celery worker set {key.removeprefix('celery-worker-')} for site {site.site.name}"
-        else:
-            summary = f"Airflow {role} service for site {site.site.name}"
-        scripts: tuple[tuple[str, str], ...] = (
-            ("post", scriptlets.units_post(units, firewalld=bool(fw))),
-            ("preun", scriptlets.units_preun(units)),
-            ("postun", scriptlets.units_postun(units)),
-        ) if units else (("post", _FIREWALLD_RELOAD),)
-        roles.append(RpmPackage(
-            name=f"airflow-prod-{key}",
-            summary=summary,
-            description=_describe(f"{what}, part of airflow.target. Site: {site.site.name}."),
-            entries=tuple(sorted(entries, key=lambda e: e.dest)),
-            requires=tuple(requires),
-            requires_post=(sysd,), requires_preun=(sysd,) if units else (),
-            requires_postun=(sysd,) if units else (),
-            scripts=scripts,
-        ))
 
-    hosts = [_host_package(site, h.name, evr) for h in site.hosts]
+def _role_requires(site: Site, key: str, role: str, firewalld: bool) -> tuple[str, ...]:
+    requires = [f"airflow-prod = {_EVR}", f"airflow-prod-config = {_EVR}", RHEL_PROVIDER["systemd"]]
+    if firewalld:
+        # firewalld-filesystem owns /usr/lib/firewalld/services (0755); it is a few empty
+        # directories, no daemon, so hosts with another firewall lose nothing.
+        requires.append(RHEL_PROVIDER["firewalld"])
+    if role == "kerberos":
+        requires.append(RHEL_PROVIDER["krb5"])
+    if role in ("scheduler", "celery-worker") and site.broker_is_local:
+        # Not Recommends: install_weak_deps=False and most content views drop weak deps.
+        requires.append(RHEL_PROVIDER["redis"])
+    if key != role and role == "celery-worker":
+        requires.append(f"airflow-prod-celery-worker = {_EVR}")  # the log server's firewalld service
+    return tuple(requires)
+
+
+def _role_package(site: Site, key: str, role: str, files: list[RenderedFile]) -> RpmPackage:
+    """airflow-prod-<key>: one role's (or worker set's) unit, preset and firewalld service."""
+    sysd = RHEL_PROVIDER["systemd"]
+    units = [f.dest.rsplit("/", 1)[1] for f in files if f.dest.endswith(".service")]
+    fw = [f.dest for f in files if "/firewalld/" in f.dest]
+    entries = [_text_entry(f) for f in files]
+    what = (f"The systemd unit {', '.join(units)}, its preset (enabled on first install)"
+            + (" and firewalld service definition" if fw else "")
+            if units else "The firewalld service definition of the Celery workers' log server")
+    if role == MIGRATE_ROLE:
+        summary = f"Airflow database migration unit for site {site.site.name} (one host only)"
+        what += "; install it on exactly one host (its host package does)"
+    elif key != role:
+        summary = f"Airflow Celery worker set {key.removeprefix('celery-worker-')} for site {site.site.name}"
+    else:
+        summary = f"Airflow {role} service for site {site.site.name}"
+    scripts: tuple[tuple[str, str], ...] = (
+        ("post", scriptlets.units_post(units, firewalld=bool(fw))),
+        ("preun", scriptlets.units_preun(units)),
+        ("postun", scriptlets.units_postun(units)),
+    ) if units else (("post", _FIREWALLD_RELOAD),)
+    return RpmPackage(
+        name=f"airflow-prod-{key}",
+        summary=summary,
+        description=_describe(f"{what}, part of airflow.target. Site: {site.site.name}."),
+        entries=tuple(sorted(entries, key=lambda e: e.dest)),
+        requires=_role_requires(site, key, role, bool(fw)),
+        requires_post=(sysd,), requires_preun=(sysd,) if units else (),
+        requires_postun=(sysd,) if units else (),
+        scripts=scripts,
+    )
+
+
+def site_plan(
+    site: Site, files: list[RenderedFile], inputs: SiteInputs, stamp: int, build_venv_text: str,
+    serial: Callable[[str], int] = lambda digest: 1,
+) -> SpecPlan:
+    """airflow-prod (base), airflow-prod-config-<site>, airflow-prod-<role> for each role."""
+    version = site.airflow.version
+    by_pkg = _files_by_package(site, files)
+    base = _base_package(site, by_pkg[BASE], inputs, build_venv_text)
+    config = _config_package(site, by_pkg.get(CONFIG, []))
+    role_of = {u.package: u.role for u in unit_specs(site)}
+    # The celery-worker package of worker sets ships only firewalld: no unit, no role of its own.
+    roles = [_role_package(site, key, role_of.get(key, key), by_pkg.get(key, [])) for key in unit_packages(site)]
+    hosts = [_host_package(site, h.name, _EVR) for h in site.hosts]
     packages = (base, config, *roles, *hosts)
     dirs.check_packages(packages)
     digest = plan_digest(packages, version, stamp, inputs.smoke_imports)
