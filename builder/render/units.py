@@ -97,9 +97,8 @@ def _timeout(site: Site, role: str) -> int:
     return site.database.migration_wait + 120 if role in SCHEMA_ROLES else 90
 
 
-def unit_specs(site: Site) -> list[UnitSpec]:
-    """One spec per unit this site runs anywhere: roles in canonical order (one unit per
-    worker set), then the migration unit."""
+def _role_specs(site: Site) -> dict[str, UnitSpec]:
+    """Each role's unit before its start checks: what it runs and what it starts after."""
     broker_after = ("redis.service",) if site.broker_is_local else ()
     # Tickets first: components using Kerberos start after the renewer if it is
     # on the same host (ordering only; it pulls nothing in).
@@ -107,7 +106,7 @@ def unit_specs(site: Site) -> list[UnitSpec]:
     # The schema first on the host that migrates it (ordering only: elsewhere the unit
     # does not exist and check-migrations waits instead).
     migrate_after = (MIGRATE_UNIT,)
-    specs = {
+    return {
         "api-server": UnitSpec(
             role="api-server",
             description="Airflow API server and UI",
@@ -135,19 +134,7 @@ def unit_specs(site: Site) -> list[UnitSpec]:
             after=krb_after,
             firewall=(Firewall("airflow-triggerer-logs", "Airflow triggerer log server", TRIGGERER_LOG_PORT),),
         ),
-        "celery-worker": UnitSpec(
-            role="celery-worker",
-            description="Airflow Celery worker",
-            args=("celery", "worker", "--queues", ",".join(site.celery.queues)),
-            strict=False,
-            # SIGTERM to the main process only: Celery's warm shutdown lets
-            # running tasks finish; SIGKILL for all only after the timeout.
-            kill_mode="mixed",
-            stop_timeout=site.celery.stop_timeout,
-            after=krb_after + broker_after,
-            wants=broker_after,
-            firewall=(Firewall("airflow-worker-logs", "Airflow Celery worker log server", WORKER_LOG_PORT),),
-        ),
+        "celery-worker": _worker_spec(site, krb_after + broker_after, broker_after),
         "kerberos": UnitSpec(
             role="kerberos",
             description="Airflow Kerberos ticket renewer",
@@ -158,26 +145,42 @@ def unit_specs(site: Site) -> list[UnitSpec]:
             netlink=bool(site.kerberos and site.kerberos.include_ip),
         ),
     }
-    found: list[UnitSpec] = []
-    for role in site.roles:
-        spec = specs[role]
-        spec = replace(spec, pre=_checks(site, role), timeout_start=_timeout(site, role))
-        if role == "celery-worker" and site.worker_sets:
-            for ws in site.worker_sets:
-                found.append(replace(
-                    spec, instance=ws.name, description=f"Airflow Celery worker, set {ws.name}",
-                    # No --celery-hostname: Airflow 3.1.4 then asks the broker whether that
-                    # name runs (control.inspect() in the parent), and with kombu's Redis
-                    # transport the prefork children inherit the pending BRPOP socket and hang
-                    # in their after-fork cleanup (celery/celery#8874; seen in the cluster
-                    # e2e: tasks "received", never run). Celery's default node name,
-                    # celery@<host FQDN>, is already unique: a host runs one set.
-                    args=("celery", "worker", "--queues", ",".join(ws.queues), "--concurrency",
-                          str(ws.concurrency or site.celery.concurrency)),
-                ))
-        else:
-            found.append(spec)
-    found.append(UnitSpec(
+
+
+def _worker_spec(site: Site, after: tuple[str, ...], wants: tuple[str, ...]) -> UnitSpec:
+    return UnitSpec(
+        role="celery-worker",
+        description="Airflow Celery worker",
+        args=("celery", "worker", "--queues", ",".join(site.celery.queues)),
+        strict=False,
+        # SIGTERM to the main process only: Celery's warm shutdown lets
+        # running tasks finish; SIGKILL for all only after the timeout.
+        kill_mode="mixed",
+        stop_timeout=site.celery.stop_timeout,
+        after=after,
+        wants=wants,
+        firewall=(Firewall("airflow-worker-logs", "Airflow Celery worker log server", WORKER_LOG_PORT),),
+    )
+
+
+def _worker_set_specs(site: Site, spec: UnitSpec) -> list[UnitSpec]:
+    """One celery-worker unit per worker set, on its own queues and concurrency."""
+    return [replace(
+        spec, instance=ws.name, description=f"Airflow Celery worker, set {ws.name}",
+        # No --celery-hostname: Airflow 3.1.4 then asks the broker whether that
+        # name runs (control.inspect() in the parent), and with kombu's Redis
+        # transport the prefork children inherit the pending BRPOP socket and hang
+        # in their after-fork cleanup (celery/celery#8874; seen in the cluster
+        # e2e: tasks "received", never run). Celery's default node name,
+        # celery@<host FQDN>, is already unique: a host runs one set.
+        args=("celery", "worker", "--queues", ",".join(ws.queues), "--concurrency",
+              str(ws.concurrency or site.celery.concurrency)),
+    ) for ws in site.worker_sets]
+
+
+def _migrate_spec(site: Site, before: tuple[str, ...]) -> UnitSpec:
+    """The once-per-site schema migration, before every other unit on its host."""
+    return UnitSpec(
         role=MIGRATE_ROLE,
         description="Airflow metadata database migration (airflow db migrate), once per site",
         args=("db", "migrate"),
@@ -186,14 +189,28 @@ def unit_specs(site: Site) -> list[UnitSpec]:
         restart="no",
         # Before everything on its host, the renewer included (it waits for the schema too):
         # the database needs a password, not a ticket.
-        before=tuple(u.name for u in found),
+        before=before,
         pre=_checks(site, MIGRATE_ROLE),
         # Once per new venv or configuration (and boot), however often an upgrade restarts it.
         condition=((CHECK_NODE, "--migration-needed"),),
         post=((CHECK_NODE, "--migrated"),),
         # A long migration is still a start: never cut one off half-way.
         timeout_start=3600,
-    ))
+    )
+
+
+def unit_specs(site: Site) -> list[UnitSpec]:
+    """One spec per unit this site runs anywhere: roles in canonical order (one unit per
+    worker set), then the migration unit."""
+    specs = _role_specs(site)
+    found: list[UnitSpec] = []
+    for role in site.roles:
+        spec = replace(specs[role], pre=_checks(site, role), timeout_start=_timeout(site, role))
+        if role == "celery-worker" and site.worker_sets:
+            found += _worker_set_specs(site, spec)
+        else:
+            found.append(spec)
+    found.append(_migrate_spec(site, tuple(u.name for u in found)))
     return found
 
 
