@@ -59,6 +59,12 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[
         "sysconfig_path": SYSCONFIG,
         "fingerprint_path": fingerprint_path(site),
     }
+    files = _config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(site, common)
+    return sorted(files, key=lambda f: f.dest)
+
+
+def _config_files(site: Site, common: dict, fingerprints: dict[str, str] | None) -> list[RenderedFile]:
+    """The site configuration package: airflow.cfg, webserver_config.py, sysconfig, fingerprints."""
     cfg_dir = site.paths.config
     files = [
         RenderedFile(
@@ -78,6 +84,19 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[
             0o644, CONFIG, config=True,
         ),
         RenderedFile(SYSCONFIG, render_template("sysconfig.j2", **common), 0o644, CONFIG, config=True),
+    ]
+    if fingerprints:
+        files.append(RenderedFile(
+            fingerprint_path(site),
+            render_template("secrets.fingerprint.j2", fingerprints=fingerprints, **common),
+            0o640, CONFIG, config=True,
+        ))
+    return files
+
+
+def _base_files(site: Site, common: dict) -> list[RenderedFile]:
+    """The base package's files: airflow.target, users, directories, the wrapper, check-node."""
+    return [
         # Documentation, not configuration: placeholders only, so nothing under /etc that
         # rpm does not treat as %config (the real file is secrets.env, never packaged).
         RenderedFile(
@@ -102,12 +121,11 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[
             0o755, BASE,
         ),
     ]
-    if fingerprints:
-        files.append(RenderedFile(
-            fingerprint_path(site),
-            render_template("secrets.fingerprint.j2", fingerprints=fingerprints, **common),
-            0o640, CONFIG, config=True,
-        ))
+
+
+def _unit_files(site: Site, common: dict) -> list[RenderedFile]:
+    """Each unit with its preset, and each firewalld service once (shared by every worker set)."""
+    files: list[RenderedFile] = []
     firewalls: set[str] = set()
     for unit in unit_specs(site):
         files.append(RenderedFile(
@@ -120,7 +138,7 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[
             package=unit.package,
         ))
         for fw in unit.firewall:
-            if fw.service in firewalls:  # one service file for every worker set
+            if fw.service in firewalls:
                 continue
             firewalls.add(fw.service)
             files.append(RenderedFile(
@@ -128,7 +146,7 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[
                 render_template("firewalld/service.xml.j2", fw=fw, **common),
                 package=unit.firewall_package,
             ))
-    return sorted(files, key=lambda f: f.dest)
+    return files
 
 
 def render_secrets(site: Site, values: dict[str, str]) -> str:
