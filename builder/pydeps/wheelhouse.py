@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from packaging.tags import Tag
@@ -27,16 +26,16 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from builder import run, target
 from builder.pydeps import native
-from builder.pydeps.blobs import BlobStore, Notify, Progress, Wanted
+from builder.pydeps.blobs import BlobStore, Progress, Wanted
 from builder.errors import BundleError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
+from builder.report import Notify, emit
 from builder.pydeps.resolve import Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
 from builder.pydeps.index import DistFile, Registry, network_env
 from builder.pydeps.lockfile import LockedFile
 from builder.resources import cache_dir
 from builder.site.model import Site
 
-log = logging.getLogger("builder.wheelhouse")
 
 OFFLINE_LOCK = "requirements.lock"
 BUILD_REQUIREMENTS = "build-requirements.txt"
@@ -200,7 +199,7 @@ def build_wheelhouse(
     *,
     registry: Registry | None = None,
     progress: Progress | None = None,
-    notify: Notify = lambda level, msg: log.info(msg),
+    notify: Notify = emit,
     workers: int = 6,
 ) -> Wheelhouse:
     started = time.monotonic()
@@ -237,8 +236,12 @@ def build_wheelhouse(
         choice = native.choose_builder(site.target.native_builder, site.target.os)
         notify("info", f"native sdists ({', '.join(a.name for a in native_sdists)}): {choice.name} — {choice.reason}")
         if choice.name == "docker":
-            wheels = native.build_in_docker([(store.path(a.sha256), a.filename, a.sha256) for a in native_sdists],
-                                            site.target.python_minor)
+            docker_build = native.build_in_docker(
+                [(store.path(a.sha256), a.filename, a.sha256) for a in native_sdists],
+                site.target.python_minor, image=site.target.builder_image)
+            wheels = docker_build.wheels
+            # The build record (manifest.json) pins the image the wheels came from, by image ID.
+            choice = replace(choice, image=docker_build.image, image_id=docker_build.image_id)
             for a in native_sdists:
                 files[a.name] = (None, wheels[a.sha256], "built-docker")
                 built.append(wheels[a.sha256].name)
@@ -346,7 +349,7 @@ class Proof:
     seconds: float
 
 
-def prove_complete(site: Site, lock: Lock, wh: Wheelhouse, notify: Notify = lambda level, msg: None) -> Proof:
+def prove_complete(site: Site, lock: Lock, wh: Wheelhouse, notify: Notify = emit) -> Proof:
     """Install from the wheelhouse alone into a fresh venv of the target interpreter and run
     `airflow version`; without that interpreter here, resolve offline against the wheelhouse."""
     started = time.monotonic()
