@@ -14,7 +14,6 @@ import click
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-from builder import report
 from builder.cli.options import load, site_option
 from builder.pydeps.index import PYPI
 
@@ -127,7 +126,7 @@ def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_d
     site = load(site_path)
     lock = ensure_lock(site, locks_dir=locks_dir, index_url=index_url, may_relock=False)
     wh = build_wheelhouse(site, lock, out_dir, registry=Registry(lock.index), progress=RichProgress(),
-                          workers=jobs, notify=report.emit)
+                          workers=jobs)
     click.echo(
         f"{wh.out_dir}: {len(wh.files)} files, {wh.size / 1e6:.0f} MB in {wh.seconds:.1f} s "
         f"({len(wh.downloaded)} downloaded, {len(wh.reused)} from cache, {len(wh.built)} built from sdists)"
@@ -139,7 +138,7 @@ def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_d
                    f"the target needs: {' '.join(wh.target_build_packages)}")
     click.echo(f"offline lock: {wh.offline_lock}")
     if prove:
-        proof = prove_complete(site, lock, wh, notify=report.emit)
+        proof = prove_complete(site, lock, wh)
         click.echo(f"complete: {proof.detail} ({proof.seconds:.1f} s)")
 
 
