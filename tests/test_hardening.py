@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from builder.build import SMOKE_IMPORTS, smoke_imports, smoke_optional
+from builder.pydeps.lockfile import Lock
 from builder.rpm import scriptlets
 from builder.rpm.spec import render_build_venv
 
 REPO = Path(__file__).resolve().parents[1]
-LOCK = REPO / "locks" / "bigdata-prod.txt"
+LOCK = Lock.read(REPO / "locks" / "bigdata-prod.txt")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from builder.build.state import BuildState
 from builder.errors import BundleError
+from builder.pydeps.lockfile import Lock
 from builder.render import RenderedFile
 from builder.report import Notify
 from builder.rpm import plan as P
@@ -77,6 +78,7 @@ class Context:
     notify: Notify
     state: BuildState
     lock_path: Path | None = None
+    lock: Lock | None = None  # the lock at lock_path, read once by the lock step
     wheelhouse: P.WheelhouseInput | None = None
     rendered: list[RenderedFile] = field(default_factory=list)
     packages: list[BuiltPackage] = field(default_factory=list)

@@ -7,7 +7,7 @@ here, in %post. Only what the lock pins is imported.
 
 from __future__ import annotations
 
-from pathlib import Path
+from builder.pydeps.lockfile import Lock
 
 # Python distributions whose import proves a venv usable -> the module to import.
 SMOKE_IMPORTS = {
@@ -31,16 +31,10 @@ SMOKE_OPTIONAL = {
 }
 
 
-def _locked_names(lock: Path) -> set[str]:
-    from builder.pydeps.lockfile import Lock
-
-    return set(Lock.read(lock).pins)
+def smoke_imports(lock: Lock) -> tuple[str, ...]:
+    return tuple(sorted({SMOKE_IMPORTS[n] for n in lock.pins if n in SMOKE_IMPORTS}))
 
 
-def smoke_imports(lock: Path) -> tuple[str, ...]:
-    return tuple(sorted({SMOKE_IMPORTS[n] for n in _locked_names(lock) if n in SMOKE_IMPORTS}))
-
-
-def smoke_optional(lock: Path) -> tuple[str, ...]:
+def smoke_optional(lock: Lock) -> tuple[str, ...]:
     """"dist=module" pairs of the optional compiled extensions the lock brings."""
-    return tuple(sorted(f"{n}={SMOKE_OPTIONAL[n]}" for n in _locked_names(lock) if n in SMOKE_OPTIONAL))
+    return tuple(sorted(f"{n}={SMOKE_OPTIONAL[n]}" for n in lock.pins if n in SMOKE_OPTIONAL))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from builder import run
 from builder.errors import BundleError, UsageError
+from builder.pydeps.lockfile import Lock
 
 
 def source_date_epoch(path: Path) -> tuple[int, str]:
@@ -37,13 +38,9 @@ def source_date_epoch(path: Path) -> tuple[int, str]:
     return int(path.stat().st_mtime), f"mtime of {path.name}"
 
 
-def lock_epoch(lock: Path) -> tuple[int, str]:
+def lock_epoch(lock: Lock) -> tuple[int, str]:
     """The wheelhouse's time stamp: the lock's resolution date (stable while the lock is
     reused, whichever site or directory builds it), else as for any other input."""
-    from builder.pydeps.lockfile import Lock
-
-    if not os.environ.get("SOURCE_DATE_EPOCH"):
-        when = Lock.read(lock).date
-        if when is not None:
-            return int(when.timestamp()), f"date in {lock.name}"
-    return source_date_epoch(lock)
+    if not os.environ.get("SOURCE_DATE_EPOCH") and lock.date is not None:
+        return int(lock.date.timestamp()), f"date in {lock.path.name}"
+    return source_date_epoch(lock.path)

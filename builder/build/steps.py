@@ -19,6 +19,7 @@ from builder.build.smoke import smoke_imports, smoke_optional
 from builder.build.stamps import lock_epoch, source_date_epoch
 from builder.build.venv_size import venv_kb
 from builder.fsutil import link_or_copy, sha256_file
+from builder.pydeps.lockfile import Lock
 from builder.render import render_site, write_tree
 from builder.report import nested
 from builder.resources import cache_dir
@@ -33,6 +34,7 @@ def lock_dependencies(ctx: Context) -> tuple[bool, str]:
         ctx.lock_path = ctx.options.lock_file.resolve()
         if not ctx.lock_path.is_file():
             raise BuildError(f"--lock {ctx.lock_path}: no such file")
+        ctx.lock = Lock.read(ctx.lock_path)
         return True, f"given: {ctx.lock_path}"
     from builder.pydeps.resolve import ensure_lock
 
@@ -40,12 +42,13 @@ def lock_dependencies(ctx: Context) -> tuple[bool, str]:
     lock = ensure_lock(ctx.site, locks_dir=ctx.options.locks_dir, may_relock=False,
                        notify=nested(ctx.notify))
     ctx.lock_path = Path(lock.path).resolve()
+    ctx.lock = lock
     return lock.reused, f"{ctx.lock_path} ({len(lock.pins)} pins, {lock.backend} against {lock.index})"
 
 
 def collect_wheelhouse(ctx: Context) -> tuple[bool, str]:
     """Wheels for the target, verified against the lock (`bundle wheelhouse`), incl. uv."""
-    assert ctx.lock_path
+    assert ctx.lock_path and ctx.lock
     if ctx.options.wheelhouse_dir:
         wdir = ctx.options.wheelhouse_dir.resolve()
         if not wdir.is_dir():
@@ -53,10 +56,9 @@ def collect_wheelhouse(ctx: Context) -> tuple[bool, str]:
         uv = (ctx.options.uv_wheel or find_uv(wdir)).resolve()
         ctx.wheelhouse = P.WheelhouseInput(wdir, ctx.lock_path, uv)
         return True, f"given: {wdir} ({len(ctx.wheelhouse.wheels())} files)"
-    from builder.pydeps.lockfile import Lock
     from builder.pydeps.wheelhouse import build_wheelhouse
 
-    lock = Lock.read(ctx.lock_path)
+    lock = ctx.lock
     wdir = ctx.out_dir / "wheelhouse"
     input_hash = digest_of(lock.body_hash, ctx.site.target.model_dump_json(), ctx.site.airflow.version)
     if ctx.unchanged("wheelhouse", input_hash, wheelhouse_outputs(wdir)):
@@ -76,10 +78,9 @@ def render_files(ctx: Context) -> tuple[bool, str]:
     out = ctx.out_dir / "rendered"
     if ctx.unchanged("render", digest, [out]):
         return True, f"{len(ctx.rendered)} files unchanged"
-    from builder.pydeps.lockfile import Lock
     from builder.render.validate import validate
 
-    checks = validate(ctx.site, ctx.rendered, Lock.read(ctx.lock_path) if ctx.lock_path else None,
+    checks = validate(ctx.site, ctx.rendered, ctx.lock,
                       ctx.wheelhouse.wheel_dir if ctx.wheelhouse else None).summary()
     write_tree(ctx.rendered, out)
     ctx.state.record("render", digest)
@@ -135,9 +136,9 @@ def build_packages(ctx: Context) -> tuple[bool, str]:
 
 def _wheelhouse_rpm(ctx: Context, rpm_version: str) -> tuple[P.SpecPlan, Path, bool, int]:
     """The site-independent wheelhouse RPM: built once per content, reused by every site."""
-    assert ctx.wheelhouse and ctx.lock_path
+    assert ctx.wheelhouse and ctx.lock
     site, opts = ctx.site, ctx.options
-    wh_stamp, _ = lock_epoch(ctx.lock_path)
+    wh_stamp, _ = lock_epoch(ctx.lock)
     cache_root = opts.rpm_cache or cache_dir() / "rpms"
     wh_plan = P.wheelhouse_plan(ctx.wheelhouse, site.airflow.version, wh_stamp, ctx.memo,
                                 serial=lambda d: cache_serial(cache_root, d), dist=site.target.os)
@@ -158,13 +159,14 @@ def _site_rpms(ctx: Context, rpm_version: str, rpms_dir: Path, wh_plan: P.SpecPl
     assert ctx.wheelhouse
     site, opts = ctx.site, ctx.options
     stamp, stamp_src = source_date_epoch(ctx.site_path)
+    offline_lock = Lock.read(ctx.wheelhouse.lock)
     inputs = P.SiteInputs(
         wheelhouse_evr=f"{wh_plan.version}-{wh_plan.release}",
         venv_kb=venv_kb(ctx.wheelhouse.wheels(), ctx.memo),
-        smoke_imports=smoke_imports(ctx.wheelhouse.lock),
+        smoke_imports=smoke_imports(offline_lock),
         build_requires=ctx.wheelhouse.build_packages,
     )
-    build_venv = render_build_venv(site, inputs.smoke_imports, smoke_optional(ctx.wheelhouse.lock))
+    build_venv = render_build_venv(site, inputs.smoke_imports, smoke_optional(offline_lock))
     plan = P.site_plan(site, ctx.rendered, inputs, stamp, build_venv, serial=ctx.state.site_serial)
     spec = render_spec(plan)
     digest = digest_of(spec, P.plan_digest(plan.packages), opts.payload, rpm_version, wh_rpm_name)

@@ -84,7 +84,7 @@ def docker_status() -> tuple[bool, str]:
     try:
         import docker  # noqa: PLC0415 - optional at runtime
     except ImportError:
-        return False, "the docker SDK is not installed (pip install docker)"
+        return False, "the docker SDK is not installed (pip install 'airflow-prod-bundle[docker]')"
     host = os.environ.get("DOCKER_HOST")
     if not host and not Path("/var/run/docker.sock").exists():
         return False, "no docker engine (DOCKER_HOST is unset and there is no /var/run/docker.sock)"
