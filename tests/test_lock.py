@@ -121,6 +121,8 @@ def test_lock_against_local_index(airflow_index, tmp_path):
         assert pin.hashes == (f"sha256:{served.sha256}",), name
     assert lock.method.startswith(f"date-cutoff {CUTOFF} (official constraints unreachable: ")
     assert "HTTP Error 404" in lock.method
+    # the cutoff is a header line of its own: read back as data, not from the description
+    assert lock.header["cutoff"] == CUTOFF and Lock.read(lock.path).cutoff == CUTOFF
     assert (lock.backend, lock.index) == ("uv", airflow_index.simple)
     warnings = [m for level, m in seen if level == "warn"]
     assert (f"apache-airflow 3.1.4 is yanked on the index ({YANK_REASON!r}); the newest release of that "

@@ -75,6 +75,9 @@ class Lock:
     @property
     def cutoff(self) -> str | None:
         """The upload-time cutoff (ISO 8601, as uv's --exclude-newer takes it) of a date-cutoff lock."""
+        if "cutoff" in self.header:
+            return self.header["cutoff"]
+        # Locks written before the `cutoff:` line said it only in the method's description.
         words = self.method.split()
         return words[1] if len(words) > 1 and words[0] == "date-cutoff" else None
 

@@ -440,6 +440,7 @@ def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_h
         "requirements": "; ".join(reqs),
         "target": f"python {site.target.python}, {site.target.arch}, {site.target.os} ({target.manylinux(site.target)})",
         "method": method.description,
+        **({"cutoff": _iso(method.cutoff)} if method.cutoff else {}),
         "backend": tool,
         "index": registry.index_url,
         "date": _iso(datetime.now(timezone.utc)),
