@@ -4,7 +4,7 @@
     manylinux      the wheel platform tag at that glibc ("manylinux_2_34_x86_64")
     uv_platform    uv's --python-platform ("x86_64-manylinux_2_34")
     wheel_tags     the interpreter's tags, best first, manylinux capped at the glibc
-    dist_tag       the RPM release's dist tag ("el9"; "deb12" for the Debian 12 stand-in)
+    dist_tag       the RPM release's dist tag ("el9")
 
 Each takes the site's `target` section, so the lock, the wheelhouse and the RPM plan ask
 here instead of each keeping its own table.
@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from builder.site.model import Target
 
 # Highest manylinux glibc per target OS family (RHEL 9: glibc 2.34).
-GLIBC = {"el9": (2, 34), "debian12": (2, 36)}
-# The release's dist tag per target OS family (debian12 is the test stand-in host).
-DIST_TAG = {"el9": "el9", "debian12": "deb12"}
+GLIBC = {"el9": (2, 34)}
+# The release's dist tag per target OS family.
+DIST_TAG = {"el9": "el9"}
 # Older manylinux tags (PEP 513/571/599 aliases and below 2.17), after the 2.17..cap range.
 _LEGACY_MANYLINUX = ("manylinux2014", "manylinux_2_12", "manylinux2010", "manylinux_2_5", "manylinux1")
 

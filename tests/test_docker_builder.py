@@ -50,7 +50,7 @@ def _lock(tmp: Path) -> Lock:
         "# Lock for site 'dockerstandin' (tests/test_docker_builder.py): native sdists and their imports.\n"
         "#\n"
         "# requirements: python-ldap; pykerberos; gssapi; krb5; thrift\n"
-        "# target: python 3.11.2, x86_64, debian12\n"
+        "# target: python 3.11.2, x86_64, el9\n"
         "# method: by hand (pins and hashes from the e2e's lock of apache-airflow 3.1.4)\n"
         "# backend: uv\n"
         "# index: https://pypi.org/simple\n\n" + LOCK_BODY)
@@ -60,8 +60,9 @@ def _lock(tmp: Path) -> Lock:
 def _site(image: str):
     data = minimal_data()
     data["site"] = {"name": "dockerstandin"}
-    # The stand-in is Debian 12 with Python 3.11.2: say so, rather than pretend el9.
-    data["target"] = {"os": "debian12", "python": "3.11.2", "native_builder": "docker", "builder_image": image}
+    # The stand-in plays RHEL 9 (os = el9, as in the e2e) with Debian 12's Python 3.11.2; the
+    # builder image is the labelled Debian stand-in for what Dockerfile.rhel9 makes.
+    data["target"] = {"os": "el9", "python": "3.11.2", "native_builder": "docker", "builder_image": image}
     return site_from_data(data)
 
 

@@ -131,10 +131,8 @@ class AirflowSpec(Model):
 
 
 class Target(Model):
-    os: Literal["el9", "debian12"] = Field(
-        "el9",
-        description="Target OS family: el9 (RHEL 9 and rebuilds). debian12 is the Debian 12 "
-        "stand-in the end-to-end test boots; packages still use RHEL names.",
+    os: Literal["el9"] = Field(
+        "el9", description="Target OS family: el9 (RHEL 9 and its rebuilds: Rocky, Alma, Oracle)."
     )
     arch: Literal["x86_64"] = Field("x86_64", description="Target CPU architecture.")
     python: Version = Field("3.11.7", description="Exact target interpreter version (RHEL 9.4 python3.11 is 3.11.7).")

@@ -2,6 +2,7 @@
 
 from .fixtures import (  # noqa: F401
     ca,
+    e2e_target_image,
     kdc,
     ldap,
     postgres,

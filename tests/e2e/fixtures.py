@@ -105,8 +105,19 @@ def kdc(servers_dir: Path) -> Iterator[Kdc]:
 
 @pytest.fixture(scope="session")
 def target_image():
-    """The cached Debian 12 root (debootstrapped on first use, ~1 min)."""
-    from .target import RootImage, missing_host_tools
+    """The cached Debian 12 root without compilers (debootstrapped on first use, ~1 min)."""
+    return _root_image(compilers=False)
+
+
+@pytest.fixture(scope="session")
+def e2e_target_image():
+    """The root the e2e sites install on: with compilers and headers (what RHEL's gcc and
+    -devel packages are), since they compile their native sdists on the target."""
+    return _root_image(compilers=True)
+
+
+def _root_image(*, compilers: bool):
+    from .target import COMPILE_PACKAGES, ROOT_PACKAGES, RootImage, missing_host_tools
 
     if os.geteuid() != 0:
         pytest.skip("the target host stand-in needs root (debootstrap, systemd-nspawn, nsenter)")
@@ -114,10 +125,7 @@ def target_image():
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} (see scripts/deps-debian.txt)")
     stop_cleanly_on_sigterm()
-    from .target import COMPILE_PACKAGES, ROOT_PACKAGES
-
-    compile_on_target = os.environ.get("AIRFLOW_PROD_E2E_NATIVE_BUILDER") == "target"
-    image = RootImage(packages=ROOT_PACKAGES + COMPILE_PACKAGES) if compile_on_target else RootImage()
+    image = RootImage(packages=ROOT_PACKAGES + COMPILE_PACKAGES) if compilers else RootImage()
     image.ensure()
     return image
 

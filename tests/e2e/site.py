@@ -1,14 +1,13 @@
 """The site file of the end-to-end test: the guide's deployment, pointed at the test's servers.
 
-One host runs every role. It targets the stand-in's exact interpreter
-(Debian 12's python3.11 is 3.11.2) and builds native wheels on this build
-host (`host`): the stand-in is the build host's OS family, so its libldap and
-libkrb5 are what the wheels link against.
+One host runs every role. It targets RHEL 9 (`os = "el9"`, the default) at the
+stand-in's exact interpreter (Debian 12's python3.11 is 3.11.2). The native sdists
+compile on the booted host (`native_builder = "target"`), against its own libldap
+and libkrb5, as they do on a RHEL 9 host for a bundle built without docker.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from builder.site.model import ROLES
@@ -25,9 +24,7 @@ def tls_only_site_data() -> dict[str, Any]:
     """The smallest valid site carrying the e2e host's TLS settings (for the CSR flow)."""
     return {
         "site": {"name": "e2e"},
-        # AIRFLOW_PROD_E2E_NATIVE_BUILDER=target: native sdists compile on the booted host.
-        "target": {"python": STANDIN_PYTHON,
-                   "native_builder": os.environ.get("AIRFLOW_PROD_E2E_NATIVE_BUILDER", "host")},
+        "target": {"python": STANDIN_PYTHON, "native_builder": "target"},
         "hosts": [{"name": TARGET_HOST, "roles": [r for r in ROLES if r != "kerberos"]}],
         "database": {"host": "127.0.0.1"},
         "api": {"host": TARGET_HOST, "bind": "127.0.0.1"},

@@ -58,10 +58,10 @@ ROOT_PACKAGES = (
     # prove the disabled path (docs/testing.md says what only a RHEL host can prove).
     "selinux-utils", "policycoreutils",
 )
-# Compile-on-target (native_builder = "target", AIRFLOW_PROD_E2E_NATIVE_BUILDER=target): what
-# RHEL's gcc gcc-c++ krb5-devel openldap-devel cyrus-sasl-devel python3.11-devel are here. A
-# root of its own (another cache key): the default root stays without compilers, as
-# production hosts should be.
+# Compile-on-target (native_builder = "target", the e2e sites' default): what RHEL's gcc
+# gcc-c++ krb5-devel openldap-devel cyrus-sasl-devel python3.11-devel are here. A root of its
+# own (another cache key): the other booted-host tests keep a root without compilers, as
+# production hosts built with docker or on RHEL should be.
 COMPILE_PACKAGES = ("gcc", "g++", "libkrb5-dev", "libldap2-dev", "libsasl2-dev", "python3.11-dev")
 SUITE = "bookworm"
 # Bump when the post-debootstrap preparation below changes: it is part of the cache key.

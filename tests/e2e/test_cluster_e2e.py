@@ -50,9 +50,7 @@ from .test_e2e import (
     REPO_INSIDE,
     SECURITY,
     STANDIN_INSIDE,
-    STANDIN_OS,
     bundle,
-    missing_piece,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.timeout(5400)]
@@ -217,7 +215,6 @@ def cluster_site(postgres, redis, ldap, kdc, api_port: int) -> dict:
     data = e2e_site_data(api_port=api_port, postgres=postgres, redis=redis, ldap=ldap, kdc=kdc,
                          ca_on_target=f"{SECURITY}/ca-chain.pem")
     data["site"] = {"name": "e2e"}  # the single-host e2e's lock and wheelhouse are reused
-    data["target"]["os"] = STANDIN_OS
     data["hosts"] = [
         {"name": NAMES["a"], "roles": ["api-server", "scheduler", "dag-processor", "triggerer"]},
         {"name": NAMES["b"], "roles": ["api-server", "scheduler"]},
@@ -240,10 +237,7 @@ def cluster_site(postgres, redis, ldap, kdc, api_port: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cluster(target_image, signing_key):
-    reason = missing_piece()
-    if reason:
-        pytest.skip(reason)
+def cluster(e2e_target_image, signing_key):
     if not shutil.which("haproxy"):
         pytest.skip("not installed: haproxy (scripts/deps-debian.txt)")
     phases = Phases()
@@ -307,7 +301,7 @@ def cluster(target_image, signing_key):
         with phases("cluster: unpack + boot four hosts (shared cached root)"):
             for s in SHORTS:
                 hosts[s] = stack.enter_context(booted_cluster_host(
-                    target_image, scratch_dir(f"cluster-{s}"), NAMES[s], net.ns_path(s), hosts_file(),
+                    e2e_target_image, scratch_dir(f"cluster-{s}"), NAMES[s], net.ns_path(s), hosts_file(),
                     binds_ro={str(repo.parent): "/srv/cluster", str(standin_repo): STANDIN_INSIDE},
                     binds_rw={str(dags): "/opt/airflow/dags"}, keep=keep_temp()))
         phases.facts["boot per host (s)"] = ", ".join(f"{s}={hosts[s].boot_seconds:.1f}" for s in SHORTS)

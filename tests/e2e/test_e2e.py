@@ -40,17 +40,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.timeout(3600)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMINGS = REPO_ROOT / "docs" / "e2e-timings.md"
-# The value of [target] os naming the Debian 12 stand-in (the model must accept it for
-# native_builder = "host" on this Debian build host).
-STANDIN_OS = os.environ.get("AIRFLOW_PROD_E2E_TARGET_OS", "debian12")
-# Debian packages a `host` native build of python-ldap, gssapi, krb5 and pykerberos needs.
-HOST_BUILD_DEPS = {
-    "/usr/include/ldap.h": "libldap2-dev",
-    "/usr/include/sasl/sasl.h": "libsasl2-dev",
-    "/usr/bin/krb5-config": "libkrb5-dev",
-    "/usr/include/python3.11/Python.h": "python3.11-dev",
-    "/usr/bin/gcc": "gcc",
-}
 ROLE_PACKAGES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos")
 UNITS = tuple(f"airflow-{r}.service" for r in ROLE_PACKAGES)
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -72,30 +61,8 @@ with DAG("test_bash", start_date=datetime(2025,1,1), schedule=None, catchup=Fals
 UPGRADE_PROVIDER = os.environ.get("AIRFLOW_PROD_E2E_UPGRADE_PROVIDER", "apache-airflow-providers-sftp")
 
 
-# --- what must exist before this test can run -----------------------------------------
-
-def missing_piece() -> str | None:
-    """Host build packages this machine lacks, as a precise skip reason; None when all are there.
-
-    Only what the machine may legitimately lack is checked here. Broken project code
-    (a module that fails to import, `bundle build --help` failing, a site model that
-    rejects the stand-in's `[target] os`) must fail the test, never skip it.
-    """
-    missing = sorted({pkg for path, pkg in HOST_BUILD_DEPS.items() if not Path(path).exists()})
-    if missing:
-        return f"host native builds need Debian packages not installed: {' '.join(missing)} (scripts/deps-debian.txt)"
-    return None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _prerequisites():
-    reason = missing_piece()
-    if reason:
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def phases(_prerequisites):
+def phases():
     recorder = Phases()
     yield recorder
     if recorder.rows:
@@ -142,7 +109,6 @@ def workspace(phases, postgres, redis, ldap, kdc, signing_key):
     ws = Workspace(root, root / "site.toml", {}, root / "out", locks, root / "tls", root / "secrets.env")
     data = e2e_site_data(api_port=free_port(), postgres=postgres, redis=redis, ldap=ldap, kdc=kdc,
                          ca_on_target=f"{SECURITY}/ca-chain.pem")
-    data["target"]["os"] = STANDIN_OS
     data["publish"] = {"gpg_key": signing_key.fingerprint, "gpg_home": str(signing_key.home), "sign": True}
     ws.locks.mkdir(parents=True, exist_ok=True)
     write_site(ws, data)
@@ -283,8 +249,26 @@ class Deployment:
     signing_key: object  # repo.SigningKey
 
 
+def assert_native_sdists_compiled_here(host: TargetHost, build_log: str, builder: str, phases) -> None:
+    """With native_builder = "target", build-venv compiled the shipped sdists on the host:
+    their extensions are in the venv, built without debug info (CFLAGS -g0)."""
+    installed = re.search(r"installed the lock in (\d+) s \((\d+) sdists compiled here\)", build_log)
+    assert installed, build_log[-3000:]
+    phases.facts["uv pip install in build-venv (s) / sdists compiled"] = f"{installed[1]} / {installed[2]}"
+    if builder != "target":
+        return
+    assert int(installed[2]) >= 4, build_log[-3000:]  # gssapi, krb5, pykerberos, python-ldap, thrift
+    site = host.run(["/opt/airflow/venv/bin/python", "-c",
+                     "import sysconfig; print(sysconfig.get_path('platlib'))"]).stdout.strip()
+    for ext in ("gssapi/raw/creds", "krb5/_creds", "_ldap"):
+        so = host.run(["sh", "-c", f"ls {site}/{ext}.*so"]).stdout.split()
+        assert len(so) == 1, (ext, so)
+        sections = host.run(["readelf", "-S", "--wide", so[0]]).stdout
+        assert ".text" in sections and ".debug_info" not in sections, (so[0], sections)
+
+
 @pytest.fixture(scope="module")
-def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, signing_key):
+def deployment(workspace, phases, e2e_target_image, postgres, redis, ldap, kdc, ca, signing_key):
     from .api import ApiClient
 
     ws = workspace
@@ -302,7 +286,7 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
     with ExitStack() as stack:  # the host powers off and is removed whatever happens
         with phases("target: unpack + boot"):
             host = stack.enter_context(
-                booted_host(target_image, work, TARGET_HOST, binds_ro=binds, keep=keep_temp()))
+                booted_host(e2e_target_image, work, TARGET_HOST, binds_ro=binds, keep=keep_temp()))
         phases.facts["target unpack / boot (s)"] = f"{host.unpack_seconds:.1f} / {host.boot_seconds:.1f}"
         with phases("target: fapolicyd enforcing (RHEL 9 rules; rpmdb trust emulated)", host, ("fapolicyd.service",)):
             trust = host.enforce_fapolicyd()
@@ -310,7 +294,7 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
         phases.facts["target hardening"] = "; ".join(
             f"{tmp} {','.join(o for o in opts if o in ('noexec', 'nosuid', 'nodev'))}"
             for tmp, opts in host.mount_options(*HARDENED_TMP).items()) + f"; dnf umask {HARDENED_UMASK}"
-        info = target_image.info()
+        info = e2e_target_image.info()
         phases.facts["root tarball"] = (f"{info.get('tarball_bytes', 0) / 1e6:.0f} MB "
                                         f"(debootstrap {info.get('debootstrap_seconds')} s when built)")
         with phases("target: add the signed repository + test-only stand-in", host):
@@ -339,6 +323,7 @@ def deployment(workspace, phases, target_image, postgres, redis, ldap, kdc, ca, 
             assert waited, build_log[-3000:]
             phases.facts["fapolicyd trust reload waited (s)"] = f"{int(waited[1]) / 10:.1f}"
             fallbacks = re.findall(r"warning: (\S+) has no compiled extension", build_log)
+            assert_native_sdists_compiled_here(host, build_log, ws.data["target"]["native_builder"], phases)
             phases.facts["pure-Python fallbacks (warned)"] = ", ".join(fallbacks) or "none"
             for role in ROLE_PACKAGES:
                 host.run(["rpm", "-q", f"airflow-prod-{role}"])
