@@ -53,7 +53,7 @@ def build(site: Site, site_path: str | Path, options: BuildOptions = _DEFAULTS,
     state = BuildState.load(out_dir / "state.json")
     ctx = Context(site, Path(site_path).resolve(), options, out_dir, notify, state)
     ctx.signing = signing_key(site, options.sign)  # a missing key fails now, not after packaging
-    if ctx.signing[1]:
+    if ctx.signing.fingerprint:
         check_signing_key(ctx.signing, notify)
     results = []
     try:

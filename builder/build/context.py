@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.build.state import BuildState
 from builder.errors import BundleError
@@ -15,6 +16,9 @@ from builder.report import Notify
 from builder.rpm import plan as P
 from builder.rpm import rpmbuild
 from builder.site import Site
+
+if TYPE_CHECKING:
+    from builder.rpm.publish import SigningKey
 
 
 class BuildError(BundleError):
@@ -67,6 +71,14 @@ class BuildSummary:
         return sum(s.seconds for s in self.steps)
 
 
+@dataclass(frozen=True)
+class Signing:
+    """Who signs this build: a key and its fingerprint, or nobody (an unsigned build)."""
+
+    key: SigningKey | None = None
+    fingerprint: str = ""
+
+
 @dataclass
 class Context:
     """What changes during one build; the Site itself stays frozen."""
@@ -84,7 +96,7 @@ class Context:
     packages: list[BuiltPackage] = field(default_factory=list)
     repo: Path | None = None
     signed_by: str | None = None
-    signing: tuple = (None, "")   # (publish.SigningKey, fingerprint); "" when not signing
+    signing: Signing = field(default_factory=Signing)
 
     @property
     def memo(self) -> dict[str, str]:

@@ -6,40 +6,42 @@ import os
 import shutil
 from pathlib import Path
 
-from builder.build.context import BuildError, BuiltPackage, default_out_dir
+from builder.build.context import BuildError, BuiltPackage, Signing, default_out_dir
 from builder.build.state import BuildState
 from builder.fsutil import sha256_file, write_atomic
 from builder.report import Notify
 from builder.site import Site
 
 
-def signing_key(site: Site, sign: bool | None) -> tuple:
+def signing_key(site: Site, sign: bool | None) -> Signing:
     """The key that will sign, resolved to its fingerprint before any work is done."""
     from builder.rpm import publish
 
     if not (site.publish.sign if sign is None else sign):
-        return None, ""
+        return Signing()
     key = publish.SigningKey(site.publish.gpg_key, Path(site.publish.gpg_home) if site.publish.gpg_home else None)
-    return key, key.fingerprint()
+    return Signing(key, key.fingerprint())
 
 
-def check_signing_key(signing: tuple, notify: Notify) -> None:
+def check_signing_key(signing: Signing, notify: Notify) -> None:
     """A key RHEL 9 would refuse (SHA-1 self-signature, RSA < 2048, DSA, expired) fails now."""
     from builder.rpm import publish
 
-    report = publish.check_key(signing[0], signing[1])
+    if signing.key is None:
+        return
+    report = publish.check_key(signing.key, signing.fingerprint)
     notify("info", f"[sign] key {report.fingerprint} ({report.description}): the fingerprint admins compare")
     for warning in report.warnings:
         notify("warn", f"[sign] {warning}")
 
 
-def place_signed(packages: list[BuiltPackage], repo: Path, digests: dict[str, str], signing: tuple,
+def place_signed(packages: list[BuiltPackage], repo: Path, digests: dict[str, str], signing: Signing,
                  previous: dict, force: bool) -> tuple[int, dict]:
     """Signed copies of the packages in repo, never the cached originals; a package signed
     already with this key is kept. Returns how many were (re)placed and the new record."""
     from builder.rpm import publish
 
-    key, fpr = signing
+    key, fpr = signing.key, signing.fingerprint
     to_sign, signed = [], {}
     for pkg in packages:
         dest = repo / pkg.path.name
@@ -50,7 +52,7 @@ def place_signed(packages: list[BuiltPackage], repo: Path, digests: dict[str, st
         tmp = repo / f".{dest.name}"
         shutil.copyfile(pkg.path, tmp)
         to_sign.append((tmp, dest))
-    if fpr:
+    if key is not None and fpr:
         publish.sign_rpms([tmp for tmp, _ in to_sign], key, fpr)
     for tmp, dest in to_sign:
         os.replace(tmp, dest)
@@ -60,13 +62,13 @@ def place_signed(packages: list[BuiltPackage], repo: Path, digests: dict[str, st
     return len(to_sign), signed
 
 
-def write_metadata(repo: Path, stamp: int, signing: tuple, repo_files: dict[str, str]) -> None:
+def write_metadata(repo: Path, stamp: int, signing: Signing, repo_files: dict[str, str]) -> None:
     """xz metadata, and with a key the signed repomd.xml and the public key; the .repo files."""
     from builder.rpm import publish
 
-    key, fpr = signing
+    key, fpr = signing.key, signing.fingerprint
     publish.make_repo(repo, stamp)
-    if fpr:
+    if key is not None and fpr:
         publish.sign_repomd(repo, key, fpr)
         publish.export_key(repo, key, fpr)
     else:

@@ -184,7 +184,7 @@ def publish_repository(ctx: Context) -> tuple[bool, str]:
     """Signed RPMs, xz metadata, signed repomd.xml and the public key in <out>/repo."""
     from builder.rpm import publish
 
-    fpr = ctx.signing[1]
+    fpr = ctx.signing.fingerprint
     sign = bool(fpr)
     repo = ctx.out_dir / "repo"
     repo.mkdir(parents=True, exist_ok=True)
