@@ -192,6 +192,21 @@ def _resolve_build_requirements(requires: list[str], site: Site, lock: Lock, ind
 # --- the engine entry point ----------------------------------------------------------------------
 
 
+@dataclass
+class _Gathered:
+    """What goes into the wheelhouse, as the build collects it."""
+
+    files: dict[str, tuple[Artifact | None, Path, str]] = field(default_factory=dict)  # name -> (artifact, path, origin)
+    built: list[str] = field(default_factory=list)           # wheel names built here
+    choice: native.BuilderChoice | None = None
+    target_sdists: list[str] = field(default_factory=list)   # sdists shipped to compile on the target
+    build_pkgs: list[str] = field(default_factory=list)      # RHEL packages compiling them needs
+
+    def add_built(self, name: str, wheel: Path, origin: str) -> None:
+        self.files[name] = (None, wheel, origin)
+        self.built.append(wheel.name)
+
+
 def build_wheelhouse(
     site: Site,
     lock: Lock,
@@ -209,67 +224,70 @@ def build_wheelhouse(
     arts = select_artifacts(lock.pins, site, registry, lock.files)
     status = store.fetch_all([a.wanted() for a in arts], registry, progress, notify, workers)
 
-    files: dict[str, tuple[Artifact | None, Path, str]] = {}  # name -> (artifact, path, origin)
-    choice: native.BuilderChoice | None = None
-    native_sdists: list[Artifact] = []
-    built: list[str] = []
+    got = _Gathered()
     uv = uv_bin()
+    native_sdists: list[Artifact] = []
     for a in arts:
         blob = store.path(a.sha256)
         if a.is_wheel:
-            files[a.name] = (a, blob, "reused" if status[a.sha256] == "reused" else "downloaded")
-            continue
-        if a.name in native.NATIVE_BUILD_PACKAGES:
+            got.files[a.name] = (a, blob, "reused" if status[a.sha256] == "reused" else "downloaded")
+        elif a.name in native.NATIVE_BUILD_PACKAGES:
             native_sdists.append(a)
-            continue
-        # Unknown sdist: build it here; a pure wheel ships, anything else is native.
-        wheel = native.build_on_host(blob, a.filename, a.sha256, uv, registry.index_url)
-        if native.is_pure(wheel):
-            files[a.name] = (None, wheel, "built-host")
-            built.append(wheel.name)
         else:
-            native_sdists.append(a)
-    target_sdists: list[str] = []
-    build_pkgs: list[str] = []
-    build_pins: dict[str, Pin] = {}
+            # Unknown sdist: build it here; a pure wheel ships, anything else is native.
+            wheel = native.build_on_host(blob, a.filename, a.sha256, uv, registry.index_url)
+            if native.is_pure(wheel):
+                got.add_built(a.name, wheel, "built-host")
+            else:
+                native_sdists.append(a)
     if native_sdists:
-        choice = native.choose_builder(site.target.native_builder, site.target.os)
+        choice = got.choice = native.choose_builder(site.target.native_builder, site.target.os)
         notify("info", f"native sdists ({', '.join(a.name for a in native_sdists)}): {choice.name} — {choice.reason}")
         if choice.name == "docker":
-            docker_build = native.build_in_docker(
-                [(store.path(a.sha256), a.filename, a.sha256) for a in native_sdists],
-                site.target.python_minor, image=site.target.builder_image)
-            wheels = docker_build.wheels
-            # The build record (manifest.json) pins the image the wheels came from, by image ID.
-            choice = replace(choice, image=docker_build.image, image_id=docker_build.image_id)
-            for a in native_sdists:
-                files[a.name] = (None, wheels[a.sha256], "built-docker")
-                built.append(wheels[a.sha256].name)
+            _build_in_docker(native_sdists, site, store, got, choice)
         elif choice.name == "host":
             for a in native_sdists:
                 wheel = native.build_on_host(store.path(a.sha256), a.filename, a.sha256, uv, registry.index_url)
-                files[a.name] = (None, wheel, "built-host")
-                built.append(wheel.name)
+                got.add_built(a.name, wheel, "built-host")
         else:
-            for a in native_sdists:
-                files[a.name] = (a, store.path(a.sha256), "sdist-for-target")
-                target_sdists.append(a.filename)
-                requires = native.build_requires(store.path(a.sha256), a.filename)
-                for pin in _resolve_build_requirements(requires, site, lock, registry.index_url).values():
-                    build_pins[f"{pin.name}=={pin.version}"] = pin
-            build_pkgs = native.target_build_packages([a.name for a in native_sdists], site.target.python_minor)
-            build_arts = [select_artifacts({p.name: p}, site, registry)[0] for _, p in sorted(build_pins.items())]
-            st = store.fetch_all([b.wanted() for b in build_arts], registry, progress, notify, workers)
-            for b in build_arts:
-                status[b.sha256] = st[b.sha256]
-                files.setdefault(f"build:{b.name}=={b.version}", (b, store.path(b.sha256), "build-requirement"))
+            status.update(_ship_for_target(native_sdists, site, lock, registry, store, got,
+                                           progress=progress, notify=notify, workers=workers))
 
-    wh = _place(out, site, lock, files, choice, target_sdists, build_pkgs)
+    wh = _place(out, site, lock, got.files, got.choice, got.target_sdists, got.build_pkgs)
     wh.downloaded = sorted(a.filename for a in arts if status.get(a.sha256) in ("downloaded", "resumed"))
     wh.reused = sorted(a.filename for a in arts if status.get(a.sha256) == "reused")
-    wh.built = sorted(built)
+    wh.built = sorted(got.built)
     wh.seconds = time.monotonic() - started
     return wh
+
+
+def _build_in_docker(sdists: list[Artifact], site: Site, store: BlobStore, got: _Gathered,
+                     choice: native.BuilderChoice) -> None:
+    build = native.build_in_docker([(store.path(a.sha256), a.filename, a.sha256) for a in sdists],
+                                   site.target.python_minor, image=site.target.builder_image)
+    # The build record (manifest.json) pins the image the wheels came from, by image ID.
+    got.choice = replace(choice, image=build.image, image_id=build.image_id)
+    for a in sdists:
+        got.add_built(a.name, build.wheels[a.sha256], "built-docker")
+
+
+def _ship_for_target(sdists: list[Artifact], site: Site, lock: Lock, registry: Registry, store: BlobStore,
+                     got: _Gathered, *, progress: Progress | None, notify: Notify, workers: int) -> dict[str, str]:
+    """The sdists ship as they are, with their build requirements pinned, hashed and fetched;
+    returns the fetch status of those build requirements."""
+    build_pins: dict[str, Pin] = {}
+    for a in sdists:
+        got.files[a.name] = (a, store.path(a.sha256), "sdist-for-target")
+        got.target_sdists.append(a.filename)
+        requires = native.build_requires(store.path(a.sha256), a.filename)
+        for pin in _resolve_build_requirements(requires, site, lock, registry.index_url).values():
+            build_pins[f"{pin.name}=={pin.version}"] = pin
+    got.build_pkgs = native.target_build_packages([a.name for a in sdists], site.target.python_minor)
+    build_arts = [select_artifacts({p.name: p}, site, registry)[0] for _, p in sorted(build_pins.items())]
+    status = store.fetch_all([b.wanted() for b in build_arts], registry, progress, notify, workers)
+    for b in build_arts:
+        got.files.setdefault(f"build:{b.name}=={b.version}", (b, store.path(b.sha256), "build-requirement"))
+    return status
 
 
 def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, build_pkgs) -> Wheelhouse:
