@@ -5,8 +5,8 @@ root, stopped by PID, data root removed) builds the native sdists of a small loc
 (python-ldap, pykerberos, gssapi, krb5, thrift) through `build_wheelhouse` with
 `native_builder = "docker"` and `builder_image` naming a prepared image, exactly as a site
 with a Dockerfile.rhel9 image would. Then the wheelhouse is installed, offline with hashes
-required, into a venv in a container of the target root (Python 3.11, no compiler) and
-every native module is imported.
+required, into a venv in a container of the target root (Python 3.11, no compiler) and on
+the booted, hardened stand-in host, and every native module is imported.
 
 THE BUILDER IMAGE IS A DEBIAN 12 STAND-IN (no RHEL image and no registry are reachable
 here): it proves the SDK path, the image pinning, the hash recording and the reproducibility
@@ -202,6 +202,37 @@ def test_wheels_install_offline_and_import_on_the_target(engine, built, images):
         volumes={str(wh.out_dir): {"bind": "/wh", "mode": "ro"}, uv_bin(): {"bind": "/usr/local/bin/uv", "mode": "ro"}},
     ).decode()
     TIMINGS["offline install + imports in the target container"] = time.monotonic() - t0
+    assert out.strip().splitlines()[-1] == "3.11.2 " + " ".join(IMPORTS)
+
+
+def test_wheels_install_on_the_booted_hardened_target_and_import_as_a_service_user(built, tmp_path_factory):
+    """On the booted stand-in (systemd, /tmp and /var/tmp noexec, no compiler): the offline,
+    hash-checked install build-venv runs, under the umask it sets, its cache beside the venv
+    (never in the noexec temp directories); every native module imports as an unprivileged user."""
+    from builder.pydeps.resolve import uv_bin
+    from dockerengine import target_root
+    from e2e.fixtures import keep_temp, scratch_dir
+    from e2e.target import booted_host
+
+    wh, _ = built
+    argv = wh.install_argv("/opt/venv/bin/python", "/srv/wh")
+    argv[0] = "/srv/uv/uv"
+    probe = ("import importlib, sys; "
+             f"mods = [importlib.import_module(m) for m in {IMPORTS!r}]; "
+             "assert all(m.__file__.startswith('/opt/venv/') for m in mods), [m.__file__ for m in mods]; "
+             "print(sys.version.split()[0], ' '.join(m.__name__ for m in mods))")
+    uv_dir = tmp_path_factory.mktemp("uv")
+    shutil.copy2(uv_bin(), uv_dir / "uv")
+    t0 = time.monotonic()
+    with booted_host(target_root(), scratch_dir("docker-wheels-target"), "wheels.e2e.test",
+                     binds_ro={str(wh.out_dir): "/srv/wh", str(uv_dir): "/srv/uv"}, keep=keep_temp()) as host:
+        assert "noexec" in host.run(["findmnt", "-no", "OPTIONS", "/tmp"]).stdout
+        host.sh("! command -v gcc && ! command -v cc")  # the wheels are what runs: nothing compiles here
+        host.sh("umask 022; mkdir -p /opt/uv-cache; /srv/uv/uv venv --no-config -q --python /usr/bin/python3.11 /opt/venv; "
+                f"UV_CACHE_DIR=/opt/uv-cache {' '.join(argv)} -q; rm -rf /opt/uv-cache", umask="077")
+        out = host.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+                        "/opt/venv/bin/python", "-c", probe], env={"HOME": "/", "TMPDIR": "/tmp"}).stdout
+    TIMINGS["boot the target, offline install, imports as nobody"] = time.monotonic() - t0
     assert out.strip().splitlines()[-1] == "3.11.2 " + " ".join(IMPORTS)
 
 

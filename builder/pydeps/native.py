@@ -45,6 +45,12 @@ NATIVE_BUILD_PACKAGES: dict[str, tuple[str, ...]] = {
 DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
 # Fixed timestamps inside built wheels: same sdist, same builder -> same bytes.
 SOURCE_DATE_EPOCH = "315532800"
+# One compile policy wherever a native sdist is built (here, Dockerfile.rhel9's build-wheels,
+# build-venv on the target): Python's own CFLAGS (-O2, -fwrapv, the hardening flags) plus -g0,
+# so no debug info (PyPI's wheels carry none; with it gcc took 3x as long on Cython's C), and
+# setuptools compiling a package's extensions on every CPU (docs/hardened-hosts.md).
+COMPILE_ENV = {"CFLAGS": "-g0", "CXXFLAGS": "-g0"}
+HOST_CACHE_KEY = "host-g0"  # built wheels cached under the policy that made them
 DOCKERFILE = "Dockerfile.rhel9"
 DEFAULT_BASE_IMAGE = "docker.io/rockylinux/rockylinux:9"
 
@@ -187,11 +193,13 @@ def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str, index_
 
     Its build requirements come from `index_url` (the lock's index: a mirror-only host has
     no other), through uv's cache inside ours."""
-    hit = cached_wheel(sdist_sha256, "host")
+    hit = cached_wheel(sdist_sha256, HOST_CACHE_KEY)
     if hit:
         return hit
-    dest = _built_cache(sdist_sha256, "host")
+    dest = _built_cache(sdist_sha256, HOST_CACHE_KEY)
     with tempfile.TemporaryDirectory(prefix="bundle-build-", dir=cache_dir()) as tmp:
+        parallel = Path(tmp, "setuptools.cfg")
+        parallel.write_text(f"[build_ext]\nparallel = {os.cpu_count() or 1}\n")
         named = Path(tmp, "src", filename)
         named.parent.mkdir()
         link_or_copy(sdist, named)
@@ -200,7 +208,8 @@ def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str, index_
             [uv, "build", "--no-config", "--wheel", "--out-dir", str(wheels_dir), "--index-url", index_url,
              "--cache-dir", str(cache_dir() / "uv"), str(named)],
             what=f"building a wheel from {filename}",
-            env={**network_env(), "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
+            env={**network_env(), **COMPILE_ENV, "DIST_EXTRA_CONFIG": str(parallel),
+                 "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
             tail_lines=30,
         )
         wheels = sorted(wheels_dir.glob("*.whl"))
