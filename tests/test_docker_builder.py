@@ -42,6 +42,11 @@ IMPORTS = ("ldap", "_ldap", "kerberos", "gssapi", "gssapi.raw", "krb5", "thrift.
 # import at run time (python-ldap: pyasn1, pyasn1-modules; gssapi: decorator; thrift: six).
 LOCK_BODY = Path(__file__).with_name("docker_builder_lock.txt").read_text()
 TIMINGS: dict[str, float] = {}
+# Imports every native module from /opt/venv and prints the interpreter's version and the modules.
+PROBE = ("import importlib, sys; "
+         f"mods = [importlib.import_module(m) for m in {IMPORTS!r}]; "
+         "assert all(m.__file__.startswith('/opt/venv/') for m in mods), [m.__file__ for m in mods]; "
+         "print(sys.version.split()[0], ' '.join(m.__name__ for m in mods))")
 
 
 def _lock(tmp: Path) -> Lock:
@@ -186,15 +191,11 @@ def test_wheels_install_offline_and_import_on_the_target(engine, built, images):
     _, _, target = images
     argv = wh.install_argv("/opt/venv/bin/python", "/wh")
     argv[0] = "/usr/local/bin/uv"
-    probe = ("import importlib, sys; "
-             f"mods = [importlib.import_module(m) for m in {IMPORTS!r}]; "
-             "assert all(m.__file__.startswith('/opt/venv/') for m in mods), [m.__file__ for m in mods]; "
-             "print(sys.version.split()[0], ' '.join(m.__name__ for m in mods))")
     script = " && ".join([
         "! command -v gcc",  # nothing can be compiled on this host: the wheels are what runs
         "uv venv --no-config -q --python /usr/bin/python3.11 /opt/venv",
         " ".join(argv) + " --cache-dir /tmp/uv-cache -q",
-        f'/opt/venv/bin/python -c "{probe}"',
+        f'/opt/venv/bin/python -c "{PROBE}"',
     ])
     t0 = time.monotonic()
     out = engine.client().containers.run(
@@ -217,10 +218,6 @@ def test_wheels_install_on_the_booted_hardened_target_and_import_as_a_service_us
     wh, _ = built
     argv = wh.install_argv("/opt/venv/bin/python", "/srv/wh")
     argv[0] = "/srv/uv/uv"
-    probe = ("import importlib, sys; "
-             f"mods = [importlib.import_module(m) for m in {IMPORTS!r}]; "
-             "assert all(m.__file__.startswith('/opt/venv/') for m in mods), [m.__file__ for m in mods]; "
-             "print(sys.version.split()[0], ' '.join(m.__name__ for m in mods))")
     uv_dir = tmp_path_factory.mktemp("uv")
     shutil.copy2(uv_bin(), uv_dir / "uv")
     t0 = time.monotonic()
@@ -231,7 +228,7 @@ def test_wheels_install_on_the_booted_hardened_target_and_import_as_a_service_us
         host.sh("umask 022; mkdir -p /opt/uv-cache; /srv/uv/uv venv --no-config -q --python /usr/bin/python3.11 /opt/venv; "
                 f"UV_CACHE_DIR=/opt/uv-cache {' '.join(argv)} -q; rm -rf /opt/uv-cache", umask="077")
         out = host.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
-                        "/opt/venv/bin/python", "-c", probe], env={"HOME": "/", "TMPDIR": "/tmp"}).stdout
+                        "/opt/venv/bin/python", "-c", PROBE], env={"HOME": "/", "TMPDIR": "/tmp"}).stdout
     TIMINGS["boot the target, offline install, imports as nobody"] = time.monotonic() - t0
     assert out.strip().splitlines()[-1] == "3.11.2 " + " ".join(IMPORTS)
 
