@@ -76,3 +76,24 @@ def test_site_plan_puts_files_in_the_right_packages(example_site):
     again = P.site_plan(example_site, render_site(example_site), inputs, 1765352100,
                         render_build_venv(example_site, inputs.smoke_imports))
     assert render_spec(again) == spec
+
+
+@pytest.mark.skipif(not shutil.which("rpm"), reason="needs rpm")
+def test_a_wheelhouse_from_an_older_lock_still_upgrades_over_the_last_one(tmp_path):
+    """The wheelhouse's stamp is its lock's date; a build of other content from an older lock
+    (a reverted lock file) must still sort above what this directory published last, or dnf
+    sees the site packages' required wheelhouse as a downgrade and refuses the upgrade."""
+    from builder.build.state import BuildState
+
+    state = BuildState.load(tmp_path / "state.json")
+    newer_lock, older_lock = 1765352100, 1765352100 - 3600
+    first = state.wheelhouse_stamp("content-a", newer_lock)
+    assert first == newer_lock
+    assert state.wheelhouse_stamp("content-a", newer_lock) == first        # same content: same stamp
+    second = state.wheelhouse_stamp("content-b", older_lock)
+    assert second > first
+    assert vercmp(P.release_of(second, 1, "0" * 64), P.release_of(first, 9, "f" * 64)) == 1
+    state.save()
+    again = BuildState.load(tmp_path / "state.json")
+    assert again.wheelhouse_stamp("content-b", older_lock) == second       # recorded across builds
+    assert again.wheelhouse_stamp("content-c", newer_lock + 7200) == newer_lock + 7200  # a newer lock wins

@@ -60,6 +60,19 @@ class BuildState:
         self.data["serial"] = {"digest": digest, "serial": n}
         return n
 
+    def wheelhouse_stamp(self, content: str, stamp: int) -> int:
+        """The wheelhouse RPM's time stamp: `stamp` (its lock's date), but above the stamp this
+        directory last published other wheelhouse content with. A lock dated before the last one
+        (a reverted lock file, or one kept from an earlier resolve) would otherwise give a
+        release that sorts lower, and the site packages requiring it could not be upgraded to."""
+        rec = self.data.get("wheelhouse", {})
+        if rec.get("content") == content:
+            stamp = rec["stamp"]
+        elif isinstance(rec.get("stamp"), int) and stamp <= rec["stamp"]:
+            stamp = rec["stamp"] + 1
+        self.data["wheelhouse"] = {"content": content, "stamp": stamp}
+        return stamp
+
     def built(self, version: str, release: str, stamp: int) -> None:
         """What `bundle export` names the tarball after and dates its members with."""
         self.data["release"] = release

@@ -138,8 +138,10 @@ def _wheelhouse_rpm(ctx: Context, rpm_version: str) -> tuple[P.SpecPlan, Path, b
     """The site-independent wheelhouse RPM: built once per content, reused by every site."""
     assert ctx.wheelhouse and ctx.lock
     site, opts = ctx.site, ctx.options
-    wh_stamp, _ = lock_epoch(ctx.lock)
     cache_root = opts.rpm_cache or cache_dir() / "rpms"
+    content = P.plan_digest(P.wheelhouse_plan(ctx.wheelhouse, site.airflow.version, 0, ctx.memo).packages,
+                            site.target.os)
+    wh_stamp = ctx.state.wheelhouse_stamp(content, lock_epoch(ctx.lock)[0])
     wh_plan = P.wheelhouse_plan(ctx.wheelhouse, site.airflow.version, wh_stamp, ctx.memo,
                                 serial=lambda d: cache_serial(cache_root, d), dist=site.target.os)
     wh_spec = render_spec(wh_plan)
