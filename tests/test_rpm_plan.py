@@ -78,7 +78,6 @@ def test_site_plan_puts_files_in_the_right_packages(example_site):
     assert render_spec(again) == spec
 
 
-@pytest.mark.skipif(not shutil.which("rpm"), reason="needs rpm")
 def test_a_wheelhouse_from_an_older_lock_still_upgrades_over_the_last_one(tmp_path):
     """The wheelhouse's stamp is its lock's date; a build of other content from an older lock
     (a reverted lock file) must still sort above what this directory published last, or dnf

@@ -139,11 +139,19 @@ def _wheelhouse_rpm(ctx: Context, rpm_version: str) -> tuple[P.SpecPlan, Path, b
     assert ctx.wheelhouse and ctx.lock
     site, opts = ctx.site, ctx.options
     cache_root = opts.rpm_cache or cache_dir() / "rpms"
-    content = P.plan_digest(P.wheelhouse_plan(ctx.wheelhouse, site.airflow.version, 0, ctx.memo).packages,
-                            site.target.os)
-    wh_stamp = ctx.state.wheelhouse_stamp(content, lock_epoch(ctx.lock)[0])
-    wh_plan = P.wheelhouse_plan(ctx.wheelhouse, site.airflow.version, wh_stamp, ctx.memo,
-                                serial=lambda d: cache_serial(cache_root, d), dist=site.target.os)
+    wheelhouse = ctx.wheelhouse
+
+    def plan_at(stamp: int) -> P.SpecPlan:
+        return P.wheelhouse_plan(wheelhouse, site.airflow.version, stamp, ctx.memo,
+                                 serial=lambda d: cache_serial(cache_root, d), dist=site.target.os)
+
+    lock_stamp = lock_epoch(ctx.lock)[0]
+    wh_plan = plan_at(lock_stamp)
+    # The packages' content does not depend on the stamp; only a lock older than the last
+    # published wheelhouse needs the plan again, at a later stamp.
+    wh_stamp = ctx.state.wheelhouse_stamp(P.plan_digest(wh_plan.packages, site.target.os), lock_stamp)
+    if wh_stamp != lock_stamp:
+        wh_plan = plan_at(wh_stamp)
     wh_spec = render_spec(wh_plan)
     wh_key = digest_of(wh_spec, P.plan_digest(wh_plan.packages), opts.payload, rpm_version)[:20]
     cache = cache_root / wh_key
