@@ -49,6 +49,8 @@ SOURCE_DATE_EPOCH = "315532800"
 # build-venv on the target): Python's own CFLAGS (-O2, -fwrapv, the hardening flags) plus -g0,
 # so no debug info (PyPI's wheels carry none; with it gcc took 3x as long on Cython's C), and
 # setuptools compiling a package's extensions on every CPU (docs/hardened-hosts.md).
+# build-venv is rendered from these; Dockerfile.rhel9 cannot import them, so
+# tests/test_compile_policy.py checks that it says the same.
 COMPILE_ENV = {"CFLAGS": "-g0", "CXXFLAGS": "-g0"}
 HOST_CACHE_KEY = "host-g0"  # built wheels cached under the policy that made them
 DOCKERFILE = "Dockerfile.rhel9"
@@ -57,6 +59,15 @@ DEFAULT_BASE_IMAGE = "docker.io/rockylinux/rockylinux:9"
 
 class NativeBuildError(BundleError):
     pass
+
+
+def parallel_config(cpus: int | str) -> str:
+    """The setuptools file DIST_EXTRA_CONFIG names: build_ext on `cpus` CPUs."""
+    return f"[build_ext]\nparallel = {cpus}\n"
+
+
+# The same text as a printf(1) format of the CPU count, for build-venv's sh.
+PARALLEL_CONFIG_PRINTF = parallel_config("%s").replace("\n", r"\n")
 
 
 @dataclass(frozen=True)
@@ -199,7 +210,7 @@ def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str, index_
     dest = _built_cache(sdist_sha256, HOST_CACHE_KEY)
     with tempfile.TemporaryDirectory(prefix="bundle-build-", dir=cache_dir()) as tmp:
         parallel = Path(tmp, "setuptools.cfg")
-        parallel.write_text(f"[build_ext]\nparallel = {os.cpu_count() or 1}\n")
+        parallel.write_text(parallel_config(os.cpu_count() or 1))
         named = Path(tmp, "src", filename)
         named.parent.mkdir()
         link_or_copy(sdist, named)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jinja2
 
+from builder.pydeps import native
 from builder.render.jinja import environment as _environment
 from builder.resources import spec_dir
 from builder.rpm import plan as P
@@ -42,4 +43,6 @@ def render_build_venv(site: Site, smoke_imports: tuple[str, ...],
         log_dir=P.LOG_DIR,
         smoke_imports=smoke_imports,
         smoke_optional=smoke_optional,
+        compile_env=native.COMPILE_ENV,
+        parallel_config_printf=native.PARALLEL_CONFIG_PRINTF,
     )
