@@ -136,6 +136,8 @@ def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_d
     if wh.target_sdists:
         click.echo(f"compiled on the target: {', '.join(wh.target_sdists)}; "
                    f"the target needs: {' '.join(wh.target_build_packages)}")
+    if wh.cythonized:
+        click.echo(f"Cython already ran here for: {', '.join(wh.cythonized)} (the target compiles their C only)")
     click.echo(f"offline lock: {wh.offline_lock}")
     if prove:
         proof = prove_complete(site, lock, wh)

@@ -7,8 +7,9 @@
          ──write───> requirements.lock, SHA256SUMS, manifest.json (+ build-requirements.txt)
 
 The offline lock holds the hash of every file actually in the wheelhouse (the
-built wheels' own hashes, the sdists' for compile-on-target), so the target
-installs with hashes required and no index.
+built wheels' own hashes, the sdists' for compile-on-target, or their derived
+sdists' when Cython already ran here), so the target installs with hashes
+required and no index.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from builder import run, target
-from builder.pydeps import native
+from builder.pydeps import cythonized, native
 from builder.pydeps.blobs import BlobStore, Progress, Wanted
 from builder.errors import BundleError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
@@ -86,6 +87,7 @@ class Wheelhouse:
     builder: native.BuilderChoice | None
     target_sdists: list[str] = field(default_factory=list)
     target_build_packages: list[str] = field(default_factory=list)
+    cythonized: list[str] = field(default_factory=list)  # target sdists whose Cython step ran here
     downloaded: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     built: list[str] = field(default_factory=list)
@@ -201,6 +203,7 @@ class _Gathered:
     choice: native.BuilderChoice | None = None
     target_sdists: list[str] = field(default_factory=list)   # sdists shipped to compile on the target
     build_pkgs: list[str] = field(default_factory=list)      # RHEL packages compiling them needs
+    cythonized: dict[str, dict[str, object]] = field(default_factory=dict)  # sdist filename -> its derivation
 
     def add_built(self, name: str, wheel: Path, origin: str) -> None:
         self.files[name] = (None, wheel, origin)
@@ -253,7 +256,7 @@ def build_wheelhouse(
             status.update(_ship_for_target(native_sdists, site, lock, registry, store, got,
                                            progress=progress, notify=notify, workers=workers))
 
-    wh = _place(out, site, lock, got.files, got.choice, got.target_sdists, got.build_pkgs)
+    wh = _place(out, site, lock, got)
     wh.downloaded = sorted(a.filename for a in arts if status.get(a.sha256) in ("downloaded", "resumed"))
     wh.reused = sorted(a.filename for a in arts if status.get(a.sha256) == "reused")
     wh.built = sorted(got.built)
@@ -273,15 +276,22 @@ def _build_in_docker(sdists: list[Artifact], site: Site, store: BlobStore, got: 
 
 def _ship_for_target(sdists: list[Artifact], site: Site, lock: Lock, registry: Registry, store: BlobStore,
                      got: _Gathered, *, progress: Progress | None, notify: Notify, workers: int) -> dict[str, str]:
-    """The sdists ship as they are, with their build requirements pinned, hashed and fetched;
-    returns the fetch status of those build requirements."""
+    """The sdists ship with their build requirements pinned, hashed and fetched, Cython's
+    part already done where a recipe knows how (cythonized.py); returns the fetch status of
+    those build requirements."""
     build_pins: dict[str, Pin] = {}
     for a in sdists:
-        got.files[a.name] = (a, store.path(a.sha256), "sdist-for-target")
-        got.target_sdists.append(a.filename)
-        requires = native.build_requires(store.path(a.sha256), a.filename)
-        for pin in _resolve_build_requirements(requires, site, lock, registry.index_url).values():
+        blob = store.path(a.sha256)
+        pins = _resolve_build_requirements(native.build_requires(blob, a.filename), site, lock, registry.index_url)
+        for pin in pins.values():
             build_pins[f"{pin.name}=={pin.version}"] = pin
+        derived = cythonized.derive(blob, a.name, a.filename, a.sha256, pins, registry.index_url, notify)
+        if derived:
+            a = replace(a, sha256=derived.sha256, size=derived.path.stat().st_size, url="")
+            blob = derived.path
+            got.cythonized[a.filename] = derived.record()
+        got.files[a.name] = (a, blob, "sdist-for-target")
+        got.target_sdists.append(a.filename)
     got.build_pkgs = native.target_build_packages([a.name for a in sdists], site.target.python_minor)
     build_arts = [select_artifacts({p.name: p}, site, registry)[0] for _, p in sorted(build_pins.items())]
     status = store.fetch_all([b.wanted() for b in build_arts], registry, progress, notify, workers)
@@ -290,13 +300,13 @@ def _ship_for_target(sdists: list[Artifact], site: Site, lock: Lock, registry: R
     return status
 
 
-def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, build_pkgs) -> Wheelhouse:
+def _place(out: Path, site: Site, lock: Lock, got: _Gathered) -> Wheelhouse:
     out.mkdir(parents=True, exist_ok=True)
     entries: list[WheelhouseFile] = []
     offline: dict[str, Pin] = {}
     build: list[str] = []
     placed: set[str] = set()
-    for key, (art, path, origin) in sorted(files.items()):
+    for key, (art, path, origin) in sorted(got.files.items()):
         filename = art.filename if art else path.name
         sha = art.sha256 if art else sha256_file(path)
         if art:
@@ -341,15 +351,17 @@ def _place(out: Path, site: Site, lock: Lock, files, choice, target_sdists, buil
     # Every shipped file, build requirements included: `sha256sum -c SHA256SUMS`.
     sums = "".join(f"{e.sha256}  {e.filename}\n" for e in sorted(entries, key=lambda e: e.filename))
     write_atomic(out / SHA256SUMS, sums)
-    wh = Wheelhouse(out, entries, offline_lock, build_reqs, out / MANIFEST, choice,
-                    target_sdists=sorted(target_sdists), target_build_packages=build_pkgs)
+    wh = Wheelhouse(out, entries, offline_lock, build_reqs, out / MANIFEST, got.choice,
+                    target_sdists=sorted(got.target_sdists), target_build_packages=got.build_pkgs,
+                    cythonized=sorted(got.cythonized))
     manifest = {
         "site": site.site.name,
         "airflow": site.airflow.version,
         "target": {"python": site.target.python, "arch": site.target.arch, "os": site.target.os},
         "lock": {"path": str(lock.path), "method": lock.method, "pins-sha256": lock.body_hash},
-        "native_builder": asdict(choice) if choice else None,
-        "compile_on_target": {"sdists": wh.target_sdists, "build_packages": build_pkgs},
+        "native_builder": asdict(got.choice) if got.choice else None,
+        "compile_on_target": {"sdists": wh.target_sdists, "build_packages": got.build_pkgs,
+                              "cythonized_here": got.cythonized},
         "install": " ".join(wh.install_argv("<venv>/bin/python", "<this directory>")),
         "files": [asdict(e) | {"origin": e.origin.replace("reused", "downloaded")} for e in entries],
     }
