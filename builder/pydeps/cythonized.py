@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import run
+from builder.errors import BundleError
 from builder.fsutil import sha256_file, write_atomic
 from builder.pydeps.index import network_env
 from builder.pydeps.lockfile import Pin, render_pins
@@ -165,7 +166,7 @@ def _derive_into(out: Path, sdist: Path, recipe: Recipe, python: Path) -> int:
         root = Path(tmp, top)
         pyx = sorted({str(p.relative_to(root)) for pattern in recipe.pyx for p in root.glob(pattern)})
         if not pyx:
-            raise FileNotFoundError(f"no .pyx matches {recipe.pyx} in {sdist}")
+            raise BundleError(f"internal: the Cython recipe's {' '.join(recipe.pyx)} match no .pyx in {top}")
         run.run([str(python), "-c", _CYTHONIZE, str(recipe.language_level), *pyx], cwd=root,
                 what=f"running Cython on {len(pyx)} .pyx files of {top}")
         known = {m.name for m in members}
