@@ -139,10 +139,10 @@ def test_deriving_is_reproducible(real, tmp_path, monkeypatch):
     assert first.sha256 == again.sha256
 
 
-def _sdist(tmp_path: Path, setup_py: bytes, name: str = "krb5-0.9.0") -> Path:
-    path = tmp_path / f"{name}.tar.gz"
+def _sdist(path: Path, setup_py: bytes | None, name: str = "krb5-0.9.0") -> Path:
+    files = {f"{name}/src/krb5/_a.pyx": b"x = 1\n"} | ({f"{name}/setup.py": setup_py} if setup_py is not None else {})
     with tarfile.open(path, "w:gz") as tf:
-        for member, data in ((f"{name}/setup.py", setup_py), (f"{name}/src/krb5/_a.pyx", b"x = 1\n")):
+        for member, data in files.items():
             info = tarfile.TarInfo(member)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
@@ -150,7 +150,7 @@ def _sdist(tmp_path: Path, setup_py: bytes, name: str = "krb5-0.9.0") -> Path:
 
 
 def test_a_setup_py_no_recipe_was_checked_against_ships_unchanged(tmp_path):
-    sdist = _sdist(tmp_path, b"from setuptools import setup\nsetup()\n")
+    sdist = _sdist(tmp_path / "krb5-0.9.0.tar.gz", b"from setuptools import setup\nsetup()\n")
     seen = Seen()
     pins = {"cython": Pin("cython", "3.2.1", ())}
     assert cythonized.derive(sdist, "krb5", sdist.name, "0" * 64, pins, "http://127.0.0.1:9/", seen) is None
@@ -158,6 +158,9 @@ def test_a_setup_py_no_recipe_was_checked_against_ships_unchanged(tmp_path):
     assert cythonized.derive(sdist, "thrift", sdist.name, "0" * 64, pins, "http://127.0.0.1:9/", seen) is None
     assert cythonized.derive(sdist, "krb5", sdist.name, "0" * 64, {}, "http://127.0.0.1:9/", seen) is None
     assert len(seen) == 1, "no recipe or no Cython pin: nothing to say"
+    sdist = _sdist(tmp_path / "pyproject-only.tar.gz", None)
+    assert cythonized.derive(sdist, "krb5", "krb5-0.9.0.tar.gz", "0" * 64, pins, "http://127.0.0.1:9/", seen) is None
+    assert "it has no setup.py" in seen[-1][1]
 
 
 _docstring = st.sampled_from(["", '"""Build it."""\n', "'''Multi\nline\n'''\n", 'r"""raw"""\n'])

@@ -43,6 +43,7 @@ from builder.errors import BundleError
 from builder.fsutil import sha256_file, write_atomic
 from builder.pydeps.index import network_env
 from builder.pydeps.lockfile import Pin, render_pins
+from builder.pydeps.resolve import uv_bin
 from builder.report import Notify
 from builder.resources import cache_dir
 
@@ -114,8 +115,9 @@ def derive(sdist: Path, name: str, filename: str, sdist_sha256: str, build_pins:
         return None
     setup_sha = setup_py_sha256(sdist)
     if setup_sha not in recipe.setup_py:
-        notify("warn", f"{filename}: its setup.py (sha256 {setup_sha}) is not one the Cython recipe was "
-                       f"checked against; it ships unchanged and Cython runs on the target")
+        which = f"its setup.py (sha256 {setup_sha}) is not one" if setup_sha else "it has no setup.py, unlike those"
+        notify("warn", f"{filename}: {which} the Cython recipe was checked against; "
+                       f"it ships unchanged and Cython runs on the target")
         return None
     key = hashlib.sha256(json.dumps(
         [FORMAT, PRELUDE, _CYTHONIZE, sdist_sha256, cython.version, recipe.pyx, recipe.language_level]
@@ -140,8 +142,6 @@ def _listing(tf: tarfile.TarFile) -> list[str]:
 
 def _cython_python(pin: Pin, index_url: str) -> Path:
     """A Python on this host with exactly the pinned Cython, installed against the pin's hashes."""
-    from builder.pydeps.resolve import uv_bin  # noqa: PLC0415 - resolve imports the index; keep this module light
-
     d = cache_dir() / "cython" / f"{pin.version}-py{sys.version_info.major}.{sys.version_info.minor}"
     python = d / "bin" / "python"
     if (d / ".complete").exists():
