@@ -41,6 +41,7 @@ from pathlib import Path
 from builder import run
 from builder.errors import BundleError
 from builder.fsutil import sha256_file, write_atomic
+from builder.pydeps import native
 from builder.pydeps.index import network_env
 from builder.pydeps.lockfile import Pin, render_pins
 from builder.pydeps.resolve import uv_bin
@@ -91,19 +92,9 @@ class Cythonized:
     sha256: str
     from_sha256: str   # the sdist it was derived from
     cython: str        # the version that wrote the C
-    c_files: int
 
     def record(self) -> dict[str, object]:
-        return {"from_sha256": self.from_sha256, "cython": self.cython, "c_files": self.c_files}
-
-
-def setup_py_sha256(sdist: Path) -> str | None:
-    with tarfile.open(sdist) as tf:
-        for member in tf:
-            if member.name.count("/") == 1 and member.name.endswith("/setup.py"):
-                fh = tf.extractfile(member)
-                return hashlib.sha256(fh.read()).hexdigest() if fh else None
-    return None
+        return {"from_sha256": self.from_sha256, "cython": self.cython}
 
 
 def derive(sdist: Path, name: str, filename: str, sdist_sha256: str, build_pins: Mapping[str, Pin],
@@ -113,7 +104,8 @@ def derive(sdist: Path, name: str, filename: str, sdist_sha256: str, build_pins:
     cython = build_pins.get("cython")
     if recipe is None or cython is None or not filename.endswith(".tar.gz"):
         return None
-    setup_sha = setup_py_sha256(sdist)
+    setup_py = native.sdist_file(sdist, filename, "setup.py")
+    setup_sha = hashlib.sha256(setup_py).hexdigest() if setup_py is not None else None
     if setup_sha not in recipe.setup_py:
         which = f"its setup.py (sha256 {setup_sha}) is not one" if setup_sha else "it has no setup.py, unlike those"
         notify("warn", f"{filename}: {which} the Cython recipe was checked against; "
@@ -128,16 +120,7 @@ def derive(sdist: Path, name: str, filename: str, sdist_sha256: str, build_pins:
         c_files = _derive_into(out, sdist, recipe, _cython_python(cython, index_url))
         notify("info", f"{filename}: Cython {cython.version} ran here on {c_files} .pyx files "
                        f"({time.monotonic() - started:.1f} s); the target compiles their C only")
-    with tarfile.open(out) as tf:
-        c_files = len(_listing(tf))
-    return Cythonized(out, sha256_file(out), sdist_sha256, cython.version, c_files)
-
-
-def _listing(tf: tarfile.TarFile) -> list[str]:
-    member = next(m for m in tf.getmembers() if m.name.count("/") == 1 and m.name.endswith("/" + LISTING))
-    fh = tf.extractfile(member)
-    text = fh.read().decode() if fh else ""
-    return [line for line in text.splitlines() if line and not line.startswith("#")]
+    return Cythonized(out, sha256_file(out), sdist_sha256, cython.version)
 
 
 def _cython_python(pin: Pin, index_url: str) -> Path:
@@ -158,32 +141,31 @@ def _cython_python(pin: Pin, index_url: str) -> Path:
 
 
 def _derive_into(out: Path, sdist: Path, recipe: Recipe, python: Path) -> int:
-    with tempfile.TemporaryDirectory(prefix="bundle-cythonize-", dir=cache_dir()) as tmp:
-        with tarfile.open(sdist) as tf:
-            members = tf.getmembers()
-            tf.extractall(tmp, filter="data")
-        top = members[0].name.split("/")[0]
+    with tempfile.TemporaryDirectory(prefix="bundle-cythonize-", dir=cache_dir()) as tmp, \
+            tarfile.open(sdist) as src:
+        src.extractall(tmp, filter="data")
+        top = src.getmembers()[0].name.split("/")[0]
         root = Path(tmp, top)
         pyx = sorted({str(p.relative_to(root)) for pattern in recipe.pyx for p in root.glob(pattern)})
         if not pyx:
             raise BundleError(f"internal: the Cython recipe's {' '.join(recipe.pyx)} match no .pyx in {top}")
         run.run([str(python), "-c", _CYTHONIZE, str(recipe.language_level), *pyx], cwd=root,
                 what=f"running Cython on {len(pyx)} .pyx files of {top}")
-        known = {m.name for m in members}
+        known = set(src.getnames())
         c_files = [c for c in (str(Path(p).with_suffix(".c")) for p in pyx) if f"{top}/{c}" not in known]
-        write_atomic(out, _derived_tar(sdist, members, top, root, c_files))
+        write_atomic(out, _derived_tar(src, top, root, c_files))
     return len(c_files)
 
 
-def _derived_tar(sdist: Path, members: list[tarfile.TarInfo], top: str, root: Path, c_files: list[str]) -> bytes:
+def _derived_tar(src: tarfile.TarFile, top: str, root: Path, c_files: list[str]) -> bytes:
     """The original members in their order (setup.py with the prelude), then the C files and
     the listing; fixed times and owners, gzip without a timestamp: same inputs, same bytes."""
     buf = io.BytesIO()
     setup_member = f"{top}/setup.py"
-    mtime = next(m.mtime for m in members if m.name == setup_member)
+    mtime = src.getmember(setup_member).mtime
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as dst, tarfile.open(sdist) as src:
-        for m in members:
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        for m in src.getmembers():
             fh = src.extractfile(m) if m.isfile() else None
             data = fh.read() if fh else None
             if m.name == setup_member and data is not None:
@@ -200,6 +182,7 @@ def _derived_tar(sdist: Path, members: list[tarfile.TarInfo], top: str, root: Pa
 
 
 def _copy(member: tarfile.TarInfo, size: int) -> tarfile.TarInfo:
+    """A fresh header: the original's pax headers could carry the old size."""
     info = tarfile.TarInfo(member.name)
     info.size, info.mtime, info.mode, info.type = size, member.mtime, member.mode, member.type
     return info

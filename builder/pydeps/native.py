@@ -155,20 +155,23 @@ def target_build_packages(names: list[str], python_minor: str) -> list[str]:
     return sorted(pkgs)
 
 
-def build_requires(sdist: Path, filename: str) -> list[str]:
-    """[build-system] requires of an sdist (PEP 518), else setuptools + wheel."""
-    data = None
+def sdist_file(sdist: Path, filename: str, name: str) -> bytes | None:
+    """The bytes of `name` (e.g. pyproject.toml) in the sdist's top directory, or None."""
     if filename.endswith(".zip"):
         with zipfile.ZipFile(sdist) as zf:
-            names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/pyproject.toml")]
-            data = zf.read(names[0]) if names else None
-    else:
-        with tarfile.open(sdist) as tf:
-            for member in tf:
-                if member.name.count("/") == 1 and member.name.endswith("/pyproject.toml"):
-                    fh = tf.extractfile(member)
-                    data = fh.read() if fh else None
-                    break
+            names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/" + name)]
+            return zf.read(names[0]) if names else None
+    with tarfile.open(sdist) as tf:
+        for member in tf:
+            if member.name.count("/") == 1 and member.name.endswith("/" + name):
+                fh = tf.extractfile(member)
+                return fh.read() if fh else None
+    return None
+
+
+def build_requires(sdist: Path, filename: str) -> list[str]:
+    """[build-system] requires of an sdist (PEP 518), else setuptools + wheel."""
+    data = sdist_file(sdist, filename, "pyproject.toml")
     if data:
         reqs = tomllib.loads(data.decode()).get("build-system", {}).get("requires")
         if reqs is not None:
