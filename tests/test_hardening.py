@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import SMOKE_IMPORTS, smoke_imports, smoke_optional
+from builder.pipeline import SMOKE_IMPORTS, smoke_imports, smoke_optional
 from builder.pydeps.lockfile import Lock
 from builder.rpm import scriptlets
 from builder.rpm.spec import render_build_venv

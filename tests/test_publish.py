@@ -79,7 +79,7 @@ def test_repomd_is_signed_and_metadata_is_xz(published, tmp_path):
 
 
 def test_export_tarball_carries_the_repo_with_sha256sums(published, tmp_path):
-    from builder.build import export
+    from builder.pipeline import export
     from builder.site import load_site
 
     summary, site_path, d, _ = published

@@ -197,7 +197,7 @@ def make_gpg_key(home: Path, uid: str = "airflow-prod test key (THROWAWAY) <test
 
 def build(site_path: Path, out: Path, wh: SynthWheelhouse, *, sign: bool, rpm_cache: Path, force: bool = False):
     """`bundle build` through the engine, with the synthetic wheelhouse and a fixed epoch."""
-    from builder.build import BuildOptions, build as run_build
+    from builder.pipeline import BuildOptions, build as run_build
     from builder.site import load_site
 
     os.environ["SOURCE_DATE_EPOCH"] = EPOCH

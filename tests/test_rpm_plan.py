@@ -82,7 +82,7 @@ def test_a_wheelhouse_from_an_older_lock_still_upgrades_over_the_last_one(tmp_pa
     """The wheelhouse's stamp is its lock's date; a build of other content from an older lock
     (a reverted lock file) must still sort above what this directory published last, or dnf
     sees the site packages' required wheelhouse as a downgrade and refuses the upgrade."""
-    from builder.build.state import BuildState
+    from builder.pipeline.state import BuildState
 
     state = BuildState.load(tmp_path / "state.json")
     newer_lock, older_lock = 1765352100, 1765352100 - 3600

@@ -48,7 +48,7 @@ def build(site_path: str, out_dir: Path | None, locks_dir: Path, wheelhouse_dir:
     SOURCE_DATE_EPOCH, else the site file's last git commit, else its mtime:
     two builds from the same inputs give byte-identical unsigned RPMs.
     """
-    from builder.build import BuildOptions, build as run_build
+    from builder.pipeline import BuildOptions, build as run_build
     from builder.errors import UsageError
 
     if wheelhouse_dir and not lock_file:
@@ -85,7 +85,7 @@ def export_cmd(site_path: str, out_dir: Path | None, dest: Path | None) -> None:
     On the other side: `sha256sum -c <tar>.sha256`, unpack, `sha256sum -c SHA256SUMS`
     inside, then import into Satellite or serve it to dnf (docs/satellite.md).
     """
-    from builder.build import export
+    from builder.pipeline import export
 
     site = load(site_path)
     tar, digest = export(site, out_dir, dest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from builder.build.context import BuildError
+from builder.pipeline.context import BuildError
 from builder.rpm import plan as P
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from builder.build.context import BuildError
+from builder.pipeline.context import BuildError
 from builder.fsutil import sha256_file
 
 

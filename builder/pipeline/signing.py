@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from builder.build.context import BuildError, BuiltPackage, Signing, default_out_dir
-from builder.build.state import BuildState
+from builder.pipeline.context import BuildError, BuiltPackage, Signing, default_out_dir
+from builder.pipeline.state import BuildState
 from builder.fsutil import sha256_file, write_atomic
 from builder.report import Notify
 from builder.site import Site

@@ -2,7 +2,7 @@
 
 Each decides for itself whether its inputs changed: it hashes them, and when the hash
 matches the one recorded in <out>/state.json and its outputs are still there, it reuses
-them. The runner (builder.build.build) logs each with its duration.
+them. The runner (builder.pipeline.build) logs each with its duration.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from builder import run
-from builder.build.context import BuildError, BuiltPackage, Context, digest_of
-from builder.build.manifest import find_uv, wheelhouse_input, wheelhouse_outputs
-from builder.build.serials import cache_serial
-from builder.build.signing import place_signed, write_metadata
-from builder.build.smoke import smoke_imports, smoke_optional
-from builder.build.stamps import lock_epoch, source_date_epoch
-from builder.build.venv_size import venv_kb
+from builder.pipeline.context import BuildError, BuiltPackage, Context, digest_of
+from builder.pipeline.manifest import find_uv, wheelhouse_input, wheelhouse_outputs
+from builder.pipeline.serials import cache_serial
+from builder.pipeline.signing import place_signed, write_metadata
+from builder.pipeline.smoke import smoke_imports, smoke_optional
+from builder.pipeline.stamps import lock_epoch, source_date_epoch
+from builder.pipeline.venv_size import venv_kb
 from builder.fsutil import link_or_copy, sha256_file
 from builder.pydeps.lockfile import Lock
 from builder.render import render_site, write_tree

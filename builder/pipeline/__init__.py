@@ -24,15 +24,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from builder.build.context import (
+from builder.pipeline.context import (
     BuildError, BuildOptions, BuildSummary, BuiltPackage, Context, StepResult, default_out_dir,
 )
-from builder.build.signing import check_signing_key, export, signing_key
-from builder.build.smoke import SMOKE_IMPORTS, SMOKE_OPTIONAL, smoke_imports, smoke_optional
-from builder.build.stamps import lock_epoch, source_date_epoch
-from builder.build.state import BuildState
-from builder.build.steps import STEPS
-from builder.build.venv_size import venv_kb
+from builder.pipeline.signing import check_signing_key, export, signing_key
+from builder.pipeline.smoke import SMOKE_IMPORTS, SMOKE_OPTIONAL, smoke_imports, smoke_optional
+from builder.pipeline.stamps import lock_epoch, source_date_epoch
+from builder.pipeline.state import BuildState
+from builder.pipeline.steps import STEPS
+from builder.pipeline.venv_size import venv_kb
 from builder.report import Notify, emit
 from builder.site import Site
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.build.state import BuildState
+from builder.pipeline.state import BuildState
 from builder.errors import BundleError
 from builder.pydeps.lockfile import Lock
 from builder.render import RenderedFile
