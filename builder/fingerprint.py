@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from builder.errors import UsageError
-from builder.material.layout import PLACEHOLDER, SecretVar, secret_vars
+from builder.site.secrets import PLACEHOLDER, SecretVar, secret_vars
 from builder.site import Site
 
 SCHEME = "hmac-sha256-v1"

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.units import UnitSpec
-from builder.material.layout import secrets_path
+from builder.layout import SYSCONFIG, secrets_path
 from builder.site import Site
-from builder.site.model import SYSCONFIG_PATH
 
 # What every Airflow process's environment holds that an unescaped $NAME or ~
 # in airflow.cfg would pull in (the reader test sets these for real).
@@ -116,7 +115,7 @@ def unit_intent(site: Site, spec: UnitSpec) -> dict[str, object]:
         "User": ["airflow"], "Group": ["airflow"],
         "ExecStart": [f"{site.paths.venv}/bin/airflow", *spec.args], "ExecStart count": 1,
         "ExecStartPre": [list(argv) for argv in spec.pre],
-        "EnvironmentFile": [SYSCONFIG_PATH, secrets_path(site)],
+        "EnvironmentFile": [SYSCONFIG, secrets_path(site)],
         "WorkingDirectory": [site.paths.home],
         "ConditionPathExists": [f"{site.paths.venv}/.airflow-prod-complete"],
         "ReadWritePaths": [site.paths.logs, site.paths.run] if spec.strict else [],

@@ -19,17 +19,17 @@ import pytest
 from builder.errors import SiteError, UsageError
 from builder.fingerprint import estimated_bits, fingerprint, site_fingerprints
 from builder.render import render_site
-from builder.render.units import CHECK_NODE, host_units, unit_specs
+from builder.layout import CHECK_NODE, UNIT_DIR
+from builder.render.units import host_units, unit_specs
 from builder.rpm import plan as P
 from builder.material.secrets import generate_values, write_secrets
-from builder.material.layout import JWT_SECRET
+from builder.site.secrets import JWT_SECRET
 from builder.site import load_site, site_from_data
 from builder.render.unitcheck import security_scores, verify_units
 from conftest import REPO
 
 CLUSTER = REPO / "examples" / "cluster.toml"
 A, B, C, D = (f"af-{x}.my.bigdata.local" for x in "abcd")
-UNIT_DIR = "/usr/lib/systemd/system"
 
 
 @pytest.fixture(scope="module")

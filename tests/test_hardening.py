@@ -73,8 +73,7 @@ def test_umask_is_set_before_anything_is_created(build_venv):
 def test_every_scriptlet_that_creates_files_sets_its_umask(example_site):
     bodies = {
         "pre": scriptlets.base_pre(example_site, 1000),
-        "post": scriptlets.base_post(example_site, "/usr/lib/tmpfiles.d/airflow-prod.conf",
-                                     "/usr/libexec/airflow-prod/build-venv"),
+        "post": scriptlets.base_post(example_site),
         "postun": scriptlets.base_postun(example_site),
         "units_post": scriptlets.units_post(["airflow-scheduler.service"]),
     }
@@ -150,8 +149,7 @@ def test_selinux_relabels_the_new_venv_before_it_serves_and_airflow_home_after(b
     assert "/usr/sbin/selinuxenabled && [ -x /usr/sbin/restorecon ]" in code
     assert '/usr/sbin/restorecon -R "$@"' in code
     assert code.index('selinux_relabel "$TARGET"') < code.index('mv -Tf "$VENV_LINK.new" "$VENV_LINK"')
-    post = scriptlets.base_post(example_site, "/usr/lib/tmpfiles.d/airflow-prod.conf",
-                                "/usr/libexec/airflow-prod/build-venv")
+    post = scriptlets.base_post(example_site)
     # After a successful build only; the venvs are inside AIRFLOW_HOME here, so once.
     relabel = post.index("/usr/sbin/restorecon -R /opt/airflow || :")
     assert post.index("THE AIRFLOW VIRTUALENV WAS NOT BUILT") < relabel
@@ -164,14 +162,14 @@ def test_venvs_outside_opt_and_usr_get_opt_like_selinux_labels(example_site):
     from builder.site import site_from_data
 
     assert scriptlets.selinux_fcontext_rules(example_site) == []
-    post = scriptlets.base_post(example_site, "/x.conf", "/usr/libexec/airflow-prod/build-venv")
+    post = scriptlets.base_post(example_site)
     assert "semanage" not in post
     data = example_site.model_dump(mode="json", exclude_none=True, by_alias=True)
     data["paths"] = {"home": "/srv/airflow", "config": "/etc/airflow"}
     srv = site_from_data(data)
     assert scriptlets.selinux_fcontext_rules(srv) == [
         ("usr_t", "/srv/airflow/venvs(/.*)?"), ("bin_t", "/srv/airflow/venvs/[^/]+/bin(/.*)?")]
-    post = scriptlets.base_post(srv, "/x.conf", "/usr/libexec/airflow-prod/build-venv")
+    post = scriptlets.base_post(srv)
     assert "/usr/sbin/semanage fcontext -a -t usr_t '/srv/airflow/venvs(/.*)?'" in post
     assert post.index("semanage fcontext -a") < post.index("if ! /usr/libexec/airflow-prod/build-venv")
     assert "units would fail with 203/EXEC" in post and "    exit 1\n" in post

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import readers
+from builder import layout
 from builder.cli import main as cli
 from builder.errors import SiteError
 from builder.render import render_site
@@ -260,7 +261,7 @@ def assert_every_reader_sees_the_intent(site: Site, workdir: Path, field: str = 
     assert (wrapper["SYSCONFIG"], wrapper["HOME"]) == ("/etc/sysconfig/airflow", site.paths.home)
     assert [row[1] for row in readers.config_fields(files["/usr/lib/tmpfiles.d/airflow-prod.conf"])] == \
         readers.tmpfiles_intent(site)
-    users = readers.config_fields(files["/usr/lib/sysusers.d/airflow-prod.conf"])
+    users = readers.config_fields(files[layout.SYSUSERS])
     assert [len(r) for r in users] == [3, 6] and users[1][4] == site.paths.home
     webserver = files[f"{site.paths.config}/webserver_config.py"]
     assert readers.ast_shape(webserver) == readers.ast_shape(reference["/etc/airflow/webserver_config.py"])

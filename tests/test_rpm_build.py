@@ -46,7 +46,7 @@ def secrets(tmp_path_factory):
     """Real generated secrets for the example site, passwords filled in, stored
     beside the site file: the build must never pick any of them up."""
     from builder.material.secrets import write_secrets
-    from builder.material.layout import PLACEHOLDER
+    from builder.site.secrets import PLACEHOLDER
     from builder.site import load_site
 
     d = tmp_path_factory.mktemp("site")

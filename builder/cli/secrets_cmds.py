@@ -27,7 +27,8 @@ def secrets_init(site_path: str, out_path: Path | None, force: bool) -> None:
     every node must share the same values.
     """
     from builder.material.secrets import default_secrets_path, write_secrets
-    from builder.material.layout import PLACEHOLDER, secrets_path
+    from builder.layout import secrets_path
+    from builder.site.secrets import PLACEHOLDER
 
     site = load(site_path)
     out = write_secrets(site, out_path or default_secrets_path(site), force=force)

@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 
 from builder.errors import UsageError
 from builder.render import render_secrets
-from builder.material.layout import API_SECRET_KEY, FERNET_KEY, JWT_SECRET, PLACEHOLDER, secret_vars
+from builder.site.secrets import API_SECRET_KEY, FERNET_KEY, JWT_SECRET, PLACEHOLDER, secret_vars
 from builder.site import Site
 
 

@@ -12,18 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.fsutil import write_atomic
+from builder.layout import (
+    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, SECRETS_EXAMPLE, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WRAPPER,
+    config_file, fingerprint_path, secrets_path,
+)
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
-from builder.render.units import CHECK_NODE, unit_specs
-from builder.material.layout import PLACEHOLDER, secret_vars, secrets_path
+from builder.render.units import unit_specs
 from builder.site import Site
-from builder.site.model import SYSCONFIG_PATH, WRAPPER_PATH
-
-UNIT_DIR = "/usr/lib/systemd/system"
-PRESET_DIR = "/usr/lib/systemd/system-preset"
-FIREWALLD_DIR = "/usr/lib/firewalld/services"
-SYSCONFIG = SYSCONFIG_PATH
-DOC_DIR = "/usr/share/doc/airflow-prod"
+from builder.site.secrets import PLACEHOLDER, secret_vars
 
 # Which package ships a file: the base package, the site configuration, or a role.
 BASE = "base"
@@ -43,10 +40,6 @@ class RenderedFile:
         return self.dest.lstrip("/")
 
 
-def fingerprint_path(site: Site) -> str:
-    return f"{site.paths.config}/secrets.fingerprint"
-
-
 def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[RenderedFile]:
     """Every file the site needs on its hosts, sorted by destination.
 
@@ -58,6 +51,7 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[
         "secrets_path": secrets_path(site),
         "sysconfig_path": SYSCONFIG,
         "fingerprint_path": fingerprint_path(site),
+        "check_node": CHECK_NODE,
     }
     files = _config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(site, common)
     return sorted(files, key=lambda f: f.dest)
@@ -65,19 +59,19 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[
 
 def _config_files(site: Site, common: dict, fingerprints: dict[str, str] | None) -> list[RenderedFile]:
     """The site configuration package: airflow.cfg, webserver_config.py, sysconfig, fingerprints."""
-    cfg_dir = site.paths.config
+    webserver_config = config_file(site, "webserver_config.py")
     files = [
         RenderedFile(
-            f"{cfg_dir}/airflow.cfg",
+            config_file(site, "airflow.cfg"),
             render_template("airflow.cfg.j2", options=airflow_cfg_options(site), **common),
             0o644, CONFIG, config=True,
         ),
         RenderedFile(
-            f"{cfg_dir}/webserver_config.py",
+            webserver_config,
             render_template(
                 "webserver_config.py.j2",
                 ldap=site.ldap,
-                config_file=f"{cfg_dir}/webserver_config.py",
+                config_file=webserver_config,
                 bind_password_var="AIRFLOW_LDAP_BIND_PASSWORD",
                 **common,
             ),
@@ -100,7 +94,7 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
         # Documentation, not configuration: placeholders only, so nothing under /etc that
         # rpm does not treat as %config (the real file is secrets.env, never packaged).
         RenderedFile(
-            f"{DOC_DIR}/secrets.env.example",
+            SECRETS_EXAMPLE,
             render_secrets(site, {v.name: PLACEHOLDER for v in secret_vars(site)}),
             0o644, BASE,
         ),
@@ -109,9 +103,9 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             f"{PRESET_DIR}/80-airflow-prod.preset",
             render_template("units/preset.j2", unit_name="airflow.target", **common),
         ),
-        RenderedFile("/usr/lib/sysusers.d/airflow-prod.conf", render_template("sysusers.conf.j2", **common)),
-        RenderedFile("/usr/lib/tmpfiles.d/airflow-prod.conf", render_template("tmpfiles.conf.j2", **common)),
-        RenderedFile(WRAPPER_PATH, render_template("airflow-wrapper.py.j2", **common), 0o755),
+        RenderedFile(SYSUSERS, render_template("sysusers.conf.j2", **common)),
+        RenderedFile(TMPFILES, render_template("tmpfiles.conf.j2", **common)),
+        RenderedFile(WRAPPER, render_template("airflow-wrapper.py.j2", **common), 0o755),
         RenderedFile(
             CHECK_NODE,
             render_template(

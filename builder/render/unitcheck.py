@@ -17,10 +17,12 @@ from pathlib import Path
 from builder import run
 from builder.errors import ValidationFailed
 from builder.fsutil import write_atomic
-from builder.render import UNIT_DIR, RenderedFile
+from builder.layout import UNIT_DIR
+from builder.render import RenderedFile
 from builder.site import Site
 
-_HOST_UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system")
+# The build host's own unit library: RHEL's place, and Debian's.
+_HOST_UNIT_DIRS = (UNIT_DIR, "/lib/systemd/system")
 _SCORE = re.compile(r"Overall exposure level for \S+: (\d+\.\d+) (\S+)")
 
 

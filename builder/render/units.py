@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from builder.layout import CHECK_NODE
 from builder.site import Site
 from builder.site.model import Host
 from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
 
-# The start check every component runs first (shipped in the base package).
-CHECK_NODE = "/usr/libexec/airflow-prod/check-node"
 MIGRATE_ROLE = "db-migrate"
 MIGRATE_UNIT = "airflow-db-migrate.service"
 # Components that must not start on a schema older than their code (`airflow kerberos`

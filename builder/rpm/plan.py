@@ -17,23 +17,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from builder import target
+from builder import layout, target
 from builder.errors import BundleError
 from builder.fsutil import sha256_file
 from builder.pydeps.lockfile import Lock
-from builder.render import BASE, CONFIG, DOC_DIR, RenderedFile
+from builder.layout import BUILD_VENV, DOC_DIR, LIBDIR, LOCK_PATH, UV_DIR, WHEEL_DIR
+from builder.render import BASE, CONFIG, RenderedFile
 from builder.render.units import MIGRATE_ROLE, host_units, packages as unit_packages, unit_specs
 from builder.rpm import dirs, scriptlets
 from builder.site import Site
-
-# Where the site-independent payload lives on the target.
-LIBDIR = "/usr/lib/airflow-prod"
-WHEEL_DIR = f"{LIBDIR}/wheelhouse"
-LOCK_PATH = f"{LIBDIR}/requirements.txt"
-UV_DIR = f"{LIBDIR}/uv"
-LIBEXEC = "/usr/libexec/airflow-prod"
-BUILD_VENV = f"{LIBEXEC}/build-venv"
-LOG_DIR = "/var/log/airflow-prod"
 
 LICENSE = "Apache-2.0"
 URL = "https://airflow.apache.org/"
@@ -247,34 +239,6 @@ class SiteInputs:
     extra: dict = field(default_factory=dict)
 
 
-def _filled(path: str | None) -> str:
-    assert path is not None, "Paths fills in every directory under home"
-    return path
-
-
-def own_dirs(site: Site) -> dict[str, tuple[int, str, str]]:
-    """Every directory the base package owns: path -> (mode, user, group).
-
-    Explicit, so no mode comes from the build host's umask; none of them is a RHEL
-    directory (builder/rpm/dirs.py checks)."""
-    p = site.paths
-    return {
-        # Root's, like the venvs and the venv symlink in it: a service user that could
-        # rename entries here could swap the code root runs in %post.
-        p.home: (0o755, "root", "root"),
-        _filled(p.dags): (0o755, "airflow", "airflow"),
-        _filled(p.plugins): (0o755, "airflow", "airflow"),
-        _filled(p.logs): (0o750, "airflow", "airflow"),
-        _filled(p.security): (0o750, "airflow", "airflow"),
-        # The venvs are root's: the service user must not be able to rewrite its own code.
-        p.venvs: (0o755, "root", "root"),
-        p.config: (0o750, "root", "airflow"),
-        LIBEXEC: (0o755, "root", "root"),
-        LOG_DIR: (0o750, "root", "root"),
-        DOC_DIR: (0o755, "root", "root"),
-    }
-
-
 def config_package_name(site: Site) -> str:
     return f"airflow-prod-config-{site.site.name}"
 
@@ -335,12 +299,11 @@ def _base_package(site: Site, files: list[RenderedFile], inputs: SiteInputs, bui
     py = f"python{site.target.python_minor}"  # python3.11, or python3.12 (RHEL 9.4+) for a 3.12 target
     sysd = RHEL_PROVIDER["systemd"]
     entries = [_text_entry(f) for f in files]
-    entries += [Entry(path, "dir", mode, user, group) for path, (mode, user, group) in own_dirs(site).items()]
+    entries += [Entry(d.path, "dir", d.mode, d.owner, d.group) for d in layout.owned_dirs(site)]
     entries += [
         Entry(BUILD_VENV, mode=0o755, text=build_venv_text,
               digest=hashlib.sha256(build_venv_text.encode()).hexdigest()),
     ]
-    tmpfiles = next(f.dest for f in files if f.dest.startswith("/usr/lib/tmpfiles.d/"))
     return RpmPackage(
         name="airflow-prod",
         summary=f"Apache Airflow {site.airflow.version} for site {site.site.name}: user, directories, virtualenv",
@@ -360,7 +323,7 @@ def _base_package(site: Site, files: list[RenderedFile], inputs: SiteInputs, bui
         requires_postun=(sysd, RHEL_PROVIDER["coreutils"]),
         scripts=(
             ("pre", scriptlets.base_pre(site, inputs.venv_kb)),
-            ("post", scriptlets.base_post(site, tmpfiles, BUILD_VENV)),
+            ("post", scriptlets.base_post(site)),
             ("preun", scriptlets.units_preun(["airflow.target"])),
             ("postun", scriptlets.base_postun(site)),
         ),
@@ -370,11 +333,7 @@ def _base_package(site: Site, files: list[RenderedFile], inputs: SiteInputs, bui
 def _config_package(site: Site, files: list[RenderedFile]) -> RpmPackage:
     """airflow-prod-config-<site>: the rendered configuration, noreplace."""
     p = site.paths
-    entries = []
-    for f in files:
-        # Under the config dir: readable by the service user's group, writable by root only.
-        group = "airflow" if f.dest.startswith(p.config + "/") else "root"
-        entries.append(_text_entry(f, "root", group))
+    entries = [_text_entry(f, "root", layout.file_group(site, f.dest)) for f in files]
     return RpmPackage(
         name=config_package_name(site),
         summary=f"Configuration of Airflow site {site.site.name}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 
+from builder import layout
 from builder.site import Site
 
 SYSTEMCTL = "/usr/bin/systemctl"
@@ -24,7 +25,7 @@ UMASK = "umask 022\n"
 # into the venv, sdist build environments): /tmp and /var/tmp may be noexec, so none of it is there.
 WORK_KB = 256 * 1024
 FAPOLICYD_CLI = "/usr/sbin/fapolicyd-cli"
-TRUST_FILE = "/etc/fapolicyd/trust.d/airflow-prod"
+TRUST_FILE = layout.FAPOLICYD_TRUST
 
 
 def _q(*words: str) -> str:
@@ -90,7 +91,7 @@ if [ -e {shlex.quote(p.venv)} ] && [ ! -L {shlex.quote(p.venv)} ]; then
     echo "airflow-prod: "{shlex.quote(p.venv)}" exists and is not a symlink (a hand-made venv?): move it away first" >&2
     exit 1
 fi
-# The user and group of /usr/lib/sysusers.d/airflow-prod.conf (rpm 4.16 does not read sysusers files).
+# The user and group of {layout.SYSUSERS} (rpm 4.16 does not read sysusers files).
 getent group airflow >/dev/null || groupadd -r airflow
 getent passwd airflow >/dev/null || \\
     useradd -r -g airflow -d {shlex.quote(p.home)} -s /sbin/nologin -c "Apache Airflow" airflow
@@ -98,9 +99,9 @@ exit 0
 """
 
 
-def base_post(site: Site, tmpfiles: str, build_venv: str) -> str:
+def base_post(site: Site) -> str:
     p = site.paths
-    secrets = f"{p.config}/secrets.env"
+    secrets, tmpfiles, build_venv = layout.secrets_path(site), layout.TMPFILES, layout.BUILD_VENV
     relabel = [p.home] if p.venvs.startswith(p.home.rstrip("/") + "/") else [p.home, p.venvs]
     return UMASK + f"""\
 if [ -x /usr/bin/systemd-tmpfiles ]; then
@@ -115,7 +116,7 @@ if ! {build_venv}; then
 ########################################################################
 airflow-prod: THE AIRFLOW VIRTUALENV WAS NOT BUILT. Services keep running on
 the previous venv (if any). The package is installed but NOT usable until
-this is fixed. Log: /var/log/airflow-prod/build-venv.log
+this is fixed. Log: {layout.BUILD_VENV_LOG}
 Fix the cause, then run: {build_venv}
 ########################################################################
 BANNER

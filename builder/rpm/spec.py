@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import jinja2
 
+from builder import layout
 from builder.pydeps import native
 from builder.render.jinja import environment as _environment
 from builder.resources import spec_dir
-from builder.rpm import plan as P
+from builder.rpm import plan as P, scriptlets
 from builder.site import Site
 
 
@@ -37,10 +38,12 @@ def render_build_venv(site: Site, smoke_imports: tuple[str, ...],
         python_minor=site.target.python_minor,
         venv=p.venv,
         venvs=p.venvs,
-        wheel_dir=P.WHEEL_DIR,
-        lock=P.LOCK_PATH,
-        uv_dir=P.UV_DIR,
-        log_dir=P.LOG_DIR,
+        wheel_dir=layout.WHEEL_DIR,
+        lock=layout.LOCK_PATH,
+        uv_dir=layout.UV_DIR,
+        log_dir=layout.LOG_DIR,
+        fapolicyd_cli=scriptlets.FAPOLICYD_CLI,
+        trust_name=layout.FAPOLICYD_TRUST_NAME,
         smoke_imports=smoke_imports,
         smoke_optional=smoke_optional,
         compile_env=native.COMPILE_ENV,

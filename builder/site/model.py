@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from builder import report
+from builder import layout, report
 from builder.site.values import (
     DN,
     AbsPath,
@@ -70,10 +70,6 @@ PATTERN_MEANING = {
 Port = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[int, Field(ge=1)]
 
-# Files rendered at fixed places on every host: no site path may be or contain them.
-SYSCONFIG_PATH = "/etc/sysconfig/airflow"
-WRAPPER_PATH = "/usr/bin/airflow"
-CONFIG_FILES = ("airflow.cfg", "webserver_config.py", "secrets.env", "secrets.fingerprint")
 
 
 def _listed_once(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -199,8 +195,9 @@ class Paths(Model):
             if path in seen:
                 raise _rule(key, f"{path!r} is also {seen[path]}: each directory has one job")
             seen[path] = key
-        rendered = {SYSCONFIG_PATH: "/etc/sysconfig/airflow", WRAPPER_PATH: "the airflow wrapper"}
-        rendered |= {f"{self.config}/{f}": f"{f} of paths.config" for f in CONFIG_FILES}
+        # Files rendered at fixed places on every host: no site path may be or contain them.
+        rendered = {layout.SYSCONFIG: layout.SYSCONFIG, layout.WRAPPER: "the airflow wrapper"}
+        rendered |= {f"{self.config}/{f}": f"{f} of paths.config" for f in layout.CONFIG_FILES}
         # Directories the airflow user can write: root runs code from the venv.
         writable = {k: dirs[f"paths.{k}"] for k in ("dags", "plugins", "logs", "security", "run")}
         for key, path in dirs.items():

@@ -1,12 +1,13 @@
-"""Names and meaning of the secrets environment file: one definition for
-`bundle secrets init`, the rendered layout, the units and webserver_config.py.
+"""The secrets a site needs: their names in the secrets environment file, what each
+means, and which `bundle secrets init` generates. One definition for the secrets
+command, the rendered files, the units and webserver_config.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from builder.site import Site
+from builder.site.model import Site
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,3 @@ def secret_vars(site: Site) -> list[SecretVar]:
         found.append(LDAP_BIND_PASSWORD)
     return found
 
-
-def secrets_path(site: Site) -> str:
-    """Where the secrets file lives on every host (root:airflow 0640)."""
-    return f"{site.paths.config}/secrets.env"

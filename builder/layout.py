@@ -1,0 +1,106 @@
+"""Where everything lands on the target host: paths, kinds, owners and modes, as data.
+
+render writes its files to these paths, rpm packages them with these owners and
+modes, material and the CLI name them to admins, and the site model keeps its own
+directories clear of them. No host path is written anywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from builder.site.model import Site
+
+# RHEL's places for what packages ship.
+UNIT_DIR = "/usr/lib/systemd/system"
+PRESET_DIR = "/usr/lib/systemd/system-preset"
+FIREWALLD_DIR = "/usr/lib/firewalld/services"
+SYSUSERS = "/usr/lib/sysusers.d/airflow-prod.conf"
+TMPFILES = "/usr/lib/tmpfiles.d/airflow-prod.conf"
+SYSCONFIG = "/etc/sysconfig/airflow"
+
+# The admin's entry point.
+WRAPPER = "/usr/bin/airflow"
+
+# The site-independent payload (airflow-prod-wheelhouse).
+LIBDIR = "/usr/lib/airflow-prod"
+WHEEL_DIR = f"{LIBDIR}/wheelhouse"
+LOCK_PATH = f"{LIBDIR}/requirements.txt"
+UV_DIR = f"{LIBDIR}/uv"
+
+# Root's helpers (airflow-prod): the venv builder and every component's start check.
+LIBEXEC = "/usr/libexec/airflow-prod"
+BUILD_VENV = f"{LIBEXEC}/build-venv"
+CHECK_NODE = f"{LIBEXEC}/check-node"
+
+LOG_DIR = "/var/log/airflow-prod"
+BUILD_VENV_LOG = f"{LOG_DIR}/build-venv.log"
+# fapolicyd's trust list of the venvs build-venv makes (`fapolicyd-cli --trust-file NAME`).
+FAPOLICYD_TRUST_NAME = "airflow-prod"
+FAPOLICYD_TRUST = f"/etc/fapolicyd/trust.d/{FAPOLICYD_TRUST_NAME}"
+DOC_DIR = "/usr/share/doc/airflow-prod"
+SECRETS_EXAMPLE = f"{DOC_DIR}/secrets.env.example"
+
+# The files airflow-prod writes into paths.config (the secrets file is the admin's).
+CONFIG_FILES = ("airflow.cfg", "webserver_config.py", "secrets.env", "secrets.fingerprint")
+
+
+@dataclass(frozen=True)
+class HostDir:
+    """A directory airflow-prod owns on every host, with the owner and mode rpm gives it."""
+
+    path: str
+    mode: int
+    owner: str = "root"
+    group: str = "root"
+
+
+def config_file(site: Site, name: str) -> str:
+    """One of CONFIG_FILES, in the site's configuration directory."""
+    assert name in CONFIG_FILES, name
+    return f"{site.paths.config}/{name}"
+
+
+def secrets_path(site: Site) -> str:
+    """Where the secrets file lives on every host (root:airflow 0640)."""
+    return config_file(site, "secrets.env")
+
+
+def fingerprint_path(site: Site) -> str:
+    return config_file(site, "secrets.fingerprint")
+
+
+def _filled(path: str | None) -> str:
+    assert path is not None, "Paths fills in every directory under home"
+    return path
+
+
+def owned_dirs(site: Site) -> tuple[HostDir, ...]:
+    """Every directory the base package owns, in a fixed order.
+
+    Explicit, so no mode comes from the build host's umask; none of them is a RHEL
+    directory (builder/rpm/dirs.py checks)."""
+    p = site.paths
+    return (
+        # Root's, like the venvs and the venv symlink in it: a service user that could
+        # rename entries here could swap the code root runs in %post.
+        HostDir(p.home, 0o755),
+        HostDir(_filled(p.dags), 0o755, "airflow", "airflow"),
+        HostDir(_filled(p.plugins), 0o755, "airflow", "airflow"),
+        HostDir(_filled(p.logs), 0o750, "airflow", "airflow"),
+        HostDir(_filled(p.security), 0o750, "airflow", "airflow"),
+        # The venvs are root's: the service user must not be able to rewrite its own code.
+        HostDir(p.venvs, 0o755),
+        HostDir(p.config, 0o750, "root", "airflow"),
+        HostDir(LIBEXEC, 0o755),
+        HostDir(LOG_DIR, 0o750),
+        HostDir(DOC_DIR, 0o755),
+    )
+
+
+def file_group(site: Site, dest: str) -> str:
+    """The group of a packaged file: under the config directory the service user's group
+    may read it (root alone writes it); everywhere else root's."""
+    return "airflow" if dest.startswith(site.paths.config + "/") else "root"
