@@ -16,12 +16,12 @@ sys.path.insert(0, str(REPO))
 
 from builder.render import RenderedFile, render_site  # noqa: E402
 from builder.site import load_site  # noqa: E402
-from builder.render.unitcheck import security_scores  # noqa: E402
+from builder.check.units import security_scores  # noqa: E402
 
 
 def main() -> None:
     site_path = sys.argv[1] if len(sys.argv) > 1 else str(REPO / "examples" / "site.toml")
-    files = render_site(load_site(site_path))
+    files = render_site(load_site(site_path)).files
     guide = RenderedFile("/usr/lib/systemd/system/guide-scheduler.service",
                          (REPO / "bench" / "data" / "guide-scheduler.service").read_text())
     version = subprocess.run(["systemd-analyze", "--version"], capture_output=True, text=True).stdout.split("\n")[0]

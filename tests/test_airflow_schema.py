@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.render.airflow_schema import _provider_info, check_options, load_schema, validate_against_lock
+from builder.check.airflow_schema import _provider_info, check_options, load_schema, validate_against_lock
 from builder.errors import ValidationFailed
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.site import site_from_data

@@ -20,12 +20,12 @@ from builder.errors import SiteError, UsageError
 from builder.fingerprint import estimated_bits, fingerprint, site_fingerprints
 from builder.render import render_site
 from builder.layout import CHECK_NODE, UNIT_DIR
-from builder.render.units import host_units, unit_specs
+from builder.render.units import unit_specs
 from builder.rpm import plan as P
 from builder.material.secrets import generate_values, write_secrets
 from builder.site.secrets import JWT_SECRET
 from builder.site import load_site, site_from_data
-from builder.render.unitcheck import security_scores, verify_units
+from builder.check.units import security_scores, verify_units
 from conftest import REPO
 
 CLUSTER = REPO / "examples" / "cluster.toml"
@@ -44,11 +44,11 @@ def cdata() -> dict:
 
 @pytest.fixture(scope="module")
 def files(site) -> dict[str, str]:
-    return {f.dest: f.text for f in render_site(site)}
+    return {f.dest: f.text for f in render_site(site).files}
 
 
 def _units(site, name):
-    return [u.name for u in host_units(site, next(h for h in site.hosts if h.name == name))]
+    return [u.name for u in render_site(site).units_of(name)]
 
 
 # --- the site model ------------------------------------------------------------------------
@@ -171,10 +171,10 @@ def test_every_component_waits_for_the_schema_and_checks_the_node(files):
 
 
 def test_systemd_accepts_the_cluster_units(site):
-    units = verify_units(site, render_site(site))
+    units = verify_units(site, render_site(site).files)
     assert {"airflow-celery-worker-etl.service", "airflow-celery-worker-ml.service",
             "airflow-db-migrate.service"} <= set(units)
-    for score in security_scores(render_site(site)):
+    for score in security_scores(render_site(site).files):
         assert score.exposure <= (1.9 if "celery-worker" in score.unit else 1.5), score
 
 
@@ -228,7 +228,7 @@ def secrets_file(site, tmp_path) -> Path:
 
 def _check_node(site, fingerprints, tmp_path, env, *args) -> subprocess.CompletedProcess:
     """The rendered check-node, pointed at files under tmp_path, run as a real process."""
-    files = {f.dest: f.text for f in render_site(site, fingerprints)}
+    files = {f.dest: f.text for f in render_site(site, fingerprints).files}
     fp = tmp_path / "secrets.fingerprint"
     if fingerprints:
         fp.write_text(files["/etc/airflow/secrets.fingerprint"])
@@ -250,7 +250,7 @@ def test_fingerprints_hold_no_secret_and_match_on_a_good_node(site, secrets_file
     values = _env(secrets_file)
     assert set(fps) == set(values) == {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY",
                                        "AIRFLOW__API_AUTH__JWT_SECRET"}
-    text = {f.dest: f.text for f in render_site(site, fps)}["/etc/airflow/secrets.fingerprint"]
+    text = {f.dest: f.text for f in render_site(site, fps).files}["/etc/airflow/secrets.fingerprint"]
     for v in values.values():
         assert v not in text and v[:12] not in text
     assert all(estimated_bits(v) >= 128 for v in values.values())
@@ -305,7 +305,7 @@ def test_fingerprint_is_keyed_per_site():
 def test_migration_runs_once_per_venv_and_configuration(site, tmp_path):
     """One upgrade transaction restarts airflow-db-migrate several times (base, config and its
     own package): ExecCondition=check-node --migration-needed lets only the first one migrate."""
-    files = {f.dest: f.text for f in render_site(site)}
+    files = {f.dest: f.text for f in render_site(site).files}
     mig = files[f"{UNIT_DIR}/airflow-db-migrate.service"]
     assert _exec(mig, "ExecCondition") == [f"{CHECK_NODE} --migration-needed"]
     assert _exec(mig, "ExecStartPost") == [f"{CHECK_NODE} --migrated"]

@@ -34,7 +34,7 @@ def netns():
 
 
 def test_running_firewalld_adds_every_service_we_ship(target_image, netns, example_site):
-    services = {f.dest: f.text for f in render_site(example_site) if f.dest.startswith("/usr/lib/firewalld/services/")}
+    services = {f.dest: f.text for f in render_site(example_site).files if f.dest.startswith("/usr/lib/firewalld/services/")}
     ports = {"airflow-api-server": "8080/tcp", "airflow-worker-logs": "8793/tcp", "airflow-triggerer-logs": "8794/tcp"}
     assert {d.rsplit("/", 1)[1].removesuffix(".xml") for d in services} == ports.keys()
     work = scratch_dir("firewalld")

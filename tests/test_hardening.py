@@ -193,7 +193,7 @@ def test_the_base_package_requires_the_tools_its_scripts_run(example_site):
     rendered = render_site(example_site)
     plan = P.site_plan(example_site, rendered, inputs, 1765352100, script)
     base = next(p for p in plan.packages if p.name == "airflow-prod")
-    wrapper = next(f.text for f in rendered if f.dest == "/usr/bin/airflow")
+    wrapper = next(f.text for f in rendered.files if f.dest == "/usr/bin/airflow")
     assert "setpriv --reuid=airflow" in _code(script) and "getent passwd airflow" in _code(script)
     assert '"/usr/sbin/runuser"' in wrapper
     assert {"util-linux", "glibc-common", "coreutils"} <= set(base.requires_post)

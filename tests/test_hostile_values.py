@@ -227,7 +227,7 @@ def control(field: str) -> dict[str, str]:
     data = copy.deepcopy(EXAMPLE_DATA)
     if field in BENIGN:
         STRING_FIELDS[field](data, BENIGN[field])
-    return {_kind(f.dest, site): f.text for site in [site_from_data(data)] for f in render_site(site)}
+    return {_kind(f.dest, site): f.text for site in [site_from_data(data)] for f in render_site(site).files}
 
 
 def _kind(dest: str, site: Site) -> str:
@@ -239,7 +239,7 @@ def _kind(dest: str, site: Site) -> str:
 
 
 def assert_every_reader_sees_the_intent(site: Site, workdir: Path, field: str = "") -> None:
-    files = {f.dest: f.text for f in render_site(site)}
+    files = {f.dest: f.text for f in render_site(site).files}
     kinds = {_kind(dest, site): text for dest, text in files.items()}
     reference = control(field)
     assert sorted(kinds) == sorted(reference)  # the same files

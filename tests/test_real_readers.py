@@ -28,7 +28,7 @@ from builder.render import render_site
 from builder.rpm import plan as P
 from builder.rpm.spec import render_build_venv, render_spec
 from builder.site import Site, site_from_data
-from builder.render.unitcheck import verify_units
+from builder.check.units import verify_units
 from conftest import REPO
 from test_hostile_values import ACCEPTED, EXAMPLE_DATA, PRINTABLE, STRING_FIELDS
 
@@ -116,7 +116,7 @@ def airflow_reader(tmp_path_factory):
 @pytest.mark.integration
 @pytest.mark.parametrize("name,site", SITES, ids=[n for n, _ in SITES])
 def test_airflow_reads_every_option_as_meant(name, site, airflow_reader, tmp_path):
-    files = {f.dest: f.text for f in render_site(site)}
+    files = {f.dest: f.text for f in render_site(site).files}
     cfg = tmp_path / "airflow.cfg"
     cfg.write_text(files[f"{site.paths.config}/airflow.cfg"], encoding="utf-8")
     assert airflow_reader.read(cfg) == readers.airflow_cfg_intent(site)
@@ -137,7 +137,7 @@ def test_airflow_reads_drawn_values_as_meant(value, option, airflow_reader, tmp_
         site = site_from_data(data)
     except Exception:
         return  # refused: the property test covers how
-    text = {f.dest: f.text for f in render_site(site)}["/etc/airflow/airflow.cfg"]
+    text = {f.dest: f.text for f in render_site(site).files}["/etc/airflow/airflow.cfg"]
     cfg = tmp_path / f"drawn-{abs(hash(value))}.cfg"
     cfg.write_text(text, encoding="utf-8")
     seen = airflow_reader.read(cfg)
@@ -173,7 +173,7 @@ def test_rpmspec_expands_nothing_of_the_site(name, site, tmp_path):
 @pytest.mark.integration
 @pytest.mark.parametrize("name,site", SITES, ids=[n for n, _ in SITES])
 def test_systemd_analyze_verify_accepts_the_units(name, site):
-    assert verify_units(site, render_site(site))
+    assert verify_units(site, render_site(site).files)
 
 
 @pytest.mark.integration
@@ -181,7 +181,7 @@ def test_systemd_analyze_verify_accepts_the_units(name, site):
 @pytest.mark.parametrize("name,site", [s for s in SITES if s[0] == "example" or "paths.home" in s[0]],
                          ids=[n for n, _ in SITES if n == "example" or "paths.home" in n])
 def test_sysusers_and_tmpfiles_create_what_the_site_names(name, site, tmp_path):
-    files = {f.dest: f for f in render_site(site)}
+    files = {f.dest: f for f in render_site(site).files}
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     for name_ in ("passwd", "group", "shadow", "gshadow"):

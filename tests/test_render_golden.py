@@ -36,7 +36,7 @@ def _sites(example_site):
 @pytest.mark.parametrize("name", ["example", "minimal"])
 def test_rendered_files_match_golden(name, example_site):
     site = _sites(example_site)[name]
-    files = render_site(site)
+    files = render_site(site).files
     root = GOLDEN / name
     rendered = {f.relpath: f.text for f in files}
     if UPDATE:
@@ -58,13 +58,13 @@ _RENDER = """
 import json, sys
 from builder.render import render_site
 from builder.site import load_site
-print(json.dumps([[f.dest, f.mode, f.package, f.text] for f in render_site(load_site(sys.argv[1]))]))
+print(json.dumps([[f.dest, f.mode, f.package, f.text] for f in render_site(load_site(sys.argv[1])).files]))
 """
 
 
 def test_rendering_is_stable(example_site):
     """Same site, other processes with other hash seeds: the same files, modes and order."""
-    here = [[f.dest, f.mode, f.package, f.text] for f in render_site(example_site)]
+    here = [[f.dest, f.mode, f.package, f.text] for f in render_site(example_site).files]
     for seed in ("0", "4242"):
         proc = subprocess.run([sys.executable, "-c", _RENDER, str(EXAMPLE)], capture_output=True, text=True,
                               cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed}, timeout=120)
@@ -73,14 +73,14 @@ def test_rendering_is_stable(example_site):
 
 
 def test_every_role_has_unit_and_preset(example_site):
-    dests = {f.dest for f in render_site(example_site)}
+    dests = {f.dest for f in render_site(example_site).files}
     for role in example_site.roles:
         assert f"/usr/lib/systemd/system/airflow-{role}.service" in dests
         assert f"/usr/lib/systemd/system-preset/80-airflow-prod-{role}.preset" in dests
 
 
 def test_minimal_site_has_no_kerberos_or_ldap():
-    files = {f.relpath: f.text for f in render_site(site_from_data(minimal_data()))}
+    files = {f.relpath: f.text for f in render_site(site_from_data(minimal_data())).files}
     assert "usr/lib/systemd/system/airflow-kerberos.service" not in files
     assert "AUTH_TYPE = AUTH_DB" in files["etc/airflow/webserver_config.py"]
     assert "[kerberos]" not in files["etc/airflow/airflow.cfg"]

@@ -13,7 +13,7 @@ from builder.render import render_site
 
 @pytest.fixture(scope="module")
 def files(example_site) -> dict[str, str]:
-    return {f.dest: f.text for f in render_site(example_site)}
+    return {f.dest: f.text for f in render_site(example_site).files}
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,7 @@ def test_address_bound_tickets_open_netlink_for_kerberos_only(data):
     from builder.site import site_from_data
 
     data["kerberos"]["include_ip"] = True
-    files = {f.dest: f.text for f in render_site(site_from_data(data))}
+    files = {f.dest: f.text for f in render_site(site_from_data(data)).files}
     krb = files["/usr/lib/systemd/system/airflow-kerberos.service"]
     assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n" in krb
     assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n" in files["/usr/lib/systemd/system/airflow-scheduler.service"]
@@ -253,7 +253,7 @@ def test_wrapper_refuses_clearly_without_secrets(tmp_path):
     from builder.site import site_from_data
     from conftest import minimal_data
 
-    files = {f.dest: f.text for f in render_site(site_from_data(minimal_data()))}
+    files = {f.dest: f.text for f in render_site(site_from_data(minimal_data())).files}
     wrapper = tmp_path / "airflow"
     # Point the rendered wrapper at a secrets file that does not exist.
     missing = tmp_path / "etc-airflow" / "secrets.env"

@@ -234,12 +234,12 @@ def test_systemd_reads_env_files_as_the_wrapper_and_sh_do(host):
         "HASH": "#not a comment ;nor this", "PERCENT": "100% %H %%",
     }
     site = site_from_data(data)
-    sysconfig = {f.dest: f.text for f in render_site(site)}["/etc/sysconfig/airflow"]
+    sysconfig = {f.dest: f.text for f in render_site(site).files}["/etc/sysconfig/airflow"]
     host.put("/etc/e2e-env/sysconfig", sysconfig)
     seen = _systemd_env(host, "/etc/e2e-env/sysconfig")
     intent = readers.sysconfig_intent(site)
     assert {k: seen.get(k) for k in intent} == intent
-    wrapper = readers.wrapper_namespace({f.dest: f.text for f in render_site(site)}["/usr/bin/airflow"])
+    wrapper = readers.wrapper_namespace({f.dest: f.text for f in render_site(site).files}["/usr/bin/airflow"])
     local = Path(tempfile.mkdtemp()) / "sysconfig"
     local.write_text(sysconfig)
     assert wrapper["read_env_file"](str(local)) == intent

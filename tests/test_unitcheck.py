@@ -9,7 +9,7 @@ import pytest
 from builder.errors import ValidationFailed
 from builder.render import RenderedFile, render_site
 from builder.site import site_from_data
-from builder.render.unitcheck import security_scores, verify_units
+from builder.check.units import security_scores, verify_units
 from conftest import REPO, minimal_data
 
 # The exposure README.md and docs/unit-security.md claim (systemd-analyze security), plus
@@ -23,18 +23,18 @@ GUIDE_UNIT = (REPO / "bench" / "data" / "guide-scheduler.service").read_text()
 
 
 def test_verify_accepts_every_rendered_unit(example_site):
-    units = verify_units(example_site, render_site(example_site))
+    units = verify_units(example_site, render_site(example_site).files)
     assert "airflow.target" in units
     assert len([u for u in units if u.endswith(".service")]) == 7  # six roles + airflow-db-migrate
 
 
 def test_verify_accepts_minimal_site():
     site = site_from_data(minimal_data())
-    assert len(verify_units(site, render_site(site))) == 7  # five roles, airflow-db-migrate, airflow.target
+    assert len(verify_units(site, render_site(site).files)) == 7  # five roles, airflow-db-migrate, airflow.target
 
 
 def test_verify_rejects_a_broken_unit(example_site):
-    files = render_site(example_site)
+    files = render_site(example_site).files
     broken = [
         dataclasses.replace(f, text=f.text.replace("Type=exec", "Type=bogus"))
         if f.dest.endswith("airflow-scheduler.service") else f
@@ -45,7 +45,7 @@ def test_verify_rejects_a_broken_unit(example_site):
 
 
 def test_security_scores(example_site):
-    scores = {s.unit: s.exposure for s in security_scores(render_site(example_site))}
+    scores = {s.unit: s.exposure for s in security_scores(render_site(example_site).files)}
     assert len(scores) == 7
     for unit, exposure in scores.items():
         limit = WORKER_LIMIT if "celery-worker" in unit else STRICT_LIMIT

@@ -5,6 +5,7 @@ in test_build_cli.py)."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -61,7 +62,9 @@ def test_files_rendered_for_another_site_are_refused_with_a_hint(example_site):
     inputs = P.SiteInputs("3.1.4-1.1.abc.el9", 1000, ("airflow",))
     with pytest.raises(BundleError, match=r"rendered files for packages site 'bigdata-prod' does not build: "
                                           r"\['no-such-role'\]") as err:
-        P.site_plan(example_site, [*render_site(example_site), stray], inputs, 1765352100, "#!/bin/sh\n")
+        rendered = render_site(example_site)
+        P.site_plan(example_site, replace(rendered, files=(*rendered.files, stray)), inputs, 1765352100,
+                    "#!/bin/sh\n")
     assert err.value.hint
 
 

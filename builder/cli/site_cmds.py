@@ -48,12 +48,12 @@ def render(site_path: str, out_dir: str, lock_path: Path | None, no_validate: bo
     from builder.render import render_site, write_tree
 
     site = load(site_path)
-    files = render_site(site)
+    files = render_site(site).files
     if not no_validate:
         from builder import report
         from builder.pydeps.lockfile import Lock
         from builder.pydeps.resolve import lock_path as default_lock_path
-        from builder.render.validate import validate
+        from builder.check.rendered import validate
 
         # The same checks, by the same rules, as the render step of `bundle build`.
         checked = validate(site, files, Lock.read(lock_path or default_lock_path(site)))

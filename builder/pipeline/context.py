@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from builder.pipeline.state import BuildState
 from builder.errors import BundleError
 from builder.pydeps.lockfile import Lock
-from builder.render import RenderedFile
+from builder.render import Rendered
 from builder.report import Notify
 from builder.rpm import plan as P
 from builder.rpm import rpmbuild
@@ -92,7 +92,7 @@ class Context:
     lock_path: Path | None = None
     lock: Lock | None = None  # the lock at lock_path, read once by the lock step
     wheelhouse: P.WheelhouseInput | None = None
-    rendered: list[RenderedFile] = field(default_factory=list)
+    rendered: Rendered | None = None
     packages: list[BuiltPackage] = field(default_factory=list)
     repo: Path | None = None
     signed_by: str | None = None

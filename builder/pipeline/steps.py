@@ -73,18 +73,19 @@ def collect_wheelhouse(ctx: Context) -> tuple[bool, str]:
 
 def render_files(ctx: Context) -> tuple[bool, str]:
     """Every config file and unit of the site (pure), written to <out>/rendered for review."""
-    ctx.rendered = render_site(ctx.site, _fingerprints(ctx))
-    digest = digest_of(*[(f.dest, f.mode, f.package, f.config, f.text) for f in ctx.rendered])
+    ctx.rendered = rendered = render_site(ctx.site, _fingerprints(ctx))
+    files = rendered.files
+    digest = digest_of(*[(f.dest, f.mode, f.package, f.config, f.text) for f in files])
     out = ctx.out_dir / "rendered"
     if ctx.unchanged("render", digest, [out]):
-        return True, f"{len(ctx.rendered)} files unchanged"
-    from builder.render.validate import validate
+        return True, f"{len(files)} files unchanged"
+    from builder.check.rendered import validate
 
-    checks = validate(ctx.site, ctx.rendered, ctx.lock,
+    checks = validate(ctx.site, files, ctx.lock,
                       ctx.wheelhouse.wheel_dir if ctx.wheelhouse else None).summary()
-    write_tree(ctx.rendered, out)
+    write_tree(files, out)
     ctx.state.record("render", digest)
-    return False, f"{len(ctx.rendered)} files -> {out} ({checks})"
+    return False, f"{len(files)} files -> {out} ({checks})"
 
 
 def _fingerprints(ctx: Context) -> dict[str, str] | None:
@@ -166,7 +167,7 @@ def _wheelhouse_rpm(ctx: Context, rpm_version: str) -> tuple[P.SpecPlan, Path, b
 def _site_rpms(ctx: Context, rpm_version: str, rpms_dir: Path, wh_plan: P.SpecPlan,
                wh_rpm_name: str) -> tuple[P.SpecPlan, list[Path], bool, int]:
     """The site packages: one spec, one rpmbuild, when its inputs changed."""
-    assert ctx.wheelhouse
+    assert ctx.wheelhouse and ctx.rendered
     site, opts = ctx.site, ctx.options
     stamp, stamp_src = source_date_epoch(ctx.site_path)
     offline_lock = Lock.read(ctx.wheelhouse.lock)

@@ -1,12 +1,15 @@
-"""Render every file of a site: templates x Site -> RenderedFile (pure).
+"""Render every file of a site: templates x Site -> Rendered (pure).
 
 `render_site` computes; `write_tree` writes. Rendering the same site twice
-gives the same bytes.
+gives the same bytes. The result also carries what rendering decided (the
+units, which package ships each, which host runs which), so packaging reads
+it instead of working it out from the Site again.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +21,7 @@ from builder.layout import (
 )
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
-from builder.render.units import unit_specs
+from builder.render.units import UnitSpec, host_units, packages as unit_packages, unit_specs
 from builder.site import Site
 from builder.site.secrets import PLACEHOLDER, secret_vars
 
@@ -40,8 +43,25 @@ class RenderedFile:
         return self.dest.lstrip("/")
 
 
-def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[RenderedFile]:
-    """Every file the site needs on its hosts, sorted by destination.
+@dataclass(frozen=True)
+class Rendered:
+    """Everything one render of a site gives: its files and the decisions behind them."""
+
+    files: tuple[RenderedFile, ...]              # sorted by destination
+    units: tuple[UnitSpec, ...]                  # every unit the site runs anywhere, in unit order
+    packages: tuple[str, ...]                    # keys of the unit packages (airflow-prod-<key>)
+    hosts: tuple[tuple[str, tuple[UnitSpec, ...]], ...]  # each host of the site file and its units
+
+    def role_of(self, package: str) -> str:
+        """The role a unit package serves (the worker sets' shared package: celery-worker)."""
+        return next((u.role for u in self.units if u.package == package), package)
+
+    def units_of(self, host: str) -> tuple[UnitSpec, ...]:
+        return dict(self.hosts)[host]
+
+
+def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> Rendered:
+    """Every file the site needs on its hosts, sorted by destination, with its units.
 
     `fingerprints` (builder.fingerprint.site_fingerprints of the site's secrets file) adds
     <config>/secrets.fingerprint to the configuration package; without it check-node only
@@ -53,8 +73,14 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> list[
         "fingerprint_path": fingerprint_path(site),
         "check_node": CHECK_NODE,
     }
-    files = _config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(site, common)
-    return sorted(files, key=lambda f: f.dest)
+    units = unit_specs(site)
+    files = _config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(units, common)
+    return Rendered(
+        files=tuple(sorted(files, key=lambda f: f.dest)),
+        units=tuple(units),
+        packages=tuple(unit_packages(units)),
+        hosts=tuple((h.name, tuple(host_units(site, h, units))) for h in site.hosts),
+    )
 
 
 def _config_files(site: Site, common: dict, fingerprints: dict[str, str] | None) -> list[RenderedFile]:
@@ -117,11 +143,11 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
     ]
 
 
-def _unit_files(site: Site, common: dict) -> list[RenderedFile]:
+def _unit_files(units: list[UnitSpec], common: dict) -> list[RenderedFile]:
     """Each unit with its preset, and each firewalld service once (shared by every worker set)."""
     files: list[RenderedFile] = []
     firewalls: set[str] = set()
-    for unit in unit_specs(site):
+    for unit in units:
         files.append(RenderedFile(
             f"{UNIT_DIR}/{unit.name}", render_template("units/service.j2", unit=unit, **common),
             package=unit.package,
@@ -149,7 +175,7 @@ def render_secrets(site: Site, values: dict[str, str]) -> str:
     )
 
 
-def write_tree(files: list[RenderedFile], out_dir: str | Path) -> Path:
+def write_tree(files: Sequence[RenderedFile], out_dir: str | Path) -> Path:
     """Write files under out_dir/<dest>, replacing out_dir as a whole.
 
     A new tree is written beside the old one and swapped in, so a failure

@@ -213,23 +213,23 @@ def unit_specs(site: Site) -> list[UnitSpec]:
     return found
 
 
-def host_units(site: Site, host: Host) -> list[UnitSpec]:
-    """The units one host runs: its roles (the Kerberos renewer where tasks or the triggerer
-    run), its worker set, and the migration unit on the site's migrate host."""
+def host_units(site: Site, host: Host, units: list[UnitSpec]) -> list[UnitSpec]:
+    """Of the site's `units`, those one host runs: its roles (the Kerberos renewer where tasks
+    or the triggerer run), its worker set, and the migration unit on the site's migrate host."""
     roles = site.host_roles(host)
     sets = {ws.name for ws in site.worker_sets_of(host)}
     return [
-        u for u in unit_specs(site)
+        u for u in units
         if (u.role == MIGRATE_ROLE and host.name == site.database.migrate_host)
         or (u.role in roles and (not u.instance or u.instance in sets))
     ]
 
 
-def packages(site: Site) -> list[str]:
+def packages(units: list[UnitSpec]) -> list[str]:
     """Keys of the unit packages (airflow-prod-<key>), in unit order; with worker sets the
     celery-worker role package still ships the shared firewalld service."""
     keys: list[str] = []
-    for u in unit_specs(site):
+    for u in units:
         for key in (u.firewall_package if u.firewall else None, u.package):
             if key and key not in keys:
                 keys.append(key)

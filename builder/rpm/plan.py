@@ -22,8 +22,8 @@ from builder.errors import BundleError
 from builder.fsutil import sha256_file
 from builder.pydeps.lockfile import Lock
 from builder.layout import BUILD_VENV, DOC_DIR, LIBDIR, LOCK_PATH, UV_DIR, WHEEL_DIR
-from builder.render import BASE, CONFIG, RenderedFile
-from builder.render.units import MIGRATE_ROLE, host_units, packages as unit_packages, unit_specs
+from builder.render import BASE, CONFIG, Rendered, RenderedFile
+from builder.render.units import MIGRATE_ROLE, UnitSpec
 from builder.rpm import dirs, scriptlets
 from builder.site import Site
 
@@ -254,11 +254,9 @@ def host_package_name(host: str) -> str:
     return f"airflow-prod-host-{host.replace(':', '_')}"
 
 
-def _host_package(site: Site, name: str, evr: str) -> RpmPackage:
+def _host_package(site: Site, name: str, units: tuple[UnitSpec, ...], evr: str) -> RpmPackage:
     """airflow-prod-host-<name>: exactly that host's unit packages, nothing else. Installing
     it installs (and, through each package's preset, enables) that host's units."""
-    host = next(h for h in site.hosts if h.name == name)
-    units = host_units(site, host)
     keys: list[str] = []
     for u in units:
         for key in ((u.firewall_package,) if u.firewall else ()) + (u.package,):
@@ -280,12 +278,12 @@ def _host_package(site: Site, name: str, evr: str) -> RpmPackage:
 _EVR = "%{version}-%{release}"
 
 
-def _files_by_package(site: Site, files: list[RenderedFile]) -> dict[str, list[RenderedFile]]:
+def _files_by_package(site: Site, rendered: Rendered) -> dict[str, list[RenderedFile]]:
     """The rendered files per package key; a key the site does not build is an error."""
     by_pkg: dict[str, list[RenderedFile]] = {}
-    for f in files:
+    for f in rendered.files:
         by_pkg.setdefault(f.package, []).append(f)
-    unknown = set(by_pkg) - {BASE, CONFIG, *unit_packages(site)}
+    unknown = set(by_pkg) - {BASE, CONFIG, *rendered.packages}
     if unknown:
         raise BundleError(
             f"rendered files for packages site {site.site.name!r} does not build: {sorted(unknown)}",
@@ -403,18 +401,18 @@ def _role_package(site: Site, key: str, role: str, files: list[RenderedFile]) ->
 
 
 def site_plan(
-    site: Site, files: list[RenderedFile], inputs: SiteInputs, stamp: int, build_venv_text: str,
+    site: Site, rendered: Rendered, inputs: SiteInputs, stamp: int, build_venv_text: str,
     serial: Callable[[str], int] = lambda digest: 1,
 ) -> SpecPlan:
-    """airflow-prod (base), airflow-prod-config-<site>, airflow-prod-<role> for each role."""
+    """airflow-prod (base), airflow-prod-config-<site>, airflow-prod-<role> for each role,
+    from the files and units rendered from the same site."""
     version = site.airflow.version
-    by_pkg = _files_by_package(site, files)
+    by_pkg = _files_by_package(site, rendered)
     base = _base_package(site, by_pkg[BASE], inputs, build_venv_text)
     config = _config_package(site, by_pkg.get(CONFIG, []))
-    role_of = {u.package: u.role for u in unit_specs(site)}
     # The celery-worker package of worker sets ships only firewalld: no unit, no role of its own.
-    roles = [_role_package(site, key, role_of.get(key, key), by_pkg.get(key, [])) for key in unit_packages(site)]
-    hosts = [_host_package(site, h.name, _EVR) for h in site.hosts]
+    roles = [_role_package(site, key, rendered.role_of(key), by_pkg.get(key, [])) for key in rendered.packages]
+    hosts = [_host_package(site, name, units, _EVR) for name, units in rendered.hosts]
     packages = (base, config, *roles, *hosts)
     dirs.check_packages(packages)
     digest = plan_digest(packages, version, stamp, inputs.smoke_imports)

@@ -9,6 +9,7 @@ a stand-in executable at the venv path, so ExecStart= is checked too.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -33,11 +34,11 @@ class SecurityScore:
     verdict: str
 
 
-def _unit_files(files: list[RenderedFile]) -> list[RenderedFile]:
+def _unit_files(files: Sequence[RenderedFile]) -> list[RenderedFile]:
     return [f for f in files if f.dest.startswith(UNIT_DIR + "/")]
 
 
-def _stage_root(site: Site, files: list[RenderedFile], root: Path) -> None:
+def _stage_root(site: Site, files: Sequence[RenderedFile], root: Path) -> None:
     for f in files:
         write_atomic(root / f.relpath, f.text, f.mode)
     assert site.paths.venv is not None  # derived by the site model
@@ -53,7 +54,7 @@ def _stage_root(site: Site, files: list[RenderedFile], root: Path) -> None:
             break
 
 
-def verify_units(site: Site, files: list[RenderedFile]) -> list[str]:
+def verify_units(site: Site, files: Sequence[RenderedFile]) -> list[str]:
     """Run systemd-analyze verify on every rendered unit; return the unit names.
 
     systemd only warns (exit 0) about many bad lines, so any output counts as
@@ -73,7 +74,7 @@ def verify_units(site: Site, files: list[RenderedFile]) -> list[str]:
     return units
 
 
-def security_scores(files: list[RenderedFile]) -> list[SecurityScore]:
+def security_scores(files: Sequence[RenderedFile]) -> list[SecurityScore]:
     """Exposure level of each rendered .service (0 = locked down, 10 = unsafe)."""
     scores = []
     with tempfile.TemporaryDirectory(prefix="airflow-prod-security-") as tmp:

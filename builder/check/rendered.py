@@ -1,8 +1,8 @@
 """One validation of rendered output, the same for `bundle render` and `bundle build`.
 
 airflow.cfg is checked against the schema of the Airflow the lock installs
-(render/airflow_schema.py), the units with `systemd-analyze verify`
-(render/unitcheck.py). What cannot be checked is said, never silently passed: a
+(check/airflow_schema.py), the units with `systemd-analyze verify`
+(check/units.py). What cannot be checked is said, never silently passed: a
 lock that installs no apache-airflow-core has no schema to judge by, and a build
 host without systemd-analyze cannot verify units.
 """
@@ -10,14 +10,15 @@ host without systemd-analyze cannot verify units.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.pydeps.lockfile import Lock
 from builder.render import RenderedFile
 from builder.render.airflow_cfg import airflow_cfg_options
-from builder.render.airflow_schema import CORE, Checked, validate_against_lock
-from builder.render.unitcheck import verify_units
+from builder.check.airflow_schema import CORE, Checked, validate_against_lock
+from builder.check.units import verify_units
 from builder.site import Site
 
 
@@ -48,7 +49,7 @@ class Validation:
         return out
 
 
-def validate(site: Site, files: list[RenderedFile], lock: Lock | None,
+def validate(site: Site, files: Sequence[RenderedFile], lock: Lock | None,
              wheel_dir: Path | None = None) -> Validation:
     """Check the rendered files; raise ValidationFailed when a check rejects them.
 
