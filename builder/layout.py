@@ -8,10 +8,7 @@ directories clear of them. No host path is written anywhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from builder.site.model import Site
+from typing import Protocol
 
 # RHEL's places for what packages ship.
 UNIT_DIR = "/usr/lib/systemd/system"
@@ -45,6 +42,31 @@ SECRETS_EXAMPLE = f"{DOC_DIR}/secrets.env.example"
 
 # The files airflow-prod writes into paths.config (the secrets file is the admin's).
 CONFIG_FILES = ("airflow.cfg", "webserver_config.py", "secrets.env", "secrets.fingerprint")
+
+
+class _Paths(Protocol):
+    """The site's directories (builder.site.model.Paths), as far as this table reads them:
+    the site model imports this module, so it is named by shape, not imported."""
+
+    @property
+    def home(self) -> str: ...
+    @property
+    def config(self) -> str: ...
+    @property
+    def dags(self) -> str | None: ...
+    @property
+    def plugins(self) -> str | None: ...
+    @property
+    def logs(self) -> str | None: ...
+    @property
+    def security(self) -> str | None: ...
+    @property
+    def venvs(self) -> str: ...
+
+
+class Site(Protocol):
+    @property
+    def paths(self) -> _Paths: ...
 
 
 @dataclass(frozen=True)
