@@ -113,6 +113,26 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             continue
 
 
+def _start(args: list[str], cwd: str | Path | None, env: dict[str, str], stdin: bool,
+           what: str) -> subprocess.Popen[str]:
+    """Popen with pipes in its own process group; a missing program or directory is a
+    BundleError that says which."""
+    try:
+        return subprocess.Popen(
+            args, cwd=cwd, env=env, text=True, errors="replace",
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            process_group=0,  # so a timeout or Ctrl-C stops its children too
+        )
+    except FileNotFoundError:
+        if cwd is not None and not Path(cwd).is_dir():
+            raise BundleError(f"{what or args[0]}: working directory {cwd} does not exist") from None
+        raise ToolMissing(args[0], PACKAGE_OF.get(Path(args[0]).name, f"install {args[0]}")) from None
+    except PermissionError as exc:
+        raise BundleError(f"{args[0]} cannot be run: {exc.strerror}",
+                          hint="is it an executable file for this machine?") from None
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -140,20 +160,7 @@ def run(
     cmd = pasteable(args, env)
     limit = default_timeout() if timeout is None else timeout
     notify("debug", f"run: {cmd}")
-    try:
-        proc = subprocess.Popen(
-            args, cwd=cwd, env=full_env, text=True, errors="replace",
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            process_group=0,  # so a timeout or Ctrl-C stops its children too
-        )
-    except FileNotFoundError:
-        if cwd is not None and not Path(cwd).is_dir():
-            raise BundleError(f"{what or args[0]}: working directory {cwd} does not exist") from None
-        raise ToolMissing(args[0], PACKAGE_OF.get(Path(args[0]).name, f"install {args[0]}")) from None
-    except PermissionError as exc:
-        raise BundleError(f"{args[0]} cannot be run: {exc.strerror}",
-                          hint="is it an executable file for this machine?") from None
+    proc = _start(args, cwd, full_env, input is not None, what)
     assert proc.stdout is not None and proc.stderr is not None
     out: list[str] = []
     err: list[str] = []

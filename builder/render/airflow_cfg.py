@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from builder.layout import config_file
 from builder.site import Site
 
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
@@ -36,8 +37,7 @@ def cfg_value(value: object) -> str:
     return str(value)
 
 
-def airflow_cfg_options(site: Site) -> Options:
-    """Section -> option -> value, in the order they are written."""
+def _core(site: Site) -> dict[str, object]:
     core: dict[str, object] = {
         "dags_folder": site.paths.dags,
         "plugins_folder": site.paths.plugins,
@@ -54,8 +54,59 @@ def airflow_cfg_options(site: Site) -> Options:
     }
     if site.kerberos:
         core["security"] = "kerberos"
+    return core
+
+
+def _api(site: Site) -> dict[str, object]:
+    return {
+        "instance_name": site.api.instance_name,
+        "expose_config": site.api.expose_config,
+        "base_url": site.base_url,
+        "host": site.api.bind,
+        "port": site.api.port,
+        "workers": site.api.workers,
+        # The full chain: task workers trust certifi plus this file only.
+        "ssl_cert": site.tls.cert,
+        "ssl_key": site.tls.key,
+    }
+
+
+def _celery(site: Site) -> dict[str, object]:
+    return {
+        "broker_url": site.broker_url,
+        "result_backend": site.result_backend,
+        "worker_concurrency": site.celery.concurrency,
+        # Ride out a broker outage (docs/operations.md): Celery's publish policy gives up
+        # after ~0.6 s and the scheduler then fails the task outright, so a task that became
+        # ready while Redis was away burned all its tries in seconds. Publishing now keeps
+        # retrying until operation_timeout (1 s), which the scheduler retries on each loop.
+        "extra_celery_config": json.dumps({"task_publish_retry_policy": PUBLISH_RETRY_POLICY},
+                                          sort_keys=True),
+        "task_publish_max_retries": PUBLISH_MAX_RETRIES,
+        # A STARTED state is written to the result backend (the metadata database) before
+        # the task body runs: with the database away that write fails, and the worker drops
+        # the message as failed while the task stays `queued` until task_queued_timeout
+        # (600 s). Without it the task waits in the SDK's retries instead (docs/operations.md).
+        "task_track_started": False,
+    }
+
+
+def _kerberos(site: Site) -> dict[str, object]:
+    assert site.kerberos
+    return {
+        "ccache": site.kerberos.ccache,
+        "principal": site.kerberos.principal,
+        "keytab": site.kerberos.keytab,
+        "reinit_frequency": site.kerberos.reinit_frequency,
+        # Airflow's default (True) runs `kinit -a`, which must enumerate interfaces.
+        "include_ip": site.kerberos.include_ip,
+    }
+
+
+def airflow_cfg_options(site: Site) -> Options:
+    """Section -> option -> value, in the order they are written."""
     options: dict[str, dict[str, object]] = {
-        "core": core,
+        "core": _core(site),
         "database": {"sql_alchemy_conn": site.sql_alchemy_conn},
         "logging": {
             "base_log_folder": site.paths.logs,
@@ -63,54 +114,21 @@ def airflow_cfg_options(site: Site) -> Options:
             "worker_log_server_port": WORKER_LOG_PORT,
             "trigger_log_server_port": TRIGGERER_LOG_PORT,
         },
-        "api": {
-            "instance_name": site.api.instance_name,
-            "expose_config": site.api.expose_config,
-            "base_url": site.base_url,
-            "host": site.api.bind,
-            "port": site.api.port,
-            "workers": site.api.workers,
-            # The full chain: task workers trust certifi plus this file only.
-            "ssl_cert": site.tls.cert,
-            "ssl_key": site.tls.key,
-        },
+        "api": _api(site),
         "api_auth": {
             # Without an issuer /auth/token fails under pyjwt >= 2.11.
             "jwt_issuer": site.base_url,
         },
         "operators": {"default_queue": site.celery.queues[0]},
-        "celery": {
-            "broker_url": site.broker_url,
-            "result_backend": site.result_backend,
-            "worker_concurrency": site.celery.concurrency,
-            # Ride out a broker outage (docs/operations.md): Celery's publish policy gives up
-            # after ~0.6 s and the scheduler then fails the task outright, so a task that became
-            # ready while Redis was away burned all its tries in seconds. Publishing now keeps
-            # retrying until operation_timeout (1 s), which the scheduler retries on each loop.
-            "extra_celery_config": json.dumps({"task_publish_retry_policy": PUBLISH_RETRY_POLICY},
-                                              sort_keys=True),
-            "task_publish_max_retries": PUBLISH_MAX_RETRIES,
-            # A STARTED state is written to the result backend (the metadata database) before
-            # the task body runs: with the database away that write fails, and the worker drops
-            # the message as failed while the task stays `queued` until task_queued_timeout
-            # (600 s). Without it the task waits in the SDK's retries instead (docs/operations.md).
-            "task_track_started": False,
-        },
+        "celery": _celery(site),
         "workers": {"execution_api_retries": EXECUTION_API_RETRIES},
         "fab": {
             # FAB reads this with silent=True: a wrong path silently means password login.
-            "config_file": f"{site.paths.config}/webserver_config.py",
+            "config_file": config_file(site, "webserver_config.py"),
         },
     }
     if site.kerberos:
-        options["kerberos"] = {
-            "ccache": site.kerberos.ccache,
-            "principal": site.kerberos.principal,
-            "keytab": site.kerberos.keytab,
-            "reinit_frequency": site.kerberos.reinit_frequency,
-            # Airflow's default (True) runs `kinit -a`, which must enumerate interfaces.
-            "include_ip": site.kerberos.include_ip,
-        }
+        options["kerberos"] = _kerberos(site)
     for section, overrides in site.airflow_cfg.items():
         options.setdefault(section, {}).update(overrides)
     return {

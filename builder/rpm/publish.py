@@ -106,21 +106,15 @@ class _Key:
     caps: str
 
 
-def check_key(key: SigningKey, fingerprint: str, now: float | None = None) -> KeyReport:
-    """Refuse a key RHEL 9 hosts would reject (DEFAULT crypto policy), before anything is signed.
-
-    Refused: a DSA (or Elgamal) primary or signing key, RSA under 2048 bits, a self- or
-    subkey-binding signature made with SHA-1/MD5/RIPEMD-160 (rpm on RHEL 9 rejects the
-    key on import: dnf cannot verify anything it signed), and an expired key (dnf refuses
-    packages signed by it). Warned: expiry within 90 days (every host would have to get a
-    new key before then)."""
-    now = time.time() if now is None else now
+def _list_key(key: SigningKey, fingerprint: str) -> tuple[list[_Key], list[tuple[_Key, str, str, int]]]:
+    """The key and its subkeys, and every signature on them: (signed key, signer key ID,
+    class, hash algorithm), from gpg's colon listing."""
     proc = run.run(key.gpg("--with-colons", "--fixed-list-mode", "--list-sigs", fingerprint),
                    what="gpg --list-sigs", check=False)
     if proc.returncode != 0:
         raise PublishError(f"cannot read the public key {fingerprint}: {proc.stderr.strip()[-300:]}")
     keys: list[_Key] = []
-    sigs: list[tuple[_Key, str, str, int]] = []   # (signed key, signer key ID, class, hash algo)
+    sigs: list[tuple[_Key, str, str, int]] = []
     current = None
     for line in proc.stdout.splitlines():
         f = line.split(":")
@@ -132,8 +126,10 @@ def check_key(key: SigningKey, fingerprint: str, now: float | None = None) -> Ke
             sigs.append((current, f[4], f[10], int(f[15] or 0)))
     if not keys:
         raise PublishError(f"gpg lists no public key for {fingerprint}")
-    primary = keys[0]
-    signers = [k for k in keys if k is primary or "s" in k.caps.lower()]
+    return keys, sigs
+
+
+def _key_problems(signers: list[_Key], primary: _Key, now: float) -> list[str]:
     problems = []
     for k in signers:
         what = "the primary key" if k is primary else f"signing subkey {k.keyid}"
@@ -147,6 +143,11 @@ def check_key(key: SigningKey, fingerprint: str, now: float | None = None) -> Ke
         if k.expires and k.expires <= now:
             day = time.strftime("%Y-%m-%d", time.gmtime(k.expires))
             problems.append(f"{what} expired on {day}: dnf refuses packages signed with it")
+    return problems
+
+
+def _signature_problems(sigs: list[tuple[_Key, str, str, int]], primary: _Key) -> list[str]:
+    problems = []
     for k, signer, sigclass, digest in sigs:
         # 0x13/0x10-0x12: certifications of the user ID by the key itself; 0x18: subkey binding.
         if signer != primary.keyid or sigclass[:2] not in ("10", "11", "12", "13", "18"):
@@ -156,6 +157,22 @@ def check_key(key: SigningKey, fingerprint: str, now: float | None = None) -> Ke
             problems.append(f"its {kind} ({'primary key' if k is primary else 'subkey ' + k.keyid}) "
                             f"uses {HASH_ALGOS[digest]}: RHEL 9's DEFAULT crypto policy rejects SHA-1 "
                             "(and weaker) signatures, so rpm --import refuses the key")
+    return problems
+
+
+def check_key(key: SigningKey, fingerprint: str, now: float | None = None) -> KeyReport:
+    """Refuse a key RHEL 9 hosts would reject (DEFAULT crypto policy), before anything is signed.
+
+    Refused: a DSA (or Elgamal) primary or signing key, RSA under 2048 bits, a self- or
+    subkey-binding signature made with SHA-1/MD5/RIPEMD-160 (rpm on RHEL 9 rejects the
+    key on import: dnf cannot verify anything it signed), and an expired key (dnf refuses
+    packages signed by it). Warned: expiry within 90 days (every host would have to get a
+    new key before then)."""
+    now = time.time() if now is None else now
+    keys, sigs = _list_key(key, fingerprint)
+    primary = keys[0]
+    signers = [k for k in keys if k is primary or "s" in k.caps.lower()]
+    problems = _key_problems(signers, primary, now) + _signature_problems(sigs, primary)
     if problems:
         raise PublishError(
             f"signing key {fingerprint} would be refused by RHEL 9 hosts:\n"
