@@ -14,7 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from builder import layout, report
+from builder import report
+from builder.site import rules
+from builder.site.rules import FAB_PROVIDER
 from builder.site.values import (
     DN,
     AbsPath,
@@ -45,16 +47,11 @@ from builder.site.values import (
 
 ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos")
 Role = Literal["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos"]
-# Roles a CeleryExecutor deployment cannot run without.
-REQUIRED_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
-# Roles that talk to the Celery broker.
-BROKER_ROLES = ("scheduler", "celery-worker")
 
 GUIDE_EXTRAS = (
     "jdbc", "kerberos", "ldap", "redis", "rabbitmq", "ssh", "apache-hdfs", "apache-spark",
     "celery", "microsoft-mssql", "oracle", "postgres",
 )
-FAB_PROVIDER = "apache-airflow-providers-fab"
 
 # Patterns stay in the JSON Schema for editors; PATTERN_MEANING words them for error messages.
 # No '$' (PostgreSQL allows it): the name lands in airflow.cfg URLs, where Airflow expands $NAME.
@@ -71,17 +68,11 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[int, Field(ge=1)]
 
 
-
 def _listed_once(value: tuple[str, ...]) -> tuple[str, ...]:
     dupes = sorted({v for v in value if value.count(v) > 1})
     if dupes:
         raise PydanticCustomError("site_value", "listed twice: {d}", {"d": ", ".join(dupes)})
     return value
-
-
-def _rule(key: str, message: str) -> PydanticCustomError:
-    """A cross-field error; `key` is the dotted path the user must change."""
-    return PydanticCustomError("site_rule", "{key}: " + message, {"key": key})
 
 
 class Model(BaseModel):
@@ -143,10 +134,8 @@ class Target(Model):
     )
 
     @model_validator(mode="after")
-    def _builder_image_is_used(self) -> Target:
-        if self.builder_image is not None and self.native_builder in ("host", "target"):
-            raise _rule("target.builder_image", f"is set but native_builder is {self.native_builder!r}, "
-                        "which never runs it: set native_builder to 'docker' (or 'auto'), or remove it")
+    def _check(self) -> Target:
+        rules.check_target(self)
         return self
 
     @property
@@ -178,7 +167,7 @@ class Paths(Model):
         for name in ("venv", "dags", "logs", "plugins", "security"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, f"{self.home}/{name}")
-        self._check_layout()
+        rules.check_layout(self)
         return self
 
     def directories(self) -> dict[str, str]:
@@ -188,43 +177,10 @@ class Paths(Model):
         dirs["paths.venv (its versioned venvs)"] = self.venvs
         return dirs
 
-    def _check_layout(self) -> None:
-        dirs = self.directories()
-        seen: dict[str, str] = {}
-        for key, path in dirs.items():
-            if path in seen:
-                raise _rule(key, f"{path!r} is also {seen[path]}: each directory has one job")
-            seen[path] = key
-        # Files rendered at fixed places on every host: no site path may be or contain them.
-        rendered = {layout.SYSCONFIG: layout.SYSCONFIG, layout.WRAPPER: "the airflow wrapper"}
-        rendered |= {f"{self.config}/{f}": f"{f} of paths.config" for f in layout.CONFIG_FILES}
-        # Directories the airflow user can write: root runs code from the venv.
-        writable = {k: dirs[f"paths.{k}"] for k in ("dags", "plugins", "logs", "security", "run")}
-        for key, path in dirs.items():
-            for file, what in rendered.items():
-                if _within(path, file):
-                    raise _rule(key, f"{path!r} collides with {what} ({file}), which airflow-prod writes")
-            for venv_key in ("paths.venv", "paths.venv (its versioned venvs)"):
-                venv = dirs[venv_key]
-                if key != venv_key and path.startswith(venv + "/"):
-                    raise _rule(key, f"{path!r} is inside {venv_key} ({venv}), which every upgrade replaces")
-        for venv in (self.venv, self.venvs):
-            for name, path in writable.items():
-                if _within(venv, path):
-                    raise _rule(
-                        "paths.venv", f"{venv!r} is inside paths.{name} ({path}), which the airflow user "
-                        "can write, while root runs the venv's Python when it builds it: keep the venv "
-                        "in a root-owned directory such as <home>/venv"
-                    )
-
     @property
     def venvs(self) -> str:
         """Versioned venvs live beside the stable symlink."""
         return f"{self.venv}s"
-
-
-def _within(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent + "/")
 
 
 class Host(Model):
@@ -404,23 +360,6 @@ class Dags(Model):
     )
 
 
-# airflow.cfg options the model derives or that hold secrets: overriding them
-# in [airflow_cfg] would reintroduce the inconsistencies the model prevents.
-SECRET_OPTIONS = {
-    ("core", "fernet_key"), ("api", "secret_key"), ("api_auth", "jwt_secret"),
-}
-DERIVED_OPTIONS = {
-    ("core", "execution_api_server_url"): "api.host / api.port",
-    ("api", "base_url"): "api.host / api.port",
-    ("database", "sql_alchemy_conn"): "[database]",
-    ("celery", "result_backend"): "[database]",
-    ("celery", "broker_url"): "[broker]",
-    ("kerberos", "ccache"): "kerberos.ccache",
-    ("api", "ssl_cert"): "tls.cert",
-    ("api", "ssl_key"): "tls.key",
-}
-
-
 class Site(Model):
     """One deployment: every host, role and setting, validated."""
 
@@ -454,71 +393,10 @@ class Site(Model):
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Site:
-        self._check_hosts()
+        rules.check_as_written(self)
         self._fill_defaults()
-        self._check_rules()
+        rules.check_with_defaults(self)
         return self
-
-    def _check_hosts(self) -> None:
-        names = [h.name for h in self.hosts]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise _rule("hosts", f"host {dupes[0]!r} is listed twice")
-        missing = [r for r in REQUIRED_ROLES if not self.hosts_with(r)]
-        if missing:
-            raise _rule(
-                "hosts", f"no host runs {', '.join(missing)}: a CeleryExecutor deployment needs "
-                f"every one of {', '.join(REQUIRED_ROLES)} on some host"
-            )
-        if any("kerberos" in h.roles for h in self.hosts) and not self.kerberos:
-            raise _rule("kerberos", "a host runs the kerberos role: add [kerberos] with principal (and keytab)")
-        self._check_worker_sets()
-        if self.database.migrate_host:
-            host = next((h for h in self.hosts if h.name == self.database.migrate_host), None)
-            if host is None:
-                raise _rule("database.migrate_host", f"{self.database.migrate_host!r} is not one of [[hosts]]")
-            if not {"scheduler", "api-server"} & set(host.roles):
-                raise _rule(
-                    "database.migrate_host", f"{host.name!r} runs neither scheduler nor api-server: "
-                    "migrations run on a host whose scheduler and api-server they must precede"
-                )
-        api_hosts = self.hosts_with("api-server")
-        if not self.api.host and len(api_hosts) > 1:
-            raise _rule(
-                "api.host", f"api-server runs on {len(api_hosts)} hosts: name the public host "
-                "(the load balancer) that workers and users reach"
-            )
-
-    def _check_worker_sets(self) -> None:
-        known = {h.name: h for h in self.hosts}
-        seen: dict[str, str] = {}
-        names: set[str] = set()
-        for i, ws in enumerate(self.worker_sets):
-            if ws.name in names:
-                raise _rule(f"worker_sets[{i}].name", f"worker set {ws.name!r} is listed twice")
-            names.add(ws.name)
-            for j, name in enumerate(ws.hosts):
-                key = f"worker_sets[{i}].hosts[{j}]"
-                if name not in known:
-                    raise _rule(key, f"{name!r} is not one of [[hosts]]")
-                if "celery-worker" not in known[name].roles:
-                    raise _rule(key, f"{name!r} does not have the celery-worker role: add it to its roles")
-                if name in seen:
-                    raise _rule(
-                        key, f"{name!r} is also in worker set {seen[name]!r}: one set per host (each "
-                        "worker serves its logs on the same port); give one set several queues instead"
-                    )
-                seen[name] = ws.name
-        if self.worker_sets:
-            idle = [h.name for h in self.hosts if "celery-worker" in h.roles and h.name not in seen]
-            if idle:
-                raise _rule("worker_sets", f"host {idle[0]!r} has the celery-worker role but is in no worker set")
-            default = self.celery.queues[0]
-            if not any(default in ws.queues for ws in self.worker_sets):
-                raise _rule(
-                    "worker_sets", f"no worker set consumes {default!r}, the default queue of every task "
-                    "without queue= (celery.queues[0]): add it to a set's queues"
-                )
 
     def _fill_defaults(self) -> None:
         api_host = self.api.host or self.hosts_with("api-server")[0].name
@@ -544,64 +422,6 @@ class Site(Model):
                 "keytab": krb.keytab or f"{sec}/airflow.keytab",
                 "ccache": krb.ccache or f"{self.paths.run}/krb5cc_airflow",
             }))
-
-    def _check_rules(self) -> None:
-        api_host = self.api.host
-        if api_host not in self.tls.dns_names and api_host not in self.tls.ip_addresses:
-            raise _rule(
-                "tls.dns_names", f"base_url host {api_host!r} (api.host) is not in the certificate's "
-                f"subjectAltNames {list(self.tls.dns_names) + list(self.tls.ip_addresses)}: "
-                "clients would reject the certificate"
-            )
-        sans = set(self.tls.dns_names) | set(self.tls.ip_addresses)
-        for host in self.hosts_with("api-server"):
-            if host.name not in sans:
-                raise _rule(
-                    "tls.dns_names", f"api-server host {host.name!r} is not in the certificate's "
-                    f"subjectAltNames {sorted(sans)}: every api-server host serves it (behind "
-                    "the load balancer and directly), so it must name each of them"
-                )
-        if self.api.workers != 1:
-            raise _rule(
-                "api.workers", f"{self.api.workers}: Airflow {self.airflow.version}'s api-server "
-                "loses extra uvicorn workers; keep 1 and run api-server on more hosts to scale"
-            )
-        if self.ldap:
-            if self.ldap.starttls and self.ldap.ldaps:
-                raise _rule("ldap.starttls", "StartTLS cannot be used with an ldaps:// URL (it is already TLS)")
-            if (self.ldap.starttls or self.ldap.ldaps) and not self.ldap.ca_file:
-                raise _rule("ldap.ca_file", "LDAPS and StartTLS need the CA file that verifies the LDAP server")
-            if FAB_PROVIDER not in self.airflow.providers:
-                raise _rule("airflow.providers", f"LDAP login needs {FAB_PROVIDER!r} in the list")
-        dirs = {path: key for key, path in self.paths.directories().items()}
-        files = {"tls.cert": self.tls.cert, "tls.key": self.tls.key, "tls.ca": self.tls.ca}
-        if self.kerberos:
-            files |= {"kerberos.keytab": self.kerberos.keytab, "kerberos.ccache": self.kerberos.ccache}
-        for key, path in files.items():
-            if path in dirs:
-                raise _rule(key, f"{path!r} is the directory {dirs[path]}: name a file")
-        if self.broker.host in ("localhost", "127.0.0.1", "::1"):
-            broker_hosts = {h.name for r in BROKER_ROLES for h in self.hosts_with(r)}
-            if len(broker_hosts) > 1:
-                raise _rule(
-                    "broker.host", f"{self.broker.host!r} differs on each of {sorted(broker_hosts)}, "
-                    "which all use the broker: name the Redis host they share"
-                )
-        for section, options in sorted(self.airflow_cfg.items()):
-            for option in sorted(options):
-                # Airflow reads <option>_cmd (runs it) and <option>_secret (a secrets
-                # backend) for these too: the same option by another door.
-                base = option.removesuffix("_cmd").removesuffix("_secret")
-                if (section, base) in SECRET_OPTIONS:
-                    raise _rule(
-                        f"airflow_cfg.{section}.{option}",
-                        "secrets never go into airflow.cfg; `bundle secrets init` puts it in the secrets file",
-                    )
-                if (section, base) in DERIVED_OPTIONS:
-                    raise _rule(
-                        f"airflow_cfg.{section}.{option}",
-                        f"derived from {DERIVED_OPTIONS[(section, base)]}; set that instead",
-                    )
 
     # --- derived values: one source of truth -----------------------------------
 
