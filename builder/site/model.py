@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from builder import report
-from builder.site import rules
+from builder.site import derive, rules
 from builder.site.rules import FAB_PROVIDER
 from builder.site.values import (
     DN,
@@ -41,7 +41,6 @@ from builder.site.values import (
     Version,
     WorkerSetName,
     hostname,
-    is_ip as _is_ip,
     url_host,
 )
 
@@ -147,8 +146,9 @@ class Target(Model):
         return f"/usr/bin/python{self.python_minor}"
 
 
-# Settings whose default follows from others are typed as the value they always hold
-# after validation; their declared default (None) is filled in by a model validator.
+# Settings whose default follows from others: declared None ("derive it"), typed as the
+# value they hold once validated. A model validator returns the copy `derive` fills;
+# only model_validate passes that copy on (`Paths()` keeps None).
 DERIVED: Any = None
 
 
@@ -163,12 +163,12 @@ class Paths(Model):
     run: OwnedDir = Field("/run/airflow", description="Runtime directory (Kerberos ccache).")
 
     @model_validator(mode="after")
-    def _defaults_under_home(self) -> Paths:
-        for name in ("venv", "dags", "logs", "plugins", "security"):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, f"{self.home}/{name}")
-        rules.check_layout(self)
-        return self
+    def _derive_and_check(self) -> Paths:
+        # The layout is checked here, not with the site's rules, so that its problems are
+        # reported together with those of the other tables.
+        paths = derive.paths_under_home(self)
+        rules.check_layout(paths)
+        return paths
 
     def directories(self) -> dict[str, str]:
         """Every directory this site creates, by the key that sets it."""
@@ -366,7 +366,8 @@ class Site(Model):
     site: SiteInfo
     airflow: AirflowSpec = AirflowSpec()
     target: Target = Target()
-    paths: Paths = Paths()
+    # model_validate, not Paths(): only validation returns the Paths with its derived directories.
+    paths: Paths = Paths.model_validate({})
     hosts: Items[Host] = Field(min_length=1)
     database: Database
     broker: Broker = Broker()
@@ -393,35 +394,12 @@ class Site(Model):
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Site:
+        # Validation returns the site `derive` builds; self stays as parsed. (`Site(...)` would
+        # return self: sites are made by model_validate, in builder.site.load.)
         rules.check_as_written(self)
-        self._fill_defaults()
-        rules.check_with_defaults(self)
-        return self
-
-    def _fill_defaults(self) -> None:
-        api_host = self.api.host or self.hosts_with("api-server")[0].name
-        sec = self.paths.security
-        object.__setattr__(self, "api", self.api.model_copy(update={"host": api_host}))
-        object.__setattr__(self, "database", self.database.model_copy(update={
-            "migrate_host": self.database.migrate_host or self.hosts_with("scheduler")[0].name}))
-        tls = self.tls
-        object.__setattr__(self, "tls", tls.model_copy(update={
-            "common_name": tls.common_name or api_host,
-            # An IP address is an iPAddress SAN, never a DNS one.
-            # The public name, then every api-server host (each serves the same certificate).
-            "dns_names": tls.dns_names or tuple(dict.fromkeys(
-                n for n in (api_host, *(h.name for h in self.hosts_with("api-server"))) if not _is_ip(n))),
-            "ip_addresses": tls.ip_addresses or ((api_host,) if _is_ip(api_host) and not tls.dns_names else ()),
-            "cert": tls.cert or f"{sec}/airflow_cert.pem",
-            "key": tls.key or f"{sec}/airflow_key.pem",
-            "ca": tls.ca or f"{sec}/ca-chain.pem",
-        }))
-        if self.kerberos:
-            krb = self.kerberos
-            object.__setattr__(self, "kerberos", krb.model_copy(update={
-                "keytab": krb.keytab or f"{sec}/airflow.keytab",
-                "ccache": krb.ccache or f"{self.paths.run}/krb5cc_airflow",
-            }))
+        site = derive.site_defaults(self)
+        rules.check_with_defaults(site)
+        return site
 
     # --- derived values: one source of truth -----------------------------------
 
