@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from builder.site.values import is_ip
 
 if TYPE_CHECKING:
-    from builder.site.model import Kerberos, Paths, Site, Tls
+    from builder.site.model import Site
+    from builder.site.sections import Kerberos, Paths, Tls
 
 # Directories that default to <home>/<name>.
 UNDER_HOME = ("venv", "dags", "logs", "plugins", "security")

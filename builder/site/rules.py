@@ -15,7 +15,8 @@ from pydantic_core import PydanticCustomError
 from builder import layout
 
 if TYPE_CHECKING:
-    from builder.site.model import Paths, Site, Target
+    from builder.site.model import Site
+    from builder.site.sections import Paths, Target
 
 # The provider LDAP login needs (also in the default providers).
 FAB_PROVIDER = "apache-airflow-providers-fab"
