@@ -57,6 +57,24 @@ def test_paths_follow_home():
         "/srv/airflow/dags", "/srv/airflow/logs", "/srv/airflow/security")
 
 
+def test_defaults_go_into_a_new_model_never_into_the_parsed_one():
+    from builder.site import derive
+    from builder.site.model import Paths
+
+    parsed = Paths.model_construct(home="/srv/airflow")  # as parsed: the directories under home unset
+    paths = derive.paths_under_home(parsed)
+    assert parsed.venv is None and paths is not parsed
+    assert (paths.venv, paths.security) == ("/srv/airflow/venv", "/srv/airflow/security")
+    assert derive.paths_under_home(paths) is paths
+
+
+def test_a_validated_site_has_nothing_left_to_derive(example_site):
+    from builder.site import derive
+
+    for site in (example_site, site_from_data(minimal_data())):
+        assert derive.site_defaults(site) == site
+
+
 def test_model_is_frozen(example_site):
     from pydantic import ValidationError
 

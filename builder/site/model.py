@@ -1,424 +1,47 @@
-"""The typed, frozen model of site.toml.
+"""The typed, frozen model of site.toml: `Site`, made of the tables in `sections`.
 
-Every setting is declared once here, with its type, default and help; the
-JSON Schema for editors, validation and rendering all come from this model.
-Values that follow from others (base_url, execution_api_server_url, the
-ccache path, the Celery result backend, ...) are *derived* properties, never
-settings, so they cannot disagree with each other.
+Every setting is declared once, with its type, default and help; the JSON Schema
+for editors, validation and rendering all come from this model. Validating a site
+is three jobs, in this order: the schema (fields and their single-value checks),
+then `derive` fills the defaults that follow from other settings, then `rules`
+checks what no single field can. Values that follow from others (base_url,
+execution_api_server_url, the Celery result backend, ...) are *derived*
+properties, never settings, so they cannot disagree with each other.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from pydantic import Field, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
-
-from builder import layout, report
-from builder.site.values import (
-    DN,
-    AbsPath,
-    CfgName,
-    CfgText,
-    CfgValue,
-    DnsName,
-    EnvName,
-    EnvValue,
-    ExtraName,
-    HostName,
-    HostPath,
-    IPAddress,
-    ImageRef,
-    Items,
-    Line,
-    OwnedDir,
-    Principal,
-    RequirementText,
-    SiteName,
-    TimeZone,
-    Version,
-    WorkerSetName,
-    hostname,
-    is_ip as _is_ip,
-    url_host,
+from builder.site import derive, rules
+from builder.site.sections import (
+    PATTERN_MEANING,
+    ROLES,
+    AirflowSpec,
+    Api,
+    Broker,
+    Celery,
+    Core,
+    Dags,
+    Database,
+    Host,
+    Kerberos,
+    Ldap,
+    Model,
+    Paths,
+    Publish,
+    SiteInfo,
+    Target,
+    Tls,
+    WorkerSet,
 )
+from builder.site.values import CfgName, CfgValue, EnvName, EnvValue, Items, url_host
 
-ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos")
-Role = Literal["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos"]
-# Roles a CeleryExecutor deployment cannot run without.
-REQUIRED_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
-# Roles that talk to the Celery broker.
-BROKER_ROLES = ("scheduler", "celery-worker")
-
-GUIDE_EXTRAS = (
-    "jdbc", "kerberos", "ldap", "redis", "rabbitmq", "ssh", "apache-hdfs", "apache-spark",
-    "celery", "microsoft-mssql", "oracle", "postgres",
-)
-FAB_PROVIDER = "apache-airflow-providers-fab"
-
-# Patterns stay in the JSON Schema for editors; PATTERN_MEANING words them for error messages.
-# No '$' (PostgreSQL allows it): the name lands in airflow.cfg URLs, where Airflow expands $NAME.
-PG_NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
-COUNTRY = r"^[A-Z]{2}$"
-QUEUE = r"^[A-Za-z0-9_.-]+$"
-PATTERN_MEANING = {
-    PG_NAME: "a PostgreSQL name: up to 63 letters, digits, '_' or '-', starting with a letter or '_'",
-    COUNTRY: "two upper-case letters, an ISO 3166 country code (e.g. EG)",
-    QUEUE: "a Celery queue name: letters, digits, '_', '.' or '-'",
-}
-
-Port = Annotated[int, Field(ge=1, le=65535)]
-Positive = Annotated[int, Field(ge=1)]
-
-
-
-def _listed_once(value: tuple[str, ...]) -> tuple[str, ...]:
-    dupes = sorted({v for v in value if value.count(v) > 1})
-    if dupes:
-        raise PydanticCustomError("site_value", "listed twice: {d}", {"d": ", ".join(dupes)})
-    return value
-
-
-def _rule(key: str, message: str) -> PydanticCustomError:
-    """A cross-field error; `key` is the dotted path the user must change."""
-    return PydanticCustomError("site_rule", "{key}: " + message, {"key": key})
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class SiteInfo(Model):
-    name: SiteName = Field(description="Short site name; part of package names and the lock file name.")
-    description: Line = Field("", description="Free text shown in package descriptions.")
-
-
-class AirflowSpec(Model):
-    version: Version = Field("3.1.4", description="Exact apache-airflow version to install.")
-    extras: Items[ExtraName] = Field(GUIDE_EXTRAS, description="apache-airflow extras.")
-    providers: Items[RequirementText] = Field(
-        (FAB_PROVIDER,), description="Extra provider distributions (FAB is needed for LDAP login)."
-    )
-    constraints: str | None = Field(
-        None,
-        description="Constraints file path or URL; default: the official "
-        "constraints-<version>/constraints-<python minor>.txt URL.",
-    )
-
-    @field_validator("constraints")
-    @classmethod
-    def _constraints_location(cls, value: str | None) -> str | None:
-        if value is not None and (any(not ch.isprintable() or ch.isspace() for ch in value)):
-            raise PydanticCustomError(
-                "site_value", "must not contain spaces or control characters (it is a URL or path)", None
-            )
-        if value is None or value.startswith(("https://", "http://", "file://", "/")):
-            return value
-        raise PydanticCustomError(
-            "site_value",
-            "must be an https:// URL or an absolute file path of a pip constraints file",
-            None,
-        )
-
-    @field_validator("extras", "providers")
-    @classmethod
-    def _no_duplicates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _listed_once(value)
-
-
-class Target(Model):
-    os: Literal["el9"] = Field(
-        "el9", description="Target OS family: el9 (RHEL 9 and its rebuilds: Rocky, Alma, Oracle)."
-    )
-    arch: Literal["x86_64"] = Field("x86_64", description="Target CPU architecture.")
-    python: Version = Field("3.11.7", description="Exact target interpreter version (RHEL 9.4 python3.11 is 3.11.7).")
-    native_builder: Literal["auto", "docker", "host", "target"] = Field(
-        "auto", description="How sdist-only native packages are built; auto picks docker, host or target."
-    )
-    builder_image: ImageRef | None = Field(
-        None,
-        description="A prepared native-wheel builder image (what Dockerfile.rhel9 makes on a host that "
-        "reaches RHEL or Rocky repositories), already in the docker engine: used as is, never built; "
-        "its image ID is recorded in the wheelhouse manifest. Default: build Dockerfile.rhel9.",
-    )
-
-    @model_validator(mode="after")
-    def _builder_image_is_used(self) -> Target:
-        if self.builder_image is not None and self.native_builder in ("host", "target"):
-            raise _rule("target.builder_image", f"is set but native_builder is {self.native_builder!r}, "
-                        "which never runs it: set native_builder to 'docker' (or 'auto'), or remove it")
-        return self
-
-    @property
-    def python_minor(self) -> str:
-        return ".".join(self.python.split(".")[:2])
-
-    @property
-    def interpreter(self) -> str:
-        return f"/usr/bin/python{self.python_minor}"
-
-
-# Settings whose default follows from others are typed as the value they always hold
-# after validation; their declared default (None) is filled in by a model validator.
-DERIVED: Any = None
-
-
-class Paths(Model):
-    home: OwnedDir = Field("/opt/airflow", description="AIRFLOW_HOME and the airflow user's home.")
-    config: OwnedDir = Field("/etc/airflow", description="airflow.cfg, webserver_config.py and secrets.env.")
-    venv: OwnedDir = Field(DERIVED, description="Stable venv path (a symlink switched atomically). Default: <home>/venv.")
-    dags: OwnedDir = Field(DERIVED, description="DAGs folder. Default: <home>/dags.")
-    logs: OwnedDir = Field(DERIVED, description="Task and component logs. Default: <home>/logs.")
-    plugins: OwnedDir = Field(DERIVED, description="Plugins folder. Default: <home>/plugins.")
-    security: OwnedDir = Field(DERIVED, description="Keytab, TLS key and certificates. Default: <home>/security.")
-    run: OwnedDir = Field("/run/airflow", description="Runtime directory (Kerberos ccache).")
-
-    @model_validator(mode="after")
-    def _defaults_under_home(self) -> Paths:
-        for name in ("venv", "dags", "logs", "plugins", "security"):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, f"{self.home}/{name}")
-        self._check_layout()
-        return self
-
-    def directories(self) -> dict[str, str]:
-        """Every directory this site creates, by the key that sets it."""
-        dirs = {f"paths.{n}": getattr(self, n) for n in ("home", "config", "venv", "dags", "logs",
-                                                          "plugins", "security", "run")}
-        dirs["paths.venv (its versioned venvs)"] = self.venvs
-        return dirs
-
-    def _check_layout(self) -> None:
-        dirs = self.directories()
-        seen: dict[str, str] = {}
-        for key, path in dirs.items():
-            if path in seen:
-                raise _rule(key, f"{path!r} is also {seen[path]}: each directory has one job")
-            seen[path] = key
-        # Files rendered at fixed places on every host: no site path may be or contain them.
-        rendered = {layout.SYSCONFIG: layout.SYSCONFIG, layout.WRAPPER: "the airflow wrapper"}
-        rendered |= {f"{self.config}/{f}": f"{f} of paths.config" for f in layout.CONFIG_FILES}
-        # Directories the airflow user can write: root runs code from the venv.
-        writable = {k: dirs[f"paths.{k}"] for k in ("dags", "plugins", "logs", "security", "run")}
-        for key, path in dirs.items():
-            for file, what in rendered.items():
-                if _within(path, file):
-                    raise _rule(key, f"{path!r} collides with {what} ({file}), which airflow-prod writes")
-            for venv_key in ("paths.venv", "paths.venv (its versioned venvs)"):
-                venv = dirs[venv_key]
-                if key != venv_key and path.startswith(venv + "/"):
-                    raise _rule(key, f"{path!r} is inside {venv_key} ({venv}), which every upgrade replaces")
-        for venv in (self.venv, self.venvs):
-            for name, path in writable.items():
-                if _within(venv, path):
-                    raise _rule(
-                        "paths.venv", f"{venv!r} is inside paths.{name} ({path}), which the airflow user "
-                        "can write, while root runs the venv's Python when it builds it: keep the venv "
-                        "in a root-owned directory such as <home>/venv"
-                    )
-
-    @property
-    def venvs(self) -> str:
-        """Versioned venvs live beside the stable symlink."""
-        return f"{self.venv}s"
-
-
-def _within(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent + "/")
-
-
-class Host(Model):
-    name: HostName = Field(description="Fully qualified host name.")
-    roles: Items[Role] = Field(min_length=1, description=f"Roles this host runs: {', '.join(ROLES)}.")
-
-    @field_validator("roles")
-    @classmethod
-    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(value)) != len(value):
-            raise PydanticCustomError("site_value", "a role is listed twice", None)
-        return value
-
-
-class Database(Model):
-    host: HostName = Field(description="PostgreSQL server host.")
-    port: Port = 5432
-    name: str = Field("airflow", pattern=PG_NAME)
-    user: str = Field("airflow", pattern=PG_NAME)
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-    migrate_host: HostName = Field(
-        DERIVED, description="The one host whose airflow-db-migrate unit runs `airflow db migrate` "
-        "(before its scheduler and api-server). Default: the first scheduler host.",
-    )
-    migration_wait: Positive = Field(
-        600, description="Seconds every other component waits for the schema "
-        "(`airflow db check-migrations`) before its start fails.",
-    )
-
-
-class Broker(Model):
-    host: HostName = Field("localhost", description="Redis host of the Celery broker.")
-    port: Port = 6379
-    db: int = Field(0, ge=0, le=15)
-
-
-class Core(Model):
-    default_timezone: TimeZone = "UTC"
-    parallelism: Positive = 32
-    max_active_tasks_per_dag: Positive = 16
-    max_active_runs_per_dag: Positive = 16
-    load_examples: bool = False
-    test_connection: Literal["Disabled", "Enabled", "Hidden"] = "Disabled"
-
-
-class Api(Model):
-    host: HostName = Field(
-        DERIVED, description="Public host name of the api-server (or its load balancer). "
-        "Default: the one host running api-server."
-    )
-    port: Port = 8080
-    bind: IPAddress = Field("0.0.0.0", description="Address the api-server listens on.")
-    instance_name: CfgText = "Airflow"
-    expose_config: bool = False
-    workers: int = Field(1, ge=1, description="uvicorn workers; Airflow 3.1.4 needs 1 (scale with more hosts).")
-
-
-class Tls(Model):
-    @model_validator(mode="before")
-    @classmethod
-    def _no_mode(cls, data: Any) -> Any:
-        # tls.mode (csr | self-signed | provided) was never read: which of `bundle tls csr` and
-        # `bundle tls self-signed` you run, or bringing your own files, decides. Site files that
-        # still set it stay valid; the key is dropped with a warning (docs/site-values.md).
-        if isinstance(data, dict) and "mode" in data:
-            report.warn("site.toml tls.mode is not read (`bundle tls csr`, `bundle tls self-signed` or "
-                        "your own files decide): remove it")
-            data = {k: v for k, v in data.items() if k != "mode"}
-        return data
-
-    common_name: HostName = Field(DERIVED, description="Default: api.host.")
-    organization: Line | None = None
-    country: str | None = Field(None, pattern=COUNTRY)
-    dns_names: Items[DnsName] = Field((), description="DNS subjectAltNames. Default: [api.host].")
-    ip_addresses: Items[IPAddress] = ()
-    days: int = Field(365, ge=1, le=3650, description="Validity of a self-signed certificate.")
-    key_size: Literal[2048, 3072, 4096] = 4096
-    cert: AbsPath = Field(DERIVED, description="Full chain (server first, then CAs). Default: <security>/airflow_cert.pem.")
-    key: AbsPath = Field(DERIVED, description="Private key. Default: <security>/airflow_key.pem.")
-    ca: AbsPath = Field(DERIVED, description="CA bundle the chain ends in. Default: <security>/ca-chain.pem.")
-
-
-class Ldap(Model):
-    url: str = Field(description="ldap://host[:port] or ldaps://host[:port].")
-    starttls: bool = Field(False, description="StartTLS on an ldap:// URL.")
-    ca_file: AbsPath | None = Field(None, description="CA certificates to verify the LDAP server (needed for ldaps/StartTLS).")
-    search_base: DN
-    search_filter: Line = ""
-    bind_dn: DN = Field(description="Service account DN; its password lives in the secrets file.")
-    uid_field: Line = "sAMAccountName"
-    group_field: Line = "memberOf"
-    firstname_field: Line = "givenName"
-    lastname_field: Line = "sn"
-    email_field: Line = "mail"
-    role_mapping: dict[DN, Items[Line]] = Field(
-        default_factory=dict, description="Group DN (exactly as in memberOf) -> Airflow roles."
-    )
-    registration: bool = True
-    registration_role: Line = "Viewer"
-    roles_sync_at_login: bool = True
-    network_timeout: Positive = Field(10, description="Seconds to connect before a login fails.")
-    operation_timeout: Positive = Field(30, description="Seconds per LDAP operation.")
-
-    @field_validator("url")
-    @classmethod
-    def _ldap_url(cls, value: str) -> str:
-        scheme, sep, rest = value.partition("://")
-        rest = rest[:-1] if rest.endswith("/") else rest
-        if rest.startswith("["):  # [IPv6]:port
-            host, bracket, port = rest[1:].partition("]")
-            ok = bool(bracket) and ":" in host and (not port or port.startswith(":"))
-            port = port[1:]
-        else:
-            host, _, port = rest.partition(":")
-            ok = True
-        ok = ok and bool(sep) and scheme in ("ldap", "ldaps") and bool(host) and (
-            not port or (port.isascii() and port.isdigit() and 0 < int(port) < 65536))
-        if ok:
-            try:
-                hostname(host)
-            except PydanticCustomError:
-                ok = False
-        if not ok:
-            raise PydanticCustomError(
-                "site_value",
-                "not an LDAP URL: use ldap://host[:port] or ldaps://host[:port], an IPv6 address "
-                "in brackets (e.g. ldaps://dc.example.com:636 or ldap://[2001:db8::5])",
-                None,
-            )
-        return value
-
-    @property
-    def ldaps(self) -> bool:
-        return self.url.startswith("ldaps://")
-
-
-class Kerberos(Model):
-    principal: Principal
-    keytab: AbsPath = Field(DERIVED, description="Default: <security>/airflow.keytab.")
-    ccache: AbsPath = Field(DERIVED, description="FILE ccache shared by all components. Default: <run>/krb5cc_airflow.")
-    reinit_frequency: Positive = Field(3600, description="Seconds between ticket renewals.")
-    include_ip: bool = Field(
-        False, description="Request tickets bound to the host's addresses (kinit -a). Off: addressless "
-        "tickets work behind NAT, and the kerberos unit needs no netlink socket.",
-    )
-    krb5_conf: AbsPath = "/etc/krb5.conf"
-
-
-class Celery(Model):
-    concurrency: Positive = 16
-    stop_timeout: Positive = Field(
-        600, description="Seconds systemd waits for Celery's warm shutdown (running tasks finish) before SIGKILL."
-    )
-    queues: Items[Annotated[str, Field(pattern=QUEUE)]] = Field(("default",), min_length=1)
-
-
-class WorkerSet(Model):
-    """[[worker_sets]]: Celery workers that serve some queues on some hosts."""
-
-    name: WorkerSetName = Field(description="Unit airflow-celery-worker-<name>, package "
-                                "airflow-prod-celery-worker-<name>.")
-    queues: Items[Annotated[str, Field(pattern=QUEUE)]] = Field(
-        min_length=1, description="Queues these workers consume (a task's queue= routes it here).")
-    concurrency: Positive | None = Field(None, description="Task slots per worker. Default: celery.concurrency.")
-    hosts: Items[HostName] = Field(min_length=1, description="Hosts (with the celery-worker role) running this set.")
-
-    @field_validator("queues", "hosts")
-    @classmethod
-    def _no_duplicates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _listed_once(value)
-
-
-class Dags(Model):
-    shared: bool = Field(
-        False, description="The DAG folder is shared by every host (an NFS mount, ...): components "
-        "refuse to start while it is empty, as an unmounted mount point is.",
-    )
-
-
-# airflow.cfg options the model derives or that hold secrets: overriding them
-# in [airflow_cfg] would reintroduce the inconsistencies the model prevents.
-SECRET_OPTIONS = {
-    ("core", "fernet_key"), ("api", "secret_key"), ("api_auth", "jwt_secret"),
-}
-DERIVED_OPTIONS = {
-    ("core", "execution_api_server_url"): "api.host / api.port",
-    ("api", "base_url"): "api.host / api.port",
-    ("database", "sql_alchemy_conn"): "[database]",
-    ("celery", "result_backend"): "[database]",
-    ("celery", "broker_url"): "[broker]",
-    ("kerberos", "ccache"): "kerberos.ccache",
-    ("api", "ssl_cert"): "tls.cert",
-    ("api", "ssl_key"): "tls.key",
-}
+# Callers import the tables from here too.
+__all__ = [
+    "PATTERN_MEANING", "ROLES", "AirflowSpec", "Api", "Broker", "Celery", "Core", "Dags", "Database",
+    "Host", "Kerberos", "Ldap", "Paths", "Publish", "Site", "SiteInfo", "Target", "Tls", "WorkerSet",
+]
 
 
 class Site(Model):
@@ -427,7 +50,8 @@ class Site(Model):
     site: SiteInfo
     airflow: AirflowSpec = AirflowSpec()
     target: Target = Target()
-    paths: Paths = Paths()
+    # model_validate, not Paths(): only validation returns the Paths with its derived directories.
+    paths: Paths = Paths.model_validate({})
     hosts: Items[Host] = Field(min_length=1)
     database: Database
     broker: Broker = Broker()
@@ -449,159 +73,17 @@ class Site(Model):
         default_factory=dict, description="Free-form airflow.cfg overrides: [airflow_cfg.<section>] option = value."
     )
     publish: Publish = Field(
-        default_factory=lambda: Publish(), description="Signing of the RPMs and the repository (bundle build)."
+        default_factory=Publish, description="Signing of the RPMs and the repository (bundle build)."
     )
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Site:
-        self._check_hosts()
-        self._fill_defaults()
-        self._check_rules()
-        return self
-
-    def _check_hosts(self) -> None:
-        names = [h.name for h in self.hosts]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise _rule("hosts", f"host {dupes[0]!r} is listed twice")
-        missing = [r for r in REQUIRED_ROLES if not self.hosts_with(r)]
-        if missing:
-            raise _rule(
-                "hosts", f"no host runs {', '.join(missing)}: a CeleryExecutor deployment needs "
-                f"every one of {', '.join(REQUIRED_ROLES)} on some host"
-            )
-        if any("kerberos" in h.roles for h in self.hosts) and not self.kerberos:
-            raise _rule("kerberos", "a host runs the kerberos role: add [kerberos] with principal (and keytab)")
-        self._check_worker_sets()
-        if self.database.migrate_host:
-            host = next((h for h in self.hosts if h.name == self.database.migrate_host), None)
-            if host is None:
-                raise _rule("database.migrate_host", f"{self.database.migrate_host!r} is not one of [[hosts]]")
-            if not {"scheduler", "api-server"} & set(host.roles):
-                raise _rule(
-                    "database.migrate_host", f"{host.name!r} runs neither scheduler nor api-server: "
-                    "migrations run on a host whose scheduler and api-server they must precede"
-                )
-        api_hosts = self.hosts_with("api-server")
-        if not self.api.host and len(api_hosts) > 1:
-            raise _rule(
-                "api.host", f"api-server runs on {len(api_hosts)} hosts: name the public host "
-                "(the load balancer) that workers and users reach"
-            )
-
-    def _check_worker_sets(self) -> None:
-        known = {h.name: h for h in self.hosts}
-        seen: dict[str, str] = {}
-        names: set[str] = set()
-        for i, ws in enumerate(self.worker_sets):
-            if ws.name in names:
-                raise _rule(f"worker_sets[{i}].name", f"worker set {ws.name!r} is listed twice")
-            names.add(ws.name)
-            for j, name in enumerate(ws.hosts):
-                key = f"worker_sets[{i}].hosts[{j}]"
-                if name not in known:
-                    raise _rule(key, f"{name!r} is not one of [[hosts]]")
-                if "celery-worker" not in known[name].roles:
-                    raise _rule(key, f"{name!r} does not have the celery-worker role: add it to its roles")
-                if name in seen:
-                    raise _rule(
-                        key, f"{name!r} is also in worker set {seen[name]!r}: one set per host (each "
-                        "worker serves its logs on the same port); give one set several queues instead"
-                    )
-                seen[name] = ws.name
-        if self.worker_sets:
-            idle = [h.name for h in self.hosts if "celery-worker" in h.roles and h.name not in seen]
-            if idle:
-                raise _rule("worker_sets", f"host {idle[0]!r} has the celery-worker role but is in no worker set")
-            default = self.celery.queues[0]
-            if not any(default in ws.queues for ws in self.worker_sets):
-                raise _rule(
-                    "worker_sets", f"no worker set consumes {default!r}, the default queue of every task "
-                    "without queue= (celery.queues[0]): add it to a set's queues"
-                )
-
-    def _fill_defaults(self) -> None:
-        api_host = self.api.host or self.hosts_with("api-server")[0].name
-        sec = self.paths.security
-        object.__setattr__(self, "api", self.api.model_copy(update={"host": api_host}))
-        object.__setattr__(self, "database", self.database.model_copy(update={
-            "migrate_host": self.database.migrate_host or self.hosts_with("scheduler")[0].name}))
-        tls = self.tls
-        object.__setattr__(self, "tls", tls.model_copy(update={
-            "common_name": tls.common_name or api_host,
-            # An IP address is an iPAddress SAN, never a DNS one.
-            # The public name, then every api-server host (each serves the same certificate).
-            "dns_names": tls.dns_names or tuple(dict.fromkeys(
-                n for n in (api_host, *(h.name for h in self.hosts_with("api-server"))) if not _is_ip(n))),
-            "ip_addresses": tls.ip_addresses or ((api_host,) if _is_ip(api_host) and not tls.dns_names else ()),
-            "cert": tls.cert or f"{sec}/airflow_cert.pem",
-            "key": tls.key or f"{sec}/airflow_key.pem",
-            "ca": tls.ca or f"{sec}/ca-chain.pem",
-        }))
-        if self.kerberos:
-            krb = self.kerberos
-            object.__setattr__(self, "kerberos", krb.model_copy(update={
-                "keytab": krb.keytab or f"{sec}/airflow.keytab",
-                "ccache": krb.ccache or f"{self.paths.run}/krb5cc_airflow",
-            }))
-
-    def _check_rules(self) -> None:
-        api_host = self.api.host
-        if api_host not in self.tls.dns_names and api_host not in self.tls.ip_addresses:
-            raise _rule(
-                "tls.dns_names", f"base_url host {api_host!r} (api.host) is not in the certificate's "
-                f"subjectAltNames {list(self.tls.dns_names) + list(self.tls.ip_addresses)}: "
-                "clients would reject the certificate"
-            )
-        sans = set(self.tls.dns_names) | set(self.tls.ip_addresses)
-        for host in self.hosts_with("api-server"):
-            if host.name not in sans:
-                raise _rule(
-                    "tls.dns_names", f"api-server host {host.name!r} is not in the certificate's "
-                    f"subjectAltNames {sorted(sans)}: every api-server host serves it (behind "
-                    "the load balancer and directly), so it must name each of them"
-                )
-        if self.api.workers != 1:
-            raise _rule(
-                "api.workers", f"{self.api.workers}: Airflow {self.airflow.version}'s api-server "
-                "loses extra uvicorn workers; keep 1 and run api-server on more hosts to scale"
-            )
-        if self.ldap:
-            if self.ldap.starttls and self.ldap.ldaps:
-                raise _rule("ldap.starttls", "StartTLS cannot be used with an ldaps:// URL (it is already TLS)")
-            if (self.ldap.starttls or self.ldap.ldaps) and not self.ldap.ca_file:
-                raise _rule("ldap.ca_file", "LDAPS and StartTLS need the CA file that verifies the LDAP server")
-            if FAB_PROVIDER not in self.airflow.providers:
-                raise _rule("airflow.providers", f"LDAP login needs {FAB_PROVIDER!r} in the list")
-        dirs = {path: key for key, path in self.paths.directories().items()}
-        files = {"tls.cert": self.tls.cert, "tls.key": self.tls.key, "tls.ca": self.tls.ca}
-        if self.kerberos:
-            files |= {"kerberos.keytab": self.kerberos.keytab, "kerberos.ccache": self.kerberos.ccache}
-        for key, path in files.items():
-            if path in dirs:
-                raise _rule(key, f"{path!r} is the directory {dirs[path]}: name a file")
-        if self.broker.host in ("localhost", "127.0.0.1", "::1"):
-            broker_hosts = {h.name for r in BROKER_ROLES for h in self.hosts_with(r)}
-            if len(broker_hosts) > 1:
-                raise _rule(
-                    "broker.host", f"{self.broker.host!r} differs on each of {sorted(broker_hosts)}, "
-                    "which all use the broker: name the Redis host they share"
-                )
-        for section, options in sorted(self.airflow_cfg.items()):
-            for option in sorted(options):
-                # Airflow reads <option>_cmd (runs it) and <option>_secret (a secrets
-                # backend) for these too: the same option by another door.
-                base = option.removesuffix("_cmd").removesuffix("_secret")
-                if (section, base) in SECRET_OPTIONS:
-                    raise _rule(
-                        f"airflow_cfg.{section}.{option}",
-                        "secrets never go into airflow.cfg; `bundle secrets init` puts it in the secrets file",
-                    )
-                if (section, base) in DERIVED_OPTIONS:
-                    raise _rule(
-                        f"airflow_cfg.{section}.{option}",
-                        f"derived from {DERIVED_OPTIONS[(section, base)]}; set that instead",
-                    )
+        # Validation returns the site `derive` builds; self stays as parsed. (`Site(...)` would
+        # return self: sites are made by model_validate, in builder.site.load.)
+        rules.check_as_written(self)
+        site = derive.site_defaults(self)
+        rules.check_with_defaults(site)
+        return site
 
     # --- derived values: one source of truth -----------------------------------
 
@@ -657,15 +139,3 @@ class Site(Model):
     def broker_is_local(self) -> bool:
         return self.broker.host in ("localhost", "127.0.0.1", "::1")
 
-
-class Publish(Model):
-    """[publish]: who signs the RPMs and repomd.xml. The key never leaves the build host."""
-
-    gpg_key: Line | None = Field(
-        None, description="Signing key: fingerprint (best), key ID or user ID. Default: the keyring's only secret key."
-    )
-    gpg_home: HostPath | None = Field(None, description="GnuPG home holding the key. Default: $GNUPGHOME or ~/.gnupg.")
-    sign: bool = Field(True, description="Sign RPMs and repomd.xml; false only for local test repositories.")
-
-
-Site.model_rebuild()

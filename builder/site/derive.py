@@ -1,0 +1,64 @@
+"""Defaults that follow from other settings: directories under paths.home, api.host from
+the hosts, the certificate's names from api.host, files under paths.security, ...
+
+The schema declares such a setting with the default DERIVED (None: "derive it"). Each
+function here takes a validated, frozen model and returns a new one with those settings
+filled (`model_copy`); the model it is given is never changed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from builder.site.values import is_ip
+
+if TYPE_CHECKING:
+    from builder.site.model import Site
+    from builder.site.sections import Kerberos, Paths, Tls
+
+# Directories that default to <home>/<name>.
+UNDER_HOME = ("venv", "dags", "logs", "plugins", "security")
+
+
+def paths_under_home(paths: Paths) -> Paths:
+    missing = {name: f"{paths.home}/{name}" for name in UNDER_HOME if getattr(paths, name) is None}
+    return paths.model_copy(update=missing) if missing else paths
+
+
+def site_defaults(site: Site) -> Site:
+    """`site` with api.host, database.migrate_host and the tls and kerberos files filled.
+
+    Needs the rules of `rules.check_as_written` to hold: some host runs each required role,
+    and api.host is set when several hosts run api-server."""
+    api_host = site.api.host or site.hosts_with("api-server")[0].name
+    migrate_host = site.database.migrate_host or site.hosts_with("scheduler")[0].name
+    update: dict[str, Any] = {
+        "api": site.api.model_copy(update={"host": api_host}),
+        "database": site.database.model_copy(update={"migrate_host": migrate_host}),
+        "tls": _tls(site, api_host),
+    }
+    if site.kerberos:
+        update["kerberos"] = _kerberos(site.kerberos, site.paths)
+    return site.model_copy(update=update)
+
+
+def _tls(site: Site, api_host: str) -> Tls:
+    tls, sec = site.tls, site.paths.security
+    # The public name, then every api-server host (each serves the same certificate);
+    # an IP address is an iPAddress SAN, never a DNS one.
+    names = (api_host, *(h.name for h in site.hosts_with("api-server")))
+    return tls.model_copy(update={
+        "common_name": tls.common_name or api_host,
+        "dns_names": tls.dns_names or tuple(dict.fromkeys(n for n in names if not is_ip(n))),
+        "ip_addresses": tls.ip_addresses or ((api_host,) if is_ip(api_host) and not tls.dns_names else ()),
+        "cert": tls.cert or f"{sec}/airflow_cert.pem",
+        "key": tls.key or f"{sec}/airflow_key.pem",
+        "ca": tls.ca or f"{sec}/ca-chain.pem",
+    })
+
+
+def _kerberos(krb: Kerberos, paths: Paths) -> Kerberos:
+    return krb.model_copy(update={
+        "keytab": krb.keytab or f"{paths.security}/airflow.keytab",
+        "ccache": krb.ccache or f"{paths.run}/krb5cc_airflow",
+    })
