@@ -62,6 +62,8 @@ class _Paths(Protocol):
     def security(self) -> str | None: ...
     @property
     def venvs(self) -> str: ...
+    @property
+    def run(self) -> str: ...
 
 
 class Site(Protocol):
@@ -99,11 +101,9 @@ def _filled(path: str | None) -> str:
     return path
 
 
-def owned_dirs(site: Site) -> tuple[HostDir, ...]:
-    """Every directory the base package owns, in a fixed order.
-
-    Explicit, so no mode comes from the build host's umask; none of them is a RHEL
-    directory (builder/rpm/dirs.py checks)."""
+def site_dirs(site: Site) -> tuple[HostDir, ...]:
+    """The site's own directories, as the base package owns them and systemd-tmpfiles keeps
+    them (at every boot too: a volume mounted late still gets its owner and mode)."""
     p = site.paths
     return (
         # Root's, like the venvs and the venv symlink in it: a service user that could
@@ -113,9 +113,24 @@ def owned_dirs(site: Site) -> tuple[HostDir, ...]:
         HostDir(_filled(p.plugins), 0o755, "airflow", "airflow"),
         HostDir(_filled(p.logs), 0o750, "airflow", "airflow"),
         HostDir(_filled(p.security), 0o750, "airflow", "airflow"),
-        # The venvs are root's: the service user must not be able to rewrite its own code.
-        HostDir(p.venvs, 0o755),
         HostDir(p.config, 0o750, "root", "airflow"),
+    )
+
+
+def runtime_dir(site: Site) -> HostDir:
+    """paths.run: made at boot (tmpfiles) and by the units (RuntimeDirectory=), never packaged."""
+    return HostDir(site.paths.run, 0o750, "airflow", "airflow")
+
+
+def owned_dirs(site: Site) -> tuple[HostDir, ...]:
+    """Every directory the base package owns, in a fixed order.
+
+    Explicit, so no mode comes from the build host's umask; none of them is a RHEL
+    directory (builder/rpm/dirs.py checks)."""
+    return (
+        *site_dirs(site),
+        # The venvs are root's: the service user must not be able to rewrite its own code.
+        HostDir(site.paths.venvs, 0o755),
         HostDir(LIBEXEC, 0o755),
         HostDir(LOG_DIR, 0o750),
         HostDir(DOC_DIR, 0o755),

@@ -17,7 +17,7 @@ from pathlib import Path
 from builder.fsutil import write_atomic
 from builder.layout import (
     CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, SECRETS_EXAMPLE, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WRAPPER,
-    config_file, fingerprint_path, secrets_path,
+    config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs,
 )
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
@@ -130,7 +130,8 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             render_template("units/preset.j2", unit_name="airflow.target", **common),
         ),
         RenderedFile(SYSUSERS, render_template("sysusers.conf.j2", **common)),
-        RenderedFile(TMPFILES, render_template("tmpfiles.conf.j2", **common)),
+        RenderedFile(TMPFILES, render_template("tmpfiles.conf.j2", site_dirs=site_dirs(site),
+                                               runtime_dir=runtime_dir(site), **common)),
         RenderedFile(WRAPPER, render_template("airflow-wrapper.py.j2", **common), 0o755),
         RenderedFile(
             CHECK_NODE,
