@@ -35,6 +35,7 @@ from builder.report import Notify, emit
 from builder.pydeps.lockfile import (  # noqa: F401
     Lock, LockedFile, LockError, Pin, parse_requirements, pinned_versions, render_pins,
 )
+from builder.pydeps import uv
 from builder.pydeps.index import PYPI, Registry, RegistryError, RegistryUnreachable, network_env
 from builder.resources import cache_dir
 from builder.site.model import Site
@@ -221,42 +222,15 @@ def choose_method(site: Site, release: Release, registry: Registry) -> Method:
 # --- backends ---------------------------------------------------------------------------
 
 
-def uv_bin() -> str:
-    """The uv that came with this package (pyproject depends on it), else the one on PATH."""
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        return run.which("uv")
-
-
-def find_interpreter(version: str) -> str:
-    """An installed interpreter of exactly `version` (pip-compile resolves for its own)."""
-    proc = run.run(
-        [uv_bin(), "python", "find", "--system", "--no-config", "--no-python-downloads", version],
-        check=False,
-    )
-    found = proc.stdout.strip()
-    if proc.returncode != 0 or not found:
-        raise LockError(
-            f"pip-compile resolves for the interpreter it runs on, and no Python {version} "
-            "(target.python) is installed on this build host",
-            hint="use the default --backend uv, which resolves for any target version",
-        )
-    return found
-
-
 def _pip_compile_venv(python_version: str) -> Path:
-    interpreter = find_interpreter(python_version)
+    interpreter = uv.find_interpreter(python_version)
     key = hashlib.sha256(f"{interpreter}|{python_version}|{PIP_TOOLS_PINS}".encode()).hexdigest()[:12]
     venv = cache_dir() / "tools" / f"pip-tools-{python_version}-{key}"
     if not (venv / ".complete").exists():
         net = network_env()
-        run.run([uv_bin(), "venv", "--no-config", "-q", "--python", interpreter, str(venv), "--clear"],
-                what="creating the pip-compile venv", env=net)
-        run.run([uv_bin(), "pip", "install", "--no-config", "-q", "--python", str(venv / "bin" / "python"),
-                 "--index-url", PYPI, *PIP_TOOLS_PINS], what="installing pip-tools", env=net)
+        run.run(uv.venv_argv(interpreter, venv, clear=True), what="creating the pip-compile venv", env=net)
+        run.run(uv.install_argv(str(venv / "bin" / "python"), *PIP_TOOLS_PINS, index_url=PYPI),
+                what="installing pip-tools", env=net)
         (venv / ".complete").write_text("ok\n")
     return venv
 
@@ -274,19 +248,10 @@ def _manylinux_cap(tmp: Path, glibc: tuple[int, int]) -> Path:
 
 def resolve_uv(reqs_in: Path, out: Path, site: Site, method: Method, constraints: Path | None,
                index_url: str) -> str:
-    argv = [
-        uv_bin(), "pip", "compile", str(reqs_in), "--output-file", str(out),
-        "--no-config", "--generate-hashes", "--no-header", "--no-annotate", "--quiet",
-        "--python-version", site.target.python, "--python-platform", target.uv_platform(site.target),
-        "--index-url", index_url, "--cache-dir", str(cache_dir() / "uv"),
-    ]
-    if method.cutoff:
-        argv += ["--exclude-newer", _iso(method.cutoff)]
-    if constraints:
-        argv += ["--constraint", str(constraints)]
+    argv = uv.compile_argv(reqs_in, out, site.target, cache=uv.shared_cache(), index_url=index_url,
+                           exclude_newer=_iso(method.cutoff) if method.cutoff else None, constraint=constraints)
     run.run(argv, what="resolving with uv", env=network_env())
-    version = run.run([uv_bin(), "--version"]).stdout.split()[1]
-    return f"uv {version}"
+    return f"uv {uv.uv_version()}"
 
 
 def resolve_pip_compile(reqs_in: Path, out: Path, site: Site, method: Method, constraints: Path | None,
