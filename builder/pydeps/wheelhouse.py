@@ -26,7 +26,8 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from builder import run, target
-from builder.pydeps import cythonized, native, uv
+from builder.pydeps import cythonized, manifest, native, uv
+from builder.pydeps.manifest import MANIFEST
 from builder.pydeps.blobs import BlobStore, Progress, Wanted
 from builder.errors import BundleError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
@@ -41,7 +42,6 @@ from builder.site.model import Site
 OFFLINE_LOCK = "requirements.lock"
 BUILD_REQUIREMENTS = "build-requirements.txt"
 SHA256SUMS = "SHA256SUMS"
-MANIFEST = "manifest.json"
 MANAGED_SUFFIXES = (".whl", ".tar.gz", ".zip")
 SELECTION_FORMAT = "1"
 
@@ -349,18 +349,7 @@ def _place(out: Path, site: Site, lock: Lock, got: _Gathered) -> Wheelhouse:
     wh = Wheelhouse(out, entries, offline_lock, build_reqs, out / MANIFEST, got.choice,
                     target_sdists=sorted(got.target_sdists), target_build_packages=got.build_pkgs,
                     cythonized=sorted(got.cythonized))
-    manifest = {
-        "site": site.site.name,
-        "airflow": site.airflow.version,
-        "target": {"python": site.target.python, "arch": site.target.arch, "os": site.target.os},
-        "lock": {"path": str(lock.path), "method": lock.method, "pins-sha256": lock.body_hash},
-        "native_builder": asdict(got.choice) if got.choice else None,
-        "compile_on_target": {"sdists": wh.target_sdists, "build_packages": got.build_pkgs,
-                              "cythonized_here": got.cythonized},
-        "install": " ".join(wh.install_argv("<venv>/bin/python", "<this directory>")),
-        "files": [asdict(e) | {"origin": e.origin.replace("reused", "downloaded")} for e in entries],
-    }
-    write_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    manifest.write(wh, site, lock, got.cythonized)
     return wh
 
 
