@@ -19,7 +19,8 @@ from builder.pydeps.resolve import ensure_lock, pinned_versions
 from builder.pydeps.uv import find_interpreter
 from builder.pydeps.index import Registry
 from builder.site.load import site_from_data
-from builder.pydeps.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse, prove_complete
+from builder.pydeps.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse
+from builder.check.wheelhouse import prove_complete
 from conftest import EXAMPLE, REPO, minimal_data
 from pkgindex import File, site_data
 

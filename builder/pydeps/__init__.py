@@ -10,5 +10,6 @@
     blobs      the content-addressed download cache (parallel, resumable)
     native     building sdists with C extensions for the target (docker | host | target)
     cythonized Cython's step of a compile-on-target sdist, run here
-    wheelhouse lock -> wheelhouse (select, fetch, build, prove complete)
+    wheelhouse lock -> wheelhouse (select, fetch, build, place; proven by builder.check.wheelhouse)
+    manifest   the wheelhouse's manifest.json: written, and read back by builder.pipeline
 """

@@ -4,12 +4,12 @@
          ──fetch───> content-addressed cache (blobs.BlobStore), parallel, resumable
          ──sdists──> pure ones built here; native ones by docker | host | target (native.py)
          ──place───> out_dir: hard links to the cache, stale files removed
-         ──write───> requirements.lock, SHA256SUMS, manifest.json (+ build-requirements.txt)
+         ──write───> requirements.lock, SHA256SUMS, manifest.json (manifest.py) (+ build-requirements.txt)
 
 The offline lock holds the hash of every file actually in the wheelhouse (the
 built wheels' own hashes, the sdists' for compile-on-target, or their derived
 sdists' when Cython already ran here), so the target installs with hashes
-required and no index.
+required and no index. builder.check.wheelhouse proves that it installs.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from builder.pydeps.blobs import BlobStore, Progress, Wanted
 from builder.errors import BundleError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
 from builder.report import Notify, emit
-from builder.pydeps.resolve import Lock, LockError, Pin, parse_requirements, render_pins
 from builder.pydeps.index import DistFile, Registry, network_env
-from builder.pydeps.lockfile import LockedFile
+from builder.pydeps.lockfile import Lock, LockedFile, Pin, parse_requirements, render_pins
 from builder.resources import cache_dir
 from builder.site.model import Site
 
@@ -351,54 +350,3 @@ def _place(out: Path, site: Site, lock: Lock, got: _Gathered) -> Wheelhouse:
                     cythonized=sorted(got.cythonized))
     manifest.write(wh, site, lock, got.cythonized)
     return wh
-
-
-# --- completeness proof --------------------------------------------------------------------------------
-
-
-@dataclass
-class Proof:
-    kind: str  # "install" | "offline-resolve"
-    detail: str
-    seconds: float
-
-
-def prove_complete(site: Site, lock: Lock, wh: Wheelhouse, notify: Notify = emit) -> Proof:
-    """Install from the wheelhouse alone into a fresh venv of the target interpreter and run
-    `airflow version`; without that interpreter here, resolve offline against the wheelhouse."""
-    started = time.monotonic()
-    try:
-        interpreter = uv.find_interpreter(site.target.python)
-    except LockError:
-        interpreter = None
-    with tempfile.TemporaryDirectory(prefix="bundle-proof-") as tmp:
-        if interpreter:
-            venv = Path(tmp, "venv")
-            run.run(uv.venv_argv(interpreter, venv), what="creating the proof venv")
-            argv = wh.install_argv(str(venv / "bin" / "python"), command=uv.uv_bin(), cache=Path(tmp, "uv-cache"))
-            run.run(argv, what="installing from the wheelhouse alone (offline, hashes required)")
-            proc = run.run([str(venv / "bin" / "airflow"), "version"], what="airflow version",
-                           env={"AIRFLOW_HOME": str(Path(tmp, "home"))})
-            printed = (proc.stdout.strip().splitlines() or [""])[-1].strip()
-            if printed != site.airflow.version:
-                raise WheelhouseError(
-                    f"the venv installed from the wheelhouse says airflow {printed!r}, "
-                    f"the site pins {site.airflow.version}"
-                )
-            detail = (f"offline install into a fresh Python {site.target.python} venv ({interpreter}); "
-                      f"`airflow version` printed {printed}")
-            return Proof("install", detail, time.monotonic() - started)
-        reqs = Path(tmp, "requirements.in")
-        reqs.write_text("\n".join(lock.requirements) + "\n")
-        out = Path(tmp, "resolved.txt")
-        argv = uv.compile_argv(reqs, out, site.target, cache=Path(tmp, "uv-cache"), find_links=wh.out_dir,
-                               hashes=False)
-        run.run(argv, what="resolving offline against the wheelhouse")
-        got = {n: p.version for n, p in parse_requirements(out.read_text()).items()}
-        want = {n: p.version for n, p in lock.pins.items()}
-        if got != want:
-            diff = sorted(set(got.items()) ^ set(want.items()))
-            raise WheelhouseError(f"offline resolve against the wheelhouse differs from the lock: {diff[:10]}")
-        detail = (f"no Python {site.target.python} on this host: offline resolve for the target "
-                  f"against the wheelhouse reproduced all {len(got)} pins")
-        return Proof("offline-resolve", detail, time.monotonic() - started)
