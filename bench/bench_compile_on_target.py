@@ -32,7 +32,8 @@ from builder import run  # noqa: E402
 from builder.pydeps import native  # noqa: E402
 from builder.pydeps.blobs import BlobStore  # noqa: E402
 from builder.pydeps.index import Registry  # noqa: E402
-from builder.pydeps.resolve import ensure_lock, uv_bin  # noqa: E402
+from builder.pydeps.resolve import ensure_lock  # noqa: E402
+from builder.pydeps.uv import uv_bin  # noqa: E402
 from builder.pydeps.wheelhouse import build_wheelhouse, select_artifacts  # noqa: E402
 from builder.report import silent  # noqa: E402
 from builder.site import load_site  # noqa: E402

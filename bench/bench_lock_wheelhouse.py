@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from builder import run, target  # noqa: E402
-from builder.pydeps.resolve import Lock, uv_bin  # noqa: E402
+from builder.pydeps.resolve import Lock  # noqa: E402
+from builder.pydeps.uv import uv_bin  # noqa: E402
 from builder.pydeps.index import PYPI, network_env  # noqa: E402
 from builder.site import load_site  # noqa: E402
 

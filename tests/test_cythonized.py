@@ -26,7 +26,8 @@ from builder.pydeps import cythonized, native
 from builder.pydeps.blobs import BlobStore
 from builder.pydeps.index import Registry
 from builder.pydeps.lockfile import Pin, render_pins
-from builder.pydeps.resolve import ensure_lock, uv_bin
+from builder.pydeps.resolve import ensure_lock
+from builder.pydeps.uv import uv_bin
 from builder.pydeps.wheelhouse import _resolve_build_requirements, select_artifacts
 from conftest import REPO
 

@@ -185,7 +185,7 @@ def test_sdists_in_wheels_out_hashes_recorded(built, images):
 
 def test_wheels_install_offline_and_import_on_the_target(engine, built, images):
     """Into a venv of the target root's Python 3.11 (no compiler there), as the target installs."""
-    from builder.pydeps.resolve import uv_bin
+    from builder.pydeps.uv import uv_bin
 
     wh, _ = built
     _, _, target = images
@@ -210,7 +210,7 @@ def test_wheels_install_on_the_booted_hardened_target_and_import_as_a_service_us
     """On the booted stand-in (systemd, /tmp and /var/tmp noexec, no compiler): the offline,
     hash-checked install build-venv runs, under the umask it sets, its cache beside the venv
     (never in the noexec temp directories); every native module imports as an unprivileged user."""
-    from builder.pydeps.resolve import uv_bin
+    from builder.pydeps.uv import uv_bin
     from dockerengine import target_root
     from e2e.fixtures import keep_temp, scratch_dir
     from e2e.target import booted_host

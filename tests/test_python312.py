@@ -73,7 +73,8 @@ def _cpython_312() -> Path | None:
 @pytest.mark.network
 def test_small_312_wheelhouse_installs_offline_and_runs_airflow(tmp_path, monkeypatch):
     from builder.pydeps.resolve import ensure_lock
-    from builder.pydeps.wheelhouse import build_wheelhouse, prove_complete
+    from builder.check.wheelhouse import prove_complete
+    from builder.pydeps.wheelhouse import build_wheelhouse
 
     python = _cpython_312()
     if python is None:

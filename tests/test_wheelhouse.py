@@ -15,10 +15,12 @@ import pytest
 from builder import target
 from builder.pydeps import blobs, native
 from builder.pydeps.blobs import BlobStore, DiskFull, DownloadError, HashMismatch, Interrupted, NullProgress, Wanted
-from builder.pydeps.resolve import ensure_lock, find_interpreter, pinned_versions
+from builder.pydeps.resolve import ensure_lock, pinned_versions
+from builder.pydeps.uv import find_interpreter
 from builder.pydeps.index import Registry
 from builder.site.load import site_from_data
-from builder.pydeps.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse, prove_complete
+from builder.pydeps.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse
+from builder.check.wheelhouse import prove_complete
 from conftest import EXAMPLE, REPO, minimal_data
 from pkgindex import File, site_data
 

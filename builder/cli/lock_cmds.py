@@ -121,7 +121,8 @@ def wheelhouse_cmd(site_path: str, out_dir: str, prove: bool, jobs: int, locks_d
     """
     from builder.pydeps.resolve import ensure_lock
     from builder.pydeps.index import Registry
-    from builder.pydeps.wheelhouse import build_wheelhouse, prove_complete
+    from builder.check.wheelhouse import prove_complete
+    from builder.pydeps.wheelhouse import build_wheelhouse
 
     site = load(site_path)
     lock = ensure_lock(site, locks_dir=locks_dir, index_url=index_url, may_relock=False)

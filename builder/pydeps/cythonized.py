@@ -41,10 +41,9 @@ from pathlib import Path
 from builder import run
 from builder.errors import BundleError
 from builder.fsutil import sha256_file, write_atomic
-from builder.pydeps import native
+from builder.pydeps import native, uv
 from builder.pydeps.index import network_env
 from builder.pydeps.lockfile import Pin, render_pins
-from builder.pydeps.resolve import uv_bin
 from builder.report import Notify
 from builder.resources import cache_dir
 
@@ -129,12 +128,10 @@ def _cython_python(pin: Pin, index_url: str) -> Path:
     python = d / "bin" / "python"
     if (d / ".complete").exists():
         return python
-    uv = uv_bin()
-    run.run([uv, "venv", "--no-config", "-q", "--clear", "--python", sys.executable, str(d)],
-            what=f"creating a venv for Cython {pin.version}")
+    run.run(uv.venv_argv(sys.executable, d, clear=True), what=f"creating a venv for Cython {pin.version}")
     reqs = write_atomic(d / "cython.txt", render_pins({"cython": pin}))
-    run.run([uv, "pip", "install", "--no-config", "-q", "--require-hashes", "--python", str(python),
-             "--index-url", index_url, "--cache-dir", str(cache_dir() / "uv"), "-r", str(reqs)],
+    run.run(uv.install_argv(str(python), "-r", str(reqs), index_url=index_url, require_hashes=True,
+                            cache=uv.shared_cache()),
             what=f"installing Cython {pin.version} (hashes required)", env=network_env())
     (d / ".complete").write_text(pin.version + "\n")
     return python

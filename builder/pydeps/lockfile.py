@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -153,6 +153,11 @@ def pinned_versions(lock: Lock | str | Path) -> dict[str, str]:
     if not isinstance(lock, Lock):
         lock = Lock.read(lock)
     return {name: pin.version for name, pin in sorted(lock.pins.items())}
+
+
+def iso(dt: datetime) -> str:
+    """A time as the header records it (`date`, `cutoff`), which is also how uv's --exclude-newer takes it."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;\\]+)(.*)$")

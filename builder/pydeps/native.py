@@ -30,6 +30,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from builder import report, run
 from builder.fsutil import link_or_copy, sha256_file
 from builder.errors import BundleError
+from builder.pydeps import uv
 from builder.pydeps.index import PYPI, network_env
 from builder.resources import cache_dir
 
@@ -202,7 +203,7 @@ def cached_wheel(sdist_sha256: str, builder: str) -> Path | None:
     return None
 
 
-def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str, index_url: str = PYPI) -> Path:
+def build_on_host(sdist: Path, filename: str, sdist_sha256: str, index_url: str = PYPI) -> Path:
     """Build `sdist` (a cache blob, real name `filename`) into a wheel here; cached per sdist hash.
 
     Its build requirements come from `index_url` (the lock's index: a mirror-only host has
@@ -219,8 +220,7 @@ def build_on_host(sdist: Path, filename: str, sdist_sha256: str, uv: str, index_
         link_or_copy(sdist, named)
         wheels_dir = Path(tmp, "out")
         run.run(
-            [uv, "build", "--no-config", "--wheel", "--out-dir", str(wheels_dir), "--index-url", index_url,
-             "--cache-dir", str(cache_dir() / "uv"), str(named)],
+            uv.build_argv(named, wheels_dir, index_url=index_url),
             what=f"building a wheel from {filename}",
             env={**network_env(), **COMPILE_ENV, "DIST_EXTRA_CONFIG": str(parallel),
                  "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},

@@ -4,12 +4,12 @@
          ──fetch───> content-addressed cache (blobs.BlobStore), parallel, resumable
          ──sdists──> pure ones built here; native ones by docker | host | target (native.py)
          ──place───> out_dir: hard links to the cache, stale files removed
-         ──write───> requirements.lock, SHA256SUMS, manifest.json (+ build-requirements.txt)
+         ──write───> requirements.lock, SHA256SUMS, manifest.json (manifest.py) (+ build-requirements.txt)
 
 The offline lock holds the hash of every file actually in the wheelhouse (the
 built wheels' own hashes, the sdists' for compile-on-target, or their derived
 sdists' when Cython already ran here), so the target installs with hashes
-required and no index.
+required and no index. builder.check.wheelhouse proves that it installs.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from builder import run, target
-from builder.pydeps import cythonized, native
+from builder.pydeps import cythonized, manifest, native, uv
+from builder.pydeps.manifest import MANIFEST
 from builder.pydeps.blobs import BlobStore, Progress, Wanted
 from builder.errors import BundleError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
 from builder.report import Notify, emit
-from builder.pydeps.resolve import Lock, LockError, Pin, find_interpreter, parse_requirements, render_pins, uv_bin
 from builder.pydeps.index import DistFile, Registry, network_env
-from builder.pydeps.lockfile import LockedFile
+from builder.pydeps.lockfile import Lock, LockedFile, Pin, parse_requirements, render_pins
 from builder.resources import cache_dir
 from builder.site.model import Site
 
@@ -41,7 +41,6 @@ from builder.site.model import Site
 OFFLINE_LOCK = "requirements.lock"
 BUILD_REQUIREMENTS = "build-requirements.txt"
 SHA256SUMS = "SHA256SUMS"
-MANIFEST = "manifest.json"
 MANAGED_SUFFIXES = (".whl", ".tar.gz", ".zip")
 SELECTION_FORMAT = "1"
 
@@ -97,12 +96,12 @@ class Wheelhouse:
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
-    def install_argv(self, python: str, directory: str | Path | None = None) -> list[str]:
-        """The offline install the target runs (uv; --require-hashes, no index)."""
+    def install_argv(self, python: str, directory: str | Path | None = None, *, command: str = "uv",
+                     cache: Path | None = None) -> list[str]:
+        """The offline install the target runs (its uv; --require-hashes, no index)."""
         d = Path(directory or self.out_dir)
-        argv = ["uv", "pip", "install", "--no-config", "--offline", "--no-index", "--find-links", str(d),
-                "--require-hashes", "--python", python, "-r", str(d / OFFLINE_LOCK)]
-        return argv
+        return uv.install_argv(python, "-r", str(d / OFFLINE_LOCK), find_links=d, require_hashes=True,
+                               cache=cache, quiet=False, command=command)
 
 
 # --- which file of each pin -----------------------------------------------------------------
@@ -179,12 +178,8 @@ def _resolve_build_requirements(requires: list[str], site: Site, lock: Lock, ind
     with tempfile.TemporaryDirectory(prefix="bundle-buildreqs-") as tmp:
         reqs_in, out = Path(tmp, "build.in"), Path(tmp, "build.txt")
         reqs_in.write_text("\n".join(sorted(set(requires))) + "\n")
-        argv = [uv_bin(), "pip", "compile", str(reqs_in), "-o", str(out), "--no-config", "--quiet",
-                "--generate-hashes", "--no-header", "--no-annotate",
-                "--python-version", site.target.python, "--python-platform", target.uv_platform(site.target),
-                "--index-url", index_url, "--cache-dir", str(cache_dir() / "uv")]
-        if lock.cutoff:
-            argv += ["--exclude-newer", lock.cutoff]
+        argv = uv.compile_argv(reqs_in, out, site.target, cache=uv.shared_cache(), index_url=index_url,
+                               exclude_newer=lock.cutoff)
         run.run(argv, what="resolving build requirements of the compile-on-target sdists", env=network_env())
         text = out.read_text()
     write_atomic(cache, text)
@@ -228,7 +223,6 @@ def build_wheelhouse(
     status = store.fetch_all([a.wanted() for a in arts], registry, progress, notify, workers)
 
     got = _Gathered()
-    uv = uv_bin()
     native_sdists: list[Artifact] = []
     for a in arts:
         blob = store.path(a.sha256)
@@ -238,7 +232,7 @@ def build_wheelhouse(
             native_sdists.append(a)
         else:
             # Unknown sdist: build it here; a pure wheel ships, anything else is native.
-            wheel = native.build_on_host(blob, a.filename, a.sha256, uv, registry.index_url)
+            wheel = native.build_on_host(blob, a.filename, a.sha256, registry.index_url)
             if native.is_pure(wheel):
                 got.add_built(a.name, wheel, "built-host")
             else:
@@ -250,7 +244,7 @@ def build_wheelhouse(
             _build_in_docker(native_sdists, site, store, got, choice)
         elif choice.name == "host":
             for a in native_sdists:
-                wheel = native.build_on_host(store.path(a.sha256), a.filename, a.sha256, uv, registry.index_url)
+                wheel = native.build_on_host(store.path(a.sha256), a.filename, a.sha256, registry.index_url)
                 got.add_built(a.name, wheel, "built-host")
         else:
             status.update(_ship_for_target(native_sdists, site, lock, registry, store, got,
@@ -354,72 +348,5 @@ def _place(out: Path, site: Site, lock: Lock, got: _Gathered) -> Wheelhouse:
     wh = Wheelhouse(out, entries, offline_lock, build_reqs, out / MANIFEST, got.choice,
                     target_sdists=sorted(got.target_sdists), target_build_packages=got.build_pkgs,
                     cythonized=sorted(got.cythonized))
-    manifest = {
-        "site": site.site.name,
-        "airflow": site.airflow.version,
-        "target": {"python": site.target.python, "arch": site.target.arch, "os": site.target.os},
-        "lock": {"path": str(lock.path), "method": lock.method, "pins-sha256": lock.body_hash},
-        "native_builder": asdict(got.choice) if got.choice else None,
-        "compile_on_target": {"sdists": wh.target_sdists, "build_packages": got.build_pkgs,
-                              "cythonized_here": got.cythonized},
-        "install": " ".join(wh.install_argv("<venv>/bin/python", "<this directory>")),
-        "files": [asdict(e) | {"origin": e.origin.replace("reused", "downloaded")} for e in entries],
-    }
-    write_atomic(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    manifest.write(wh, site, lock, got.cythonized)
     return wh
-
-
-# --- completeness proof --------------------------------------------------------------------------------
-
-
-@dataclass
-class Proof:
-    kind: str  # "install" | "offline-resolve"
-    detail: str
-    seconds: float
-
-
-def prove_complete(site: Site, lock: Lock, wh: Wheelhouse, notify: Notify = emit) -> Proof:
-    """Install from the wheelhouse alone into a fresh venv of the target interpreter and run
-    `airflow version`; without that interpreter here, resolve offline against the wheelhouse."""
-    started = time.monotonic()
-    try:
-        interpreter = find_interpreter(site.target.python)
-    except LockError:
-        interpreter = None
-    with tempfile.TemporaryDirectory(prefix="bundle-proof-") as tmp:
-        if interpreter:
-            venv = Path(tmp, "venv")
-            run.run([uv_bin(), "venv", "--no-config", "-q", "--python", interpreter, str(venv)],
-                    what="creating the proof venv")
-            argv = wh.install_argv(str(venv / "bin" / "python"))
-            argv[0] = uv_bin()
-            run.run(argv + ["--cache-dir", str(Path(tmp, "uv-cache"))],
-                    what="installing from the wheelhouse alone (offline, hashes required)")
-            proc = run.run([str(venv / "bin" / "airflow"), "version"], what="airflow version",
-                           env={"AIRFLOW_HOME": str(Path(tmp, "home"))})
-            printed = (proc.stdout.strip().splitlines() or [""])[-1].strip()
-            if printed != site.airflow.version:
-                raise WheelhouseError(
-                    f"the venv installed from the wheelhouse says airflow {printed!r}, "
-                    f"the site pins {site.airflow.version}"
-                )
-            detail = (f"offline install into a fresh Python {site.target.python} venv ({interpreter}); "
-                      f"`airflow version` printed {printed}")
-            return Proof("install", detail, time.monotonic() - started)
-        reqs = Path(tmp, "requirements.in")
-        reqs.write_text("\n".join(lock.requirements) + "\n")
-        out = Path(tmp, "resolved.txt")
-        argv = [uv_bin(), "pip", "compile", str(reqs), "-o", str(out), "--no-config", "--quiet",
-                "--offline", "--no-index", "--find-links", str(wh.out_dir), "--no-header", "--no-annotate",
-                "--python-version", site.target.python, "--python-platform", target.uv_platform(site.target),
-                "--cache-dir", str(Path(tmp, "uv-cache"))]
-        run.run(argv, what="resolving offline against the wheelhouse")
-        got = {n: p.version for n, p in parse_requirements(out.read_text()).items()}
-        want = {n: p.version for n, p in lock.pins.items()}
-        if got != want:
-            diff = sorted(set(got.items()) ^ set(want.items()))
-            raise WheelhouseError(f"offline resolve against the wheelhouse differs from the lock: {diff[:10]}")
-        detail = (f"no Python {site.target.python} on this host: offline resolve for the target "
-                  f"against the wheelhouse reproduced all {len(got)} pins")
-        return Proof("offline-resolve", detail, time.monotonic() - started)
