@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
 from builder.cli.options import load, site_option
+from builder.pydeps.backends import BACKENDS
 from builder.pydeps.index import PYPI
 
 index_option = click.option(
@@ -79,7 +80,7 @@ class RichProgress:
 
 @click.command("lock")
 @site_option
-@click.option("--backend", type=click.Choice(["uv", "pip-compile"]), default=None,
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Resolver; both write the same pip-tools format with sha256 hashes. "
               "Default: the one the existing lock records, else uv.")
 @click.option("--refresh", is_flag=True, help="Resolve again even if the lock's inputs are unchanged.")
