@@ -155,13 +155,13 @@ def minimal_data() -> dict:
     }
 
 
-# --- a local package index (tests/pkgindex.py) ----------------------------------------------------
+# --- a local package index (tests/support/pkgindex.py) --------------------------------------------
 
 
 @pytest.fixture
 def pkgindex():
     """An empty PEP 691/700 index on loopback; add files with .add_wheel()/.add()."""
-    from pkgindex import PackageIndex, Server
+    from support.pkgindex import PackageIndex, Server
 
     with Server(PackageIndex()) as index:
         yield index
@@ -170,7 +170,7 @@ def pkgindex():
 @pytest.fixture
 def airflow_index(pkgindex):
     """The index holding a tiny Airflow 3.1.4 world (pkgindex.airflow_world)."""
-    from pkgindex import airflow_world
+    from support.pkgindex import airflow_world
 
     return airflow_world(pkgindex)
 

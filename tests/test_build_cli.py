@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from test_rpm_fixtures import (
+from support.rpm import (
     REPO, make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse, write_site,
 )
 
@@ -116,7 +116,7 @@ def test_build_without_wheelhouse_or_lock_against_a_local_index(airflow_index, t
     import json
 
     from conftest import write_toml
-    from pkgindex import site_data
+    from support.pkgindex import site_data
 
     data = {**site_data(airflow_index, name="idx"), "publish": {"sign": False}}
     site = write_toml(tmp_path / "site.toml", data)

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import readers
+from support import readers
 from builder.cli import main as cli
 from builder.errors import SiteError
 from builder.render import render_site

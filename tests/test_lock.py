@@ -26,7 +26,7 @@ from builder.errors import UsageError
 from builder.pydeps.index import PYPI, RegistryUnreachable
 from builder.site.load import site_from_data
 from conftest import EXAMPLE, REPO, minimal_data
-from pkgindex import CUTOFF, YANK_REASON, site_data
+from support.pkgindex import CUTOFF, YANK_REASON, site_data
 
 COMMITTED = REPO / "locks" / "bigdata-prod.txt"
 
@@ -99,7 +99,7 @@ def test_unknown_backend(example_site, tmp_path):
         ensure_lock(example_site, locks_dir=tmp_path, backend="poetry")
 
 
-# --- offline: real uv against a local index (tests/pkgindex.py) ------------------------------------
+# --- offline: real uv against a local index (tests/support/pkgindex.py) ------------------------------------
 
 
 def index_site(index, **airflow):
@@ -164,7 +164,7 @@ def test_bad_input_offline(airflow_index, tmp_path, airflow, target, message):
 
 
 def test_index_without_upload_times_is_refused(pkgindex, tmp_path):
-    from pkgindex import airflow_world
+    from support.pkgindex import airflow_world
 
     airflow_world(pkgindex)
     for files in pkgindex.files.values():

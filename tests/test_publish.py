@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from test_rpm_fixtures import (
+from support.rpm import (
     build, make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse, write_site,
 )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_rpm_fixtures import (
+from support.rpm import (
     EPOCH, REPO, build, example_data, extract, mini_data, needs_rpm, rpm_query, synthetic_wheelhouse, write_site,
 )
 

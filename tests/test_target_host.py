@@ -209,7 +209,7 @@ def test_systemd_reads_env_files_as_the_wrapper_and_sh_do(host):
     the wrapper and dash must all read as the site meant."""
     import copy
 
-    import readers
+    from support import readers
     from builder.render import render_site
     from builder.site import site_from_data
     from test_hostile_values import EXAMPLE_DATA
