@@ -31,7 +31,7 @@ from builder.pydeps.index import Registry
 from builder.pydeps.lockfile import Lock
 from builder.pydeps.wheelhouse import MANIFEST, OFFLINE_LOCK, SHA256SUMS, build_wheelhouse
 from builder.site.load import site_from_data
-from conftest import minimal_data
+from support.sites import minimal_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.network]
 

@@ -29,7 +29,7 @@ from builder.rpm import plan as P
 from builder.rpm.spec import render_build_venv, render_spec
 from builder.site import Site, site_from_data
 from builder.render.unitcheck import verify_units
-from conftest import REPO
+from support.sites import REPO
 from test_hostile_values import ACCEPTED, EXAMPLE_DATA, PRINTABLE, STRING_FIELDS
 
 LOCK = REPO / "locks" / "bigdata-prod.txt"

@@ -251,7 +251,7 @@ def test_wrapper_refuses_clearly_without_secrets(tmp_path):
     import sys
 
     from builder.site import site_from_data
-    from conftest import minimal_data
+    from support.sites import minimal_data
 
     files = {f.dest: f.text for f in render_site(site_from_data(minimal_data()))}
     wrapper = tmp_path / "airflow"

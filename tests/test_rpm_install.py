@@ -30,8 +30,9 @@ import pytest
 
 from support.rpm import (
     SYNTH_MODULES, build, have, make_gpg_key, mini_data, needs_rpm, standin_rpm, stop_gpg_agent,
-    synthetic_wheelhouse, target_root, write_site,
+    synthetic_wheelhouse, target_root,
 )
+from support.sites import write_site
 
 pytestmark = [
     pytest.mark.integration, needs_rpm,

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import tomllib
 
-from support.rpm import example_data, toml_dumps
+from support.sites import example_data, to_toml
 
 
-def test_toml_dumps_round_trips():
+def test_to_toml_round_trips():
     data = example_data()
-    assert tomllib.loads(toml_dumps(data)) == data
+    assert tomllib.loads(to_toml(data)) == data
+    # Keys and strings that are not bare (a trailing newline included), an empty table.
+    tricky = {"site": {"name": 'a"b\\c\n\x00\x7f\u2028é'}, "hosts": [{"name": "h", "roles": ["x", "y"]}],
+              "airflow_cfg": {"core": {"key\n": "v", "a.b": 1, "": True}, "empty": {}}}
+    assert tomllib.loads(to_toml(tricky)) == tricky
+    assert to_toml({"a": 1}, comment="made here") == "# made here\na = 1\n"
 
 
 def test_standin_claims_nothing_the_root_lacks(tmp_path):

@@ -13,7 +13,7 @@ from builder.errors import BundleError
 from builder.render import RenderedFile, render_site
 from builder.render import jinja
 from builder.rpm import plan as P
-from conftest import EXAMPLE, REPO
+from support.sites import EXAMPLE, REPO
 
 
 def bundle_in_process(capsys, *args: str) -> tuple[int, str]:
@@ -85,7 +85,7 @@ def test_bundle_lock_with_a_mirror_cutting_answers_short(airflow_index, tmp_path
     import sys
 
     from support.pkgindex import site_data
-    from support.rpm import write_site
+    from support.sites import write_site
 
     airflow = next(f for f in airflow_index.files["apache-airflow"] if f.filename.endswith(".whl"))
     airflow.serve_metadata, airflow.truncate = False, 40  # lock reads Airflow's extras from the wheel

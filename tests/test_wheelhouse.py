@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import subprocess
@@ -19,15 +18,8 @@ from builder.pydeps.resolve import ensure_lock, find_interpreter, pinned_version
 from builder.pydeps.index import Registry
 from builder.site.load import site_from_data
 from builder.pydeps.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse, prove_complete
-from conftest import EXAMPLE, REPO, minimal_data
+from support.sites import EXAMPLE, REPO, small_site
 from support.pkgindex import File, site_data
-
-
-def small_site(python: str = "3.11.7"):
-    data = copy.deepcopy(minimal_data())
-    data["airflow"] = {"version": "3.1.4", "extras": ["ssh"], "providers": []}
-    data["target"] = {"python": python}
-    return site_from_data(data)
 
 
 def nothing(level, message):
