@@ -32,16 +32,21 @@ def minimal_data(name: str = "mini") -> dict:
     }
 
 
-def small_site(python: str = "3.11.7", **airflow: Any):
-    """A small site (one extra, no extra provider): ~130 packages, locks in seconds.
+def small_data(name: str = "mini", python: str = "3.11.7", **airflow: Any) -> dict:
+    """minimal_data locking Airflow 3.1.4 with one extra (ssh) and no extra provider.
 
-    `python`: the target interpreter; `airflow`: more [airflow] keys (e.g. constraints=)."""
-    from builder.site.load import site_from_data
-
-    data = minimal_data()
+    `python`: the target interpreter; `airflow`: more or other [airflow] keys."""
+    data = minimal_data(name)
     data["airflow"] = {"version": "3.1.4", "extras": ["ssh"], "providers": [], **airflow}
     data["target"] = {"python": python}
-    return site_from_data(data)
+    return data
+
+
+def small_site(python: str = "3.11.7", **airflow: Any):
+    """The small site (small_data) loaded: ~130 packages from PyPI, locks in seconds."""
+    from builder.site.load import site_from_data
+
+    return site_from_data(small_data(python=python, **airflow))
 
 
 # --- writing site.toml ----------------------------------------------------------------------------
