@@ -5,13 +5,11 @@ import os
 import re
 import shutil
 import tempfile
-import tomllib
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "site.toml"
+from support import sites
 
 # --- under CI a skip is a failure ------------------------------------------------------------
 #
@@ -127,9 +125,9 @@ def _isolated_config(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
 
 
-@pytest.fixture(scope="session")
-def example_data() -> dict:
-    return tomllib.loads(EXAMPLE.read_text())
+@pytest.fixture(scope="session", name="example_data")
+def _example_data() -> dict:
+    return sites.example_data()
 
 
 @pytest.fixture
@@ -142,26 +140,16 @@ def data(example_data) -> dict:
 def example_site():
     from builder.site import load_site
 
-    return load_site(EXAMPLE)
+    return load_site(sites.EXAMPLE)
 
 
-def minimal_data() -> dict:
-    """The smallest valid site: one host, no LDAP, no Kerberos."""
-    return {
-        "site": {"name": "mini"},
-        "hosts": [{"name": "af1.example.com",
-                   "roles": ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker"]}],
-        "database": {"host": "db.example.com"},
-    }
-
-
-# --- a local package index (tests/pkgindex.py) ----------------------------------------------------
+# --- a local package index (tests/support/pkgindex.py) --------------------------------------------
 
 
 @pytest.fixture
 def pkgindex():
     """An empty PEP 691/700 index on loopback; add files with .add_wheel()/.add()."""
-    from pkgindex import PackageIndex, Server
+    from support.pkgindex import PackageIndex, Server
 
     with Server(PackageIndex()) as index:
         yield index
@@ -170,7 +158,7 @@ def pkgindex():
 @pytest.fixture
 def airflow_index(pkgindex):
     """The index holding a tiny Airflow 3.1.4 world (pkgindex.airflow_world)."""
-    from pkgindex import airflow_world
+    from support.pkgindex import airflow_world
 
     return airflow_world(pkgindex)
 
@@ -204,10 +192,3 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(run, "run", no_command)
 
-
-def write_toml(path: Path, data: dict) -> Path:
-    """A site file for `data` (the e2e's TOML writer; no TOML writer is a dependency)."""
-    from e2e.site import to_toml
-
-    path.write_text(to_toml(data))
-    return path

@@ -78,7 +78,7 @@ def test_missing_core_pin_is_an_error():
         load_schema({"apache-airflow-providers-fab": "3.0.3"})
 
 
-# --- offline: the lock's index (tests/pkgindex.py) ---------------------------------------------------
+# --- offline: the lock's index (tests/support/pkgindex.py) ---------------------------------------------------
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def private_caches(tmp_path, monkeypatch):
 
 def _mirror_lock(index, tmp_path):
     from builder.pydeps.resolve import ensure_lock
-    from pkgindex import site_data
+    from support.pkgindex import site_data
 
     site = site_from_data(site_data(index))
     return site, ensure_lock(site, locks_dir=tmp_path / "locks", index_url=index.simple, notify=lambda *a: None)
@@ -108,7 +108,7 @@ def test_schema_is_read_from_the_lock_index(airflow_index, tmp_path, private_cac
 
 
 def test_schema_of_the_lock_index_judges(pkgindex, tmp_path, private_caches):
-    from pkgindex import OPTIONS, airflow_world, config_yml
+    from support.pkgindex import OPTIONS, airflow_world, config_yml
 
     # This mirror's core lacks [fab] config_file: the check must say so, so it read this wheel.
     airflow_world(pkgindex, core_config=config_yml({k: v for k, v in OPTIONS.items() if k != "fab"}))
@@ -118,7 +118,7 @@ def test_schema_of_the_lock_index_judges(pkgindex, tmp_path, private_caches):
 
 
 def test_schema_wheel_must_be_the_locked_one(airflow_index, tmp_path, private_caches):
-    from pkgindex import wheel
+    from support.pkgindex import wheel
 
     site, lock = _mirror_lock(airflow_index, tmp_path)
     core = airflow_index.file("apache_airflow_core-3.1.4-py3-none-any.whl")
@@ -132,7 +132,7 @@ def test_schema_memo_is_per_wheel_not_per_version(airflow_index, tmp_path, priva
     """Two indexes may serve different files as apache-airflow-core 3.1.4: the memo of one
     must not answer for the other (it was keyed by name and version)."""
     from builder.pydeps.lockfile import Lock
-    from pkgindex import OPTIONS, config_yml, wheel
+    from support.pkgindex import OPTIONS, config_yml, wheel
 
     site, lock = _mirror_lock(airflow_index, tmp_path)
     validate_against_lock(site, airflow_cfg_options(site), lock)  # memo of this core written

@@ -3,23 +3,21 @@ whole pipeline (lock, wheelhouse, manifest, schema check) against a local index.
 
 from __future__ import annotations
 
-import os
+import functools
 import re
 import subprocess
-import sys
 
 import pytest
 
-from test_rpm_fixtures import (
-    REPO, make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse, write_site,
-)
+from support import cli
+from support.rpm import make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse
+from support.sites import write_site, write_toml
 
 pytestmark = [pytest.mark.integration, needs_rpm]
 
 
-def bundle(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "builder", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+# `bundle build` runs the whole pipeline: a longer ceiling than the other commands'.
+bundle = functools.partial(cli.bundle, timeout=600)
 
 
 def test_build_then_export_prints_a_summary(tmp_path):
@@ -103,7 +101,7 @@ def test_rpms_written_elsewhere_are_a_clear_error(tmp_path):
     site = write_site(tmp_path / "site.toml", {**mini_data("moved"), "publish": {"sign": False}})
     proc = bundle("build", "--site", str(site), "--out", str(tmp_path / "out"), "--wheelhouse", str(wh.dir),
                   "--lock", str(wh.lock), "--uv-wheel", str(wh.uv_wheel), "--rpm-cache", str(tmp_path / "cache"),
-                  env={"HOME": str(home)})
+                  extra_env={"HOME": str(home)})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "succeeded but did not write airflow-prod-wheelhouse-" in proc.stderr
     assert "hint: a macro file of this build host (~/.rpmmacros" in proc.stderr
@@ -115,19 +113,18 @@ def test_build_without_wheelhouse_or_lock_against_a_local_index(airflow_index, t
     engine's own lock and wheelhouse steps, which every other build test skips."""
     import json
 
-    from conftest import write_toml
-    from pkgindex import site_data
+    from support.pkgindex import site_data
 
     data = {**site_data(airflow_index, name="idx"), "publish": {"sign": False}}
     site = write_toml(tmp_path / "site.toml", data)
     locks, out = tmp_path / "locks", tmp_path / "out"
     env = {"AIRFLOW_PROD_BLOBS": str(tmp_path / "blobs")}  # every file comes from this index
     made = bundle("lock", "--site", str(site), "--locks-dir", str(locks), "--index-url", airflow_index.simple,
-                  env=env)
+                  extra_env=env)
     assert made.returncode == 0, made.stderr
     args = ["build", "--site", str(site), "--locks-dir", str(locks), "--out", str(out),
             "--rpm-cache", str(tmp_path / "cache")]
-    proc = bundle(*args, env=env)
+    proc = bundle(*args, extra_env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout
     assert "[lock] reused in" in lines and f"(6 pins, uv against {airflow_index.simple})" in lines
@@ -144,20 +141,21 @@ def test_build_without_wheelhouse_or_lock_against_a_local_index(airflow_index, t
     listed = subprocess.run(["rpm", "-qlp", str(wh_rpm)], capture_output=True, text=True, check=True).stdout
     assert "paramiko-3.4.0-py3-none-any.whl" in listed and "apache_airflow_core-3.1.4-py3-none-any.whl" in listed
     assert (out / "repo" / "repodata" / "repomd.xml").is_file()
-    again = bundle(*args, env=env)
+    again = bundle(*args, extra_env=env)
     assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish" in again.stdout
     # The wheelhouse and its offline lock (which names no index), with a fresh cache: the
     # schema is read from the wheelhouse's own core wheel, nothing from the index.
     airflow_index.requests.clear()
     given = bundle("build", "--site", str(site), "--out", str(tmp_path / "out2"), "--wheelhouse",
                    str(out / "wheelhouse"), "--lock", str(out / "wheelhouse" / "requirements.lock"),
-                   "--rpm-cache", str(tmp_path / "cache"), env={**env, "AIRFLOW_PROD_CACHE": str(tmp_path / "c2")})
+                   "--rpm-cache", str(tmp_path / "cache"),
+                   extra_env={**env, "AIRFLOW_PROD_CACHE": str(tmp_path / "c2")})
     assert given.returncode == 0, given.stdout + given.stderr
     assert f"{options} airflow.cfg options valid" in given.stdout and airflow_index.requests == []
     # An option the mirror's Airflow does not have fails the render step, naming it.
     data["airflow_cfg"] = {"core": {"parallelism_typo": 3}}
     write_toml(site, data)
-    bad = bundle(*args, env=env)
+    bad = bundle(*args, extra_env=env)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert ("site.toml airflow_cfg.core.parallelism_typo: [core] has no option 'parallelism_typo' "
             "(did you mean 'parallelism'?)") in bad.stderr

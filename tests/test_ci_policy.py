@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from conftest import REPO, SKIP_ALLOWED, skip_allowed
+from conftest import SKIP_ALLOWED, skip_allowed
+from support.sites import REPO
 
 SAMPLE = '''
 import pytest

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE, REPO
-
-
-def bundle(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "builder", *args], capture_output=True, text=True,
-                          cwd=cwd or REPO, timeout=300)
+from support.cli import bundle
+from support.sites import EXAMPLE, REPO
 
 
 def test_help_teaches():

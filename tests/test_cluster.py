@@ -26,7 +26,7 @@ from builder.material.secrets import generate_values, write_secrets
 from builder.site.secrets import JWT_SECRET
 from builder.site import load_site, site_from_data
 from builder.check.units import security_scores, verify_units
-from conftest import REPO
+from support.sites import REPO
 
 CLUSTER = REPO / "examples" / "cluster.toml"
 A, B, C, D = (f"af-{x}.my.bigdata.local" for x in "abcd")

@@ -14,7 +14,7 @@ import pytest
 
 from builder.pydeps import native
 from builder.rpm.spec import render_build_venv
-from dockerengine import build_wheels_block
+from support.dockerengine import build_wheels_block
 
 NAME_VALUE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 

@@ -29,7 +29,7 @@ from builder.pydeps.lockfile import Pin, render_pins
 from builder.pydeps.resolve import ensure_lock
 from builder.pydeps.uv import uv_bin
 from builder.pydeps.wheelhouse import _resolve_build_requirements, select_artifacts
-from conftest import REPO
+from support.sites import REPO
 
 METADATA = re.compile(rb"/\* BEGIN: Cython Metadata.*?END: Cython Metadata \*/\n", re.S)
 

@@ -1,6 +1,6 @@
 """The docker native-wheel builder, run end to end through the docker SDK (issue 10, item 7).
 
-A private dockerd (tests/dockerengine.py: no iptables, no bridge, its own socket and data
+A private dockerd (tests/support/dockerengine.py: no iptables, no bridge, its own socket and data
 root, stopped by PID, data root removed) builds the native sdists of a small lock
 (python-ldap, pykerberos, gssapi, krb5, thrift) through `build_wheelhouse` with
 `native_builder = "docker"` and `builder_image` naming a prepared image, exactly as a site
@@ -31,7 +31,7 @@ from builder.pydeps.index import Registry
 from builder.pydeps.lockfile import Lock
 from builder.pydeps.wheelhouse import MANIFEST, OFFLINE_LOCK, SHA256SUMS, build_wheelhouse
 from builder.site.load import site_from_data
-from conftest import minimal_data
+from support.sites import minimal_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.network]
 
@@ -73,7 +73,7 @@ def _site(image: str):
 
 def _tools(dest: Path) -> Path:
     """Dockerfile.rhel9's pinned build tools, as wheels checked against their sha256."""
-    from dockerengine import BUILD_TOOLS
+    from support.dockerengine import BUILD_TOOLS
 
     store = BlobStore()
     reg = Registry()
@@ -91,7 +91,7 @@ def _tools(dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from dockerengine import Engine, firewall_rules, missing_tools
+    from support.dockerengine import Engine, firewall_rules, missing_tools
 
     if os.geteuid() != 0:
         pytest.skip("dockerd needs root (run as root; CI does)")
@@ -112,7 +112,7 @@ def engine(tmp_path_factory):
 @pytest.fixture(scope="module")
 def images(engine, tmp_path_factory):
     """(stand-in builder tag, its image ID, target image tag): imported and built here."""
-    from dockerengine import builder_root, root_tag, target_root
+    from support.dockerengine import builder_root, root_tag, target_root
 
     base = root_tag("airflow-prod-standin-debian12-build", builder_root())
     _, TIMINGS["import builder root"] = engine.import_root(builder_root(), base)
@@ -211,7 +211,7 @@ def test_wheels_install_on_the_booted_hardened_target_and_import_as_a_service_us
     hash-checked install build-venv runs, under the umask it sets, its cache beside the venv
     (never in the noexec temp directories); every native module imports as an unprivileged user."""
     from builder.pydeps.uv import uv_bin
-    from dockerengine import target_root
+    from support.dockerengine import target_root
     from e2e.fixtures import keep_temp, scratch_dir
     from e2e.target import booted_host
 
@@ -273,7 +273,7 @@ def test_without_builder_image_dockerfile_rhel9_is_built_from_the_dockerfile_alo
     context. On the Debian base (the only image here) its first `dnf install` fails without
     RHEL repositories or network, and that failure is a NativeBuildError, not a traceback."""
     monkeypatch.setenv("DOCKER_HOST", engine.host)
-    from dockerengine import builder_root, root_tag
+    from support.dockerengine import builder_root, root_tag
 
     base = root_tag("airflow-prod-standin-debian12-build", builder_root())
     with pytest.raises(native.NativeBuildError, match=r"building the RHEL 9 builder image from .*Dockerfile\.rhel9 failed"):
@@ -281,7 +281,7 @@ def test_without_builder_image_dockerfile_rhel9_is_built_from_the_dockerfile_alo
 
 
 def test_dockerfile_path_is_the_checkouts_dockerfile():
-    from dockerengine import DOCKERFILE_RHEL9
+    from support.dockerengine import DOCKERFILE_RHEL9
 
     assert native.dockerfile_path() == DOCKERFILE_RHEL9
 

@@ -23,14 +23,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import readers
 from builder import layout
+from support import readers
 from builder.cli import main as cli
 from builder.errors import SiteError
 from builder.render import render_site
 from builder.render.units import unit_specs
 from builder.site import Site, site_from_data
-from conftest import EXAMPLE
+from support.sites import example_data, to_toml
 
 settings.register_profile("suite", max_examples=1500, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -38,7 +38,7 @@ settings.register_profile("long", max_examples=20_000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "suite")
 
-EXAMPLE_DATA = tomllib.loads(EXAMPLE.read_text())
+EXAMPLE_DATA = example_data()
 TOP_KEYS = tuple(Site.model_fields)
 
 # Pieces that mean something to sh, systemd, rpm, configparser, Airflow, XML or Python.
@@ -146,49 +146,6 @@ def hostile_site(draw) -> tuple[str, dict, str]:
 
 
 # --- the two outcomes ---------------------------------------------------------------------
-
-def toml_string(value: str) -> str:
-    out = []
-    for ch in value:
-        if ch in '"\\' or ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append({'"': '\\"', "\\": "\\\\"}.get(ch, f"\\u{ord(ch):04X}"))
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def to_toml(data: dict) -> str:
-    """site.toml text for the data (tables, arrays of tables, strings, numbers, booleans)."""
-    lines: list[str] = []
-
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return toml_string(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        raise TypeError(type(v))
-
-    def table(prefix: list[str], node: dict) -> None:
-        scalars = {k: v for k, v in node.items() if not isinstance(v, dict)
-                   and not (isinstance(v, list) and v and isinstance(v[0], dict))}
-        if prefix:
-            lines.append("[" + ".".join(toml_string(p) for p in prefix) + "]")
-        lines.extend(f"{toml_string(k)} = {value(v)}" for k, v in scalars.items())
-        for k, v in node.items():
-            if isinstance(v, dict):
-                table(prefix + [k], v)
-            elif isinstance(v, list) and v and isinstance(v[0], dict):
-                for item in v:
-                    lines.append("[[" + ".".join(toml_string(p) for p in prefix + [k]) + "]]")
-                    lines.extend(f"{toml_string(ik)} = {value(iv)}" for ik, iv in item.items())
-
-    table([], data)
-    return "\n".join(lines) + "\n"
-
 
 def assert_refused_clearly(data: dict, workdir: Path) -> None:
     site_toml = workdir / "site.toml"

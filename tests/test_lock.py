@@ -4,7 +4,6 @@ bad input named precisely; a lock is reused as it was made, or refused."""
 from __future__ import annotations
 
 import copy
-import os
 import re
 import socket
 import subprocess
@@ -25,18 +24,11 @@ from builder import target
 from builder.errors import UsageError
 from builder.pydeps.index import PYPI, RegistryUnreachable
 from builder.site.load import site_from_data
-from conftest import EXAMPLE, REPO, minimal_data
-from pkgindex import CUTOFF, YANK_REASON, site_data
+from support.cli import bundle
+from support.sites import EXAMPLE, REPO, minimal_data, small_site, write_toml
+from support.pkgindex import CUTOFF, YANK_REASON, site_data
 
 COMMITTED = REPO / "locks" / "bigdata-prod.txt"
-
-
-def small_site(**airflow):
-    """A small site (one extra, no extra provider): ~130 packages, locks in seconds."""
-    data = copy.deepcopy(minimal_data())
-    data["airflow"] = {"version": "3.1.4", "extras": ["ssh"], "providers": [], **airflow}
-    data["target"] = {"python": "3.11.7"}
-    return site_from_data(data)
 
 
 def quiet(level, message):
@@ -99,7 +91,7 @@ def test_unknown_backend(example_site, tmp_path):
         ensure_lock(example_site, locks_dir=tmp_path, backend="poetry")
 
 
-# --- offline: real uv against a local index (tests/pkgindex.py) ------------------------------------
+# --- offline: real uv against a local index (tests/support/pkgindex.py) ------------------------------------
 
 
 def index_site(index, **airflow):
@@ -164,7 +156,7 @@ def test_bad_input_offline(airflow_index, tmp_path, airflow, target, message):
 
 
 def test_index_without_upload_times_is_refused(pkgindex, tmp_path):
-    from pkgindex import airflow_world
+    from support.pkgindex import airflow_world
 
     airflow_world(pkgindex)
     for files in pkgindex.files.values():
@@ -237,26 +229,22 @@ def test_lock_without_backend_header_is_refused_by_build(airflow_index, tmp_path
         ensure_lock(site, locks_dir=tmp_path, may_relock=False, notify=quiet)
 
 
-def _bundle(*args: str, cwd, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))} | extra_env
-    return subprocess.run([sys.executable, "-m", "builder", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+# The CLI without this machine's pip/uv configuration: the lock's own index is the one asked.
+NO_PIP_UV = ("PIP_", "UV_")
 
 
 def test_cli_build_refuses_a_changed_mirror_lock(airflow_index, tmp_path):
-    from conftest import write_toml
-
     site_file = write_toml(tmp_path / "site.toml", {**site_data(airflow_index), "publish": {"sign": False}})
     locks = tmp_path / "locks"
-    made = _bundle("lock", "--site", str(site_file), "--locks-dir", str(locks), "--index-url", airflow_index.simple,
-                   cwd=tmp_path)
+    made = bundle("lock", "--site", str(site_file), "--locks-dir", str(locks), "--index-url", airflow_index.simple,
+                  cwd=tmp_path, drop_env=NO_PIP_UV)
     assert made.returncode == 0, made.stderr
     lock_file = locks / "mini.txt"
     text = lock_file.read_text()
     assert f"# index: {airflow_index.simple}\n" in text
     write_toml(site_file, {**site_data(airflow_index, extras=["ssh", "ldap"]), "publish": {"sign": False}})
-    proc = _bundle("build", "--site", str(site_file), "--locks-dir", str(locks), "--out", str(tmp_path / "out"),
-                   cwd=tmp_path)
+    proc = bundle("build", "--site", str(site_file), "--locks-dir", str(locks), "--out", str(tmp_path / "out"),
+                  cwd=tmp_path, drop_env=NO_PIP_UV)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert (f"error: {lock_file}: the site's inputs changed since it was made with --backend uv --index-url "
             f"{airflow_index.simple}; not re-resolving it behind your back") in proc.stderr
@@ -265,17 +253,15 @@ def test_cli_build_refuses_a_changed_mirror_lock(airflow_index, tmp_path):
 
 
 def test_cli_wheelhouse_downloads_from_the_lock_index(airflow_index, tmp_path):
-    from conftest import write_toml
-
     site_file = write_toml(tmp_path / "site.toml", site_data(airflow_index))
     locks = tmp_path / "locks"
-    assert _bundle("lock", "--site", str(site_file), "--locks-dir", str(locks), "--index-url", airflow_index.simple,
-                   cwd=tmp_path).returncode == 0
+    assert bundle("lock", "--site", str(site_file), "--locks-dir", str(locks), "--index-url", airflow_index.simple,
+                  cwd=tmp_path, drop_env=NO_PIP_UV).returncode == 0
     airflow_index.requests.clear()
     # A private blob store: every file must come from the mirror now (the tiny wheels are
     # byte-stable, so the shared store may already hold them).
-    proc = _bundle("wheelhouse", "--site", str(site_file), "--locks-dir", str(locks), "--out", str(tmp_path / "wh"),
-                   cwd=tmp_path, AIRFLOW_PROD_BLOBS=str(tmp_path / "blobs"))
+    proc = bundle("wheelhouse", "--site", str(site_file), "--locks-dir", str(locks), "--out", str(tmp_path / "wh"),
+                  cwd=tmp_path, drop_env=NO_PIP_UV, extra_env={"AIRFLOW_PROD_BLOBS": str(tmp_path / "blobs")})
     assert proc.returncode == 0, proc.stderr
     assert f"{locks / 'mini.txt'}: inputs unchanged (6 pins), reusing it (made with uv against " \
            f"{airflow_index.simple})" in proc.stderr

@@ -10,9 +10,8 @@ import tarfile
 
 import pytest
 
-from test_rpm_fixtures import (
-    build, make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse, write_site,
-)
+from support.rpm import build, make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse
+from support.sites import write_site
 
 pytestmark = [pytest.mark.integration, needs_rpm]
 

@@ -24,7 +24,7 @@ from builder.render import render_site
 from builder.rpm import plan as P
 from builder.rpm.spec import render_build_venv, render_spec
 from builder.site import site_from_data
-from conftest import minimal_data
+from support.sites import minimal_data
 
 
 def site_312(python: str = "3.12.1", extras: tuple[str, ...] = ("ssh",)):

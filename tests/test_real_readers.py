@@ -22,14 +22,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import readers
+from support import readers
 from builder.pydeps.lockfile import pinned_versions
 from builder.render import render_site
 from builder.rpm import plan as P
 from builder.rpm.spec import render_build_venv, render_spec
 from builder.site import Site, site_from_data
 from builder.check.units import verify_units
-from conftest import REPO
+from support.sites import REPO
 from test_hostile_values import ACCEPTED, EXAMPLE_DATA, PRINTABLE, STRING_FIELDS
 
 LOCK = REPO / "locks" / "bigdata-prod.txt"
@@ -129,7 +129,7 @@ def test_airflow_reads_every_option_as_meant(name, site, airflow_reader, tmp_pat
        option=st.sampled_from(["logging.log_format", "api.instance_name", "webserver.x"]))
 def test_airflow_reads_drawn_values_as_meant(value, option, airflow_reader, tmp_path):
     """Drawn printable values that `bundle check` accepts reach Airflow unchanged (and the
-    mirror in tests/readers.py, which the fast property test uses, agrees with Airflow)."""
+    mirror in tests/support/readers.py, which the fast property test uses, agrees with Airflow)."""
     data = copy.deepcopy(EXAMPLE_DATA)
     STRING_FIELDS["airflow_cfg.logging.log_format" if option == "logging.log_format" else
                   "api.instance_name" if option == "api.instance_name" else "airflow_cfg.webserver.x"](data, value)

@@ -1,5 +1,5 @@
 """The package index as the lock and wheelhouse see it: a local PEP 691/700 index
-(tests/pkgindex.py, offline), real PyPI (marked network), and a dead port."""
+(tests/support/pkgindex.py, offline), real PyPI (marked network), and a dead port."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from builder.pydeps.index import Registry, RegistryError, RegistryUnreachable, UnknownProject, network_env
-from pkgindex import RELEASE_UPLOAD, YANK_REASON, File, wheel
+from support.pkgindex import RELEASE_UPLOAD, YANK_REASON, File, wheel
 
 
 def _closed_port() -> int:

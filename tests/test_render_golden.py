@@ -19,7 +19,7 @@ import pytest
 
 from builder.render import render_site
 from builder.site import site_from_data
-from conftest import EXAMPLE, REPO, minimal_data
+from support.sites import EXAMPLE, REPO, minimal_data
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

@@ -215,7 +215,7 @@ def test_wrapper_reads_service_environment_without_sourcing(files):
 def test_wrapper_parses_env_files_like_systemd(files, tmp_path):
     """systemd's env-file grammar (quotes, escapes, comments, trailing blanks), on a file
     whose every line is a trap for a shell `.`; the same file must never run anything."""
-    import readers
+    from support import readers
 
     read_env_file = _wrapper_module(files["/usr/bin/airflow"])["read_env_file"]
     canary = tmp_path / "ran"
@@ -251,7 +251,7 @@ def test_wrapper_refuses_clearly_without_secrets(tmp_path):
     import sys
 
     from builder.site import site_from_data
-    from conftest import minimal_data
+    from support.sites import minimal_data
 
     files = {f.dest: f.text for f in render_site(site_from_data(minimal_data())).files}
     wrapper = tmp_path / "airflow"

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from test_rpm_fixtures import (
-    EPOCH, REPO, build, example_data, extract, mini_data, needs_rpm, rpm_query, synthetic_wheelhouse, write_site,
-)
+from support.rpm import EPOCH, build, extract, mini_data, needs_rpm, rpm_query, synthetic_wheelhouse
+from support.sites import REPO, example_data, write_site
 
 pytestmark = [pytest.mark.integration, needs_rpm]
 

@@ -16,7 +16,7 @@ CPython 3.11.2 and rpm runs every scriptlet chrooted there; /dev and /proc are
 bind-mounted for the duration. Its rpmdb knows nothing of Debian's packages, so a
 TEST-ONLY stand-in package provides the RHEL names (python3.11, systemd,
 shadow-utils, krb5-workstation, ...) after checking each path exists in the root
-(test_rpm_fixtures). Every package of the repository is installed: all six roles.
+(tests/support/rpm.py). Every package of the repository is installed: all six roles.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from test_rpm_fixtures import (
+from support.rpm import (
     SYNTH_MODULES, build, have, make_gpg_key, mini_data, needs_rpm, standin_rpm, stop_gpg_agent,
-    synthetic_wheelhouse, target_root, write_site,
+    synthetic_wheelhouse, target_root,
 )
+from support.sites import write_site
 
 pytestmark = [
     pytest.mark.integration, needs_rpm,
@@ -350,7 +351,7 @@ def test_failed_venv_build_keeps_the_old_venv_serving_and_says_so_loudly(host):
     lock = host.wh.lock.read_text()
     first_hash = lock.split("sha256:")[1][:64]
     (bad / "requirements.txt").write_text(lock.replace(first_hash, "0" * 64))
-    from test_rpm_fixtures import SynthWheelhouse
+    from support.rpm import SynthWheelhouse
 
     before = _venv_target(host)
     host.build(SynthWheelhouse(bad / "wheels", bad / "requirements.txt", host.wh.uv_wheel))

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from builder.errors import UsageError
 from builder.material.secrets import default_secrets_path, write_secrets
 from builder.site import site_from_data
-from conftest import minimal_data
+from support.sites import minimal_data
 
 
 def _parse(text: str) -> dict[str, str]:

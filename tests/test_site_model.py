@@ -9,7 +9,7 @@ import pytest
 
 from builder.errors import SiteError
 from builder.site import load_site, parse_site, site_from_data
-from conftest import EXAMPLE, minimal_data
+from support.sites import EXAMPLE, minimal_data
 
 
 def test_example_loads_with_guide_values(example_site):

@@ -207,12 +207,10 @@ def test_systemd_reads_env_files_as_the_wrapper_and_sh_do(host):
     the `airflow` wrapper's port must read identically, and (b) the sysconfig of a site whose
     [environment] values are full of quotes, `$`, backticks and backslashes, which systemd,
     the wrapper and dash must all read as the site meant."""
-    import copy
-
-    import readers
     from builder.render import render_site
     from builder.site import site_from_data
-    from test_hostile_values import EXAMPLE_DATA
+    from support import readers
+    from support.sites import example_data
 
     canary = "/root/env-canary"
     host.put("/etc/e2e-env/tricky.env", readers.TRICKY_ENV_FILE.format(canary=canary).encode())
@@ -227,7 +225,7 @@ def test_systemd_reads_env_files_as_the_wrapper_and_sh_do(host):
     assert refused.returncode != 0
     assert "Failed to load environment files: Bad message" in host.journal(lines=50)
 
-    data = copy.deepcopy(EXAMPLE_DATA)
+    data = example_data()
     data["environment"] = {
         "QUOTES": "it's \"quoted\" `id` $(touch /root/env-canary) $HOME ${X} \\ trailing\\",
         "SPACES": "  leading and trailing  ", "UNICODE": "Ünïcødé Ω 😀", "EMPTY": "",

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from builder.errors import UsageError
 from builder.site import site_from_data
 from builder.material.tls import check_tls, write_csr, write_self_signed
-from conftest import minimal_data
+from support.sites import minimal_data
+from support.tls import cert_pem
 
 UTC = dt.timezone.utc
 
@@ -61,11 +62,7 @@ class PrivateCA:
         return builder.sign(self.key, hashes.SHA256())
 
     def pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
+        return cert_pem(self.cert)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +76,8 @@ def signed(tmp_path, fast_site, ca):
     files = write_csr(fast_site, tmp_path)
     csr = x509.load_pem_x509_csr(files.csr.read_bytes())
     leaf = ca.sign(csr)
-    (tmp_path / "leaf.pem").write_bytes(_pem(leaf))
-    (tmp_path / "airflow_cert.pem").write_bytes(_pem(leaf) + ca.pem())
+    (tmp_path / "leaf.pem").write_bytes(cert_pem(leaf))
+    (tmp_path / "airflow_cert.pem").write_bytes(cert_pem(leaf) + ca.pem())
     (tmp_path / "ca-chain.pem").write_bytes(ca.pem())
     return tmp_path
 

@@ -10,7 +10,7 @@ from builder.errors import ValidationFailed
 from builder.render import RenderedFile, render_site
 from builder.site import site_from_data
 from builder.check.units import security_scores, verify_units
-from conftest import REPO, minimal_data
+from support.sites import REPO, minimal_data
 
 # The exposure README.md and docs/unit-security.md claim (systemd-analyze security), plus
 # a margin of 0.1 for systemd's rounding: a hardening option lost from a unit fails here.

@@ -14,7 +14,7 @@ from builder.errors import BundleError
 from builder.render import RenderedFile, render_site
 from builder.render import jinja
 from builder.rpm import plan as P
-from conftest import EXAMPLE, REPO
+from support.sites import EXAMPLE, REPO
 
 
 def bundle_in_process(capsys, *args: str) -> tuple[int, str]:
@@ -69,7 +69,7 @@ def test_files_rendered_for_another_site_are_refused_with_a_hint(example_site):
 
 
 def test_an_answer_cut_short_is_a_registry_error_with_a_hint(pkgindex):
-    from pkgindex import File, wheel
+    from support.pkgindex import File, wheel
 
     from builder.pydeps.index import Registry, RegistryError
 
@@ -87,8 +87,8 @@ def test_bundle_lock_with_a_mirror_cutting_answers_short(airflow_index, tmp_path
     import subprocess
     import sys
 
-    from pkgindex import site_data
-    from test_rpm_fixtures import write_site
+    from support.pkgindex import site_data
+    from support.sites import write_site
 
     airflow = next(f for f in airflow_index.files["apache-airflow"] if f.filename.endswith(".whl"))
     airflow.serve_metadata, airflow.truncate = False, 40  # lock reads Airflow's extras from the wheel

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import subprocess
@@ -21,15 +20,8 @@ from builder.pydeps.index import Registry
 from builder.site.load import site_from_data
 from builder.pydeps.wheelhouse import MANIFEST, SHA256SUMS, build_wheelhouse
 from builder.check.wheelhouse import prove_complete
-from conftest import EXAMPLE, REPO, minimal_data
-from pkgindex import File, site_data
-
-
-def small_site(python: str = "3.11.7"):
-    data = copy.deepcopy(minimal_data())
-    data["airflow"] = {"version": "3.1.4", "extras": ["ssh"], "providers": []}
-    data["target"] = {"python": python}
-    return site_from_data(data)
+from support.sites import EXAMPLE, REPO, small_site
+from support.pkgindex import File, site_data
 
 
 def nothing(level, message):
@@ -223,7 +215,7 @@ def test_example_wheelhouse_complete(tmp_path):
         assert "openldap-devel" in proc.stdout
 
 
-# --- offline: the local index (tests/pkgindex.py) and a private blob store -------------------------------
+# --- offline: the local index (tests/support/pkgindex.py) and a private blob store -------------------------------
 
 
 @pytest.fixture
@@ -345,7 +337,7 @@ def test_full_disk_before_and_during_download_offline(pkgindex, tiny_disk, monke
 
 def test_sdist_is_built_with_build_requirements_from_the_lock_index(airflow_index, tmp_path, private_blobs):
     """A mirror-only host: the sdist's build backend exists only on the lock's index."""
-    from pkgindex import add_sdist_world
+    from support.pkgindex import add_sdist_world
 
     add_sdist_world(airflow_index)
     site = site_from_data(site_data(airflow_index, providers=["purepkg"]))

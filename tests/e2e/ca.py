@@ -17,13 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from support.tls import cert_pem
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
@@ -66,11 +64,11 @@ class PrivateCA:
             .sign(self.key, hashes.SHA256())
         )
         self.cert_path = self.dir / "ca.pem"
-        self.cert_path.write_bytes(_pem(self.cert))
+        self.cert_path.write_bytes(cert_pem(self.cert))
 
     @property
     def pem(self) -> bytes:
-        return _pem(self.cert)
+        return cert_pem(self.cert)
 
     def sign_csr(self, csr_pem: bytes, days: int = 90) -> x509.Certificate:
         """Sign a CSR as a CA would: subject and requested extensions kept, CA=false added."""
@@ -99,8 +97,8 @@ class PrivateCA:
         """`<stem>.crt` (the certificate) and `<stem>-chain.pem` (certificate + CA)."""
         cert_path = out_dir / f"{stem}.crt"
         chain_path = out_dir / f"{stem}-chain.pem"
-        cert_path.write_bytes(_pem(cert))
-        chain_path.write_bytes(_pem(cert) + self.pem)
+        cert_path.write_bytes(cert_pem(cert))
+        chain_path.write_bytes(cert_pem(cert) + self.pem)
         return cert_path, chain_path
 
     def issue_server(self, out_dir: Path, stem: str, dns: list[str], ips: list[str]) -> IssuedCert:

@@ -15,12 +15,12 @@ import ctypes
 import os
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .proc import Daemon, run, wait_until
-from .target import RootImage, TargetHost, _remove_tree
+from .target import RootImage, TargetHost, boot_unpacked
 
 CLONE_NEWNET = 0x40000000
 SUBNET = "10.213.0"
@@ -135,29 +135,15 @@ class ClusterHost(TargetHost):
                 *[f"--bind={src}:{dest}" for src, dest in sorted(self.binds_rw.items())], *self.extra_args]
 
 
-@contextmanager
 def booted_cluster_host(image: RootImage, workdir: Path, hostname: str, netns: str, hosts_text: str,
                         binds_ro: dict[str, str], binds_rw: dict[str, str], keep: bool = False,
-                        extra_args: tuple[str, ...] = ()) -> Iterator[ClusterHost]:
+                        extra_args: tuple[str, ...] = ()) -> AbstractContextManager[ClusterHost]:
     """booted_host() for a cluster member: unpack the shared cached root, boot, harden."""
-    tarball = image.ensure()
-    root = workdir / "root"
-    root.mkdir(parents=True)
-    t0 = time.monotonic()
-    run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd -T0",
-         "-C", root, "-xf", tarball], timeout=600)
-    host = ClusterHost(root, hostname, workdir / "nspawn.log", dict(binds_ro), unpack_seconds=time.monotonic() - t0,
-                       netns=netns, hosts_text=hosts_text, binds_rw=dict(binds_rw), extra_args=extra_args)
-    try:
-        host.boot()
-        host.harden()
-        yield host
-    finally:
-        try:
-            host.shutdown()
-        finally:
-            if not keep:
-                _remove_tree(workdir)
+    def host(root: Path, unpack_seconds: float) -> ClusterHost:
+        return ClusterHost(root, hostname, workdir / "nspawn.log", dict(binds_ro), unpack_seconds=unpack_seconds,
+                           netns=netns, hosts_text=hosts_text, binds_rw=dict(binds_rw), extra_args=extra_args)
+
+    return boot_unpacked(image, workdir, host, keep=keep, hardened=True)
 
 
 def haproxy_config(port: int, backends: dict[str, str], log: Path) -> str:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from support import booted
+
 # Retries as a production DAG has them: a task killed with its worker is retried (Airflow's
 # semantics), and the test reports how many tasks needed one.
 FAULT_DAGS = """\
@@ -94,13 +96,9 @@ class Api:
             return None
 
     def wait_dag(self, dag_id: str, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.try_call("GET", f"/api/v2/dags/{dag_id}") is not None:
-                self.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-                return
-            time.sleep(2)
-        raise AssertionError(f"DAG {dag_id} not parsed (not in /api/v2/dags) after {timeout:.0f} s")
+        """Parsed (asked through try_call: the api-server may be away a while), then unpaused."""
+        booted.wait_dag(dag_id, lambda path: self.try_call("GET", path) is not None, timeout=timeout)
+        self.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         body = {"logical_date": None, "conf": conf or {}}

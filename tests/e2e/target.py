@@ -26,10 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from .proc import CommandFailed, Daemon, run, stop_pid, wait_until
 
@@ -495,6 +496,8 @@ class TargetHost:
         return "\n".join(parts)
 
 
+H = TypeVar("H", bound=TargetHost)
+
 # Run inside the host by trust_rpmdb: `rpm -qal`'s regular files as "path size sha256" lines.
 _RPMDB_TRUST_SCRIPT = """\
 import hashlib, os, stat, subprocess, sys
@@ -520,22 +523,32 @@ os.replace(tmp, sys.argv[1])
 """
 
 
-@contextmanager
 def booted_host(image: RootImage, workdir: Path, hostname: str,
                 binds_ro: dict[str, str] | None = None, keep: bool = False,
-                hardened: bool = True) -> Iterator[TargetHost]:
+                hardened: bool = True) -> AbstractContextManager[TargetHost]:
     """Unpack the cached root into `workdir`, boot it, power it off and delete `workdir` afterwards.
 
     `hardened` (the default): /tmp and /var/tmp noexec,nosuid,nodev before anything runs
     (run dnf with umask=HARDENED_UMASK for the rest of the STIG/CIS picture)."""
+    def host(root: Path, unpack_seconds: float) -> TargetHost:
+        return TargetHost(root, hostname, workdir / "nspawn.log", dict(binds_ro or {}), unpack_seconds=unpack_seconds)
+
+    return boot_unpacked(image, workdir, host, keep=keep, hardened=hardened)
+
+
+@contextmanager
+def boot_unpacked(image: RootImage, workdir: Path, make_host: Callable[[Path, float], H], *, keep: bool,
+                  hardened: bool) -> Iterator[H]:
+    """The boot block of booted_host and cluster.booted_cluster_host: unpack the cached root
+    into workdir/root, make the host (`make_host(root, unpack seconds)`), boot it, harden it
+    if asked; afterwards power it off and delete `workdir` unless `keep`."""
     tarball = image.ensure()
     root = workdir / "root"
     root.mkdir(parents=True)
     t0 = time.monotonic()
     run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd -T0",
          "-C", root, "-xf", tarball], timeout=600)
-    unpack_s = time.monotonic() - t0
-    host = TargetHost(root, hostname, workdir / "nspawn.log", dict(binds_ro or {}), unpack_seconds=unpack_s)
+    host = make_host(root, time.monotonic() - t0)
     try:
         host.boot()
         if hardened:
@@ -549,5 +562,5 @@ def booted_host(image: RootImage, workdir: Path, hostname: str,
                 _remove_tree(workdir)
 
 
-__all__ = ["COMPILE_PACKAGES", "HARDENED_TMP", "HARDENED_UMASK", "ROOT_PACKAGES", "RootImage", "TargetHost", "booted_host",
-           "missing_host_tools"]
+__all__ = ["COMPILE_PACKAGES", "HARDENED_TMP", "HARDENED_UMASK", "ROOT_PACKAGES", "RootImage", "TargetHost", "boot_unpacked",
+           "booted_host", "missing_host_tools"]

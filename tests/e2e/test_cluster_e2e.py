@@ -43,15 +43,17 @@ from .fixtures import keep_temp, scratch_dir
 from .phases import CLUSTER_MARK, Phases
 from .proc import Daemon, free_port, run, wait_until
 from .repo import STANDIN_NAME, build_rpm, make_repo, repo_file, standin_spec
-from .site import e2e_site_data, to_toml
+from .site import SITE_COMMENT, e2e_site_data
 from .test_e2e import (
-    HARDENED_UMASK,
     KEY_INSIDE,
     REPO_INSIDE,
     SECURITY,
     STANDIN_INSIDE,
     bundle,
 )
+from support import booted
+from support.booted import api_answers, dnf, unit_state, wait_dag
+from support.sites import to_toml
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.timeout(5400)]
 
@@ -127,17 +129,10 @@ def hosts_file() -> str:
     return "\n".join(lines) + "\n"
 
 
-def dnf(host, *args: str, check: bool = True):
-    proc = host.run(["dnf", "-y", "--setopt=install_weak_deps=False", *args], check=check, timeout=1800,
-                    umask=HARDENED_UMASK)
-    print(f"[{host.hostname}] dnf {' '.join(args)}: exit {proc.returncode}\n{proc.stdout[-2000:]}\n"
-          f"{proc.stderr[-2000:]}", file=sys.stderr)
-    return proc
-
-
-def unit_state(host, unit: str) -> dict[str, str]:
-    out = host.systemctl("show", "--property=ActiveState,SubState,NRestarts,Result", unit).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+# The cluster's ceiling for one dnf run (four booted hosts share this machine).
+DNF_TIMEOUT = 1800
+# Its waits tell a skipped migration (Result=exec-condition) from a failed unit.
+UNIT_PROPERTIES = (*booted.UNIT_PROPERTIES, "Result")
 
 
 MIGRATE = "airflow-db-migrate.service"
@@ -151,7 +146,7 @@ def wait_units(host, units, timeout: float = 900) -> None:
         return s.get("ActiveState") == "active"
 
     def ok() -> bool:
-        states = {u: unit_state(host, u) for u in units}
+        states = {u: unit_state(host, u, UNIT_PROPERTIES) for u in units}
         bad = [u for u, s in states.items() if s.get("Result") not in ("success", "", "exec-condition")
                or s.get("ActiveState") == "failed"]
         if bad:
@@ -173,15 +168,6 @@ def trigger(api, token: str, dag_id: str) -> str:
     resp = api.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, token=token)
     assert resp.status in (200, 201), resp.text
     return resp.json()["dag_run_id"]
-
-
-def wait_dag(api, token: str, dag_id: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if api.get(f"/api/v2/dags/{dag_id}", token=token).status == 200:
-            return
-        time.sleep(2)
-    raise AssertionError(f"DAG {dag_id} not parsed after {timeout:.0f} s")
 
 
 def wait_run(api, token: str, dag_id: str, run_id: str, timeout: float = 600) -> str:
@@ -267,7 +253,7 @@ def cluster(e2e_target_image, signing_key):
         data = cluster_site(postgres, redis, ldap, kdc, api_port)
         data["publish"] = {"gpg_key": signing_key.fingerprint, "gpg_home": str(signing_key.home), "sign": True}
         site_path, out, secrets, tls = root / "site.toml", root / "out", root / "secrets.env", root / "tls"
-        site_path.write_text(to_toml(data))
+        site_path.write_text(to_toml(data, comment=SITE_COMMENT))
         locks = Path(os.environ.get("AIRFLOW_PROD_E2E_LOCKS", Path.home() / ".cache/airflow-prod/e2e-locks"))
         with net.outside():
             with phases("cluster build: check, secrets init, TLS CSR -> CA, bundle build --secrets"):
@@ -315,8 +301,8 @@ def cluster(e2e_target_image, signing_key):
                         logs=("/var/log/airflow-prod/build-venv.log",)):
                 t0 = time.monotonic()
                 _add_repos(h)
-                dnf(h, "install", STANDIN_NAME)
-                dnf(h, "install", f"airflow-prod-host-{NAMES[s]}")
+                dnf(h, "install", STANDIN_NAME, timeout=DNF_TIMEOUT)
+                dnf(h, "install", f"airflow-prod-host-{NAMES[s]}", timeout=DNF_TIMEOUT)
                 assert h.exists("/opt/airflow/venv/.airflow-prod-complete"), h.read("/var/log/airflow-prod/build-venv.log")[-3000:]
                 installs[s] = time.monotonic() - t0
                 h.copy_in(secrets, "/etc/airflow/secrets.env", 0o640, "root", "airflow")
@@ -339,7 +325,8 @@ def cluster(e2e_target_image, signing_key):
             phases.facts["start to all units active (s)"] = f"{time.monotonic() - t0:.0f}"
             for s in SHORTS:
                 for u in HOST_UNITS[s]:
-                    assert unit_state(hosts[s], u)["NRestarts"] == "0", (s, u, unit_state(hosts[s], u))
+                    state = unit_state(hosts[s], u, UNIT_PROPERTIES)
+                    assert state["NRestarts"] == "0", (s, u, state)
             assert migrations_started(hosts["a"]) == 1
             for s in ("b", "c", "d"):
                 assert hosts[s].systemctl("cat", "airflow-db-migrate.service", check=False).returncode != 0
@@ -414,7 +401,7 @@ def test_tasks_route_by_queue_and_logs_cross_hosts(cluster):
     with c.phases("cluster api: DAG with tasks on both queues; each on a host of its set; log via a"):
         t0 = time.monotonic()
         token = c.token()
-        wait_dag(c.api, token, "cluster_queues")
+        wait_dag("cluster_queues", api_answers(c.api, token), timeout=300)
         run_id = trigger(c.api, token, "cluster_queues")
         assert wait_run(c.api, token, "cluster_queues", run_id) == "success"
         c.phases.facts["first DAG success after trigger/parse wait (s)"] = f"{time.monotonic() - t0:.0f}"
@@ -441,7 +428,7 @@ def test_scheduler_failover(cluster):
     with c.phases("cluster api: scheduler on a stopped mid-run; b's scheduler finishes it", a,
                   ("airflow-scheduler.service",)):
         token = c.token()
-        wait_dag(c.api, token, "cluster_chain")
+        wait_dag("cluster_chain", api_answers(c.api, token), timeout=300)
         run_id = trigger(c.api, token, "cluster_chain")
         wait_until(lambda: tis(c.api, token, "cluster_chain", run_id)["step0"]["state"] == "running", 180,
                    "step0 running", interval=1)
@@ -466,7 +453,7 @@ def test_worker_drain_lets_the_task_finish_and_new_tasks_go_elsewhere(cluster):
     c = cluster
     with c.phases("cluster api: worker running a 30 s task stopped (warm shutdown); next tasks elsewhere"):
         token = c.token()
-        wait_dag(c.api, token, "cluster_long")
+        wait_dag("cluster_long", api_answers(c.api, token), timeout=300)
         run_id = trigger(c.api, token, "cluster_long")
         wait_until(lambda: tis(c.api, token, "cluster_long", run_id)["long"]["state"] == "running", 180,
                    "long running", interval=1)
@@ -496,7 +483,7 @@ def test_rolling_upgrade_while_runs_continue(cluster):
         before = migrations_started(c.hosts["a"])
         data = dict(c.site_data)
         data["core"] = dict(data["core"], parallelism=17)   # a config change: a new build, same venv
-        c.site_path.write_text(to_toml(data))
+        c.site_path.write_text(to_toml(data, comment=SITE_COMMENT))
         with c.net.outside():
             bundle("build", "--site", str(c.site_path), "--out", str(c.out), "--locks-dir",
                    str(Path(c.facts["locks"]) / "initial"), "--secrets", str(c.secrets))
@@ -518,7 +505,7 @@ def test_rolling_upgrade_while_runs_continue(cluster):
         try:
             for s in ("a", "b", "c", "d"):
                 h = c.hosts[s]
-                dnf(h, "--refresh", "upgrade", "airflow-prod*")
+                dnf(h, "--refresh", "upgrade", "airflow-prod*", timeout=DNF_TIMEOUT)
                 wait_units(h, HOST_UNITS[s])
                 if s == "a":
                     c.api_on["a"].wait_healthy(("metadatabase",), timeout=300)
@@ -556,7 +543,7 @@ def test_a_node_with_another_jwt_secret_refuses_to_start(cluster):
             assert ("check-node: /etc/airflow/secrets.env: AIRFLOW__API_AUTH__JWT_SECRET differs from this "
                     "site's (its fingerprint does not match /etc/airflow/secrets.fingerprint)") in journal, journal
             assert "refusing to start" in journal
-            assert unit_state(d, WORKER["d"])["ActiveState"] in ("failed", "activating", "inactive")
+            assert unit_state(d, WORKER["d"], UNIT_PROPERTIES)["ActiveState"] in ("failed", "activating", "inactive")
         finally:
             d.put("/etc/airflow/secrets.env", good, 0o640, "root", "airflow")
             d.systemctl("reset-failed", WORKER["d"], check=False)

@@ -33,8 +33,10 @@ from .fixtures import TARGET_HOST, keep_temp, scratch_dir
 from .phases import Phases
 from .proc import free_port, run
 from .repo import STANDIN_NAME, build_rpm, make_repo, repo_file, standin_spec
-from .site import e2e_site_data, to_toml
+from .site import SITE_COMMENT, e2e_site_data
 from .target import HARDENED_TMP, HARDENED_UMASK, TargetHost, booted_host
+from support.booted import api_answers, dnf, unit_state, wait_dag
+from support.sites import to_toml
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.timeout(3600)]
 
@@ -97,7 +99,7 @@ class Workspace:
 
 def write_site(ws: Workspace, data: dict) -> None:
     ws.data = data
-    ws.site_path.write_text(to_toml(data))
+    ws.site_path.write_text(to_toml(data, comment=SITE_COMMENT))
     bundle("check", "--site", str(ws.site_path))
 
 
@@ -152,19 +154,6 @@ def secrets_file(ws: Workspace, postgres, ldap) -> None:
 
 # --- the target host side -------------------------------------------------------------------
 
-def dnf(host: TargetHost, *args: str, check: bool = True):
-    # As on a CIS host: root's umask is 077 (the booted host's /tmp and /var/tmp are noexec).
-    proc = host.run(["dnf", "-y", "--setopt=install_weak_deps=False", *args], check=check, timeout=1200,
-                    umask=HARDENED_UMASK)
-    if host.fapolicyd:  # as RHEL's rpm plugin tells fapolicyd what a transaction installed
-        host.trust_rpmdb()
-    out = proc.stdout + proc.stderr
-    loud = [line for line in out.splitlines() if re.search(r"FAILED|[Ee]rror|warning:", line)]
-    print(f"dnf {' '.join(args)}: exit {proc.returncode}", *loud, proc.stdout[-3000:], proc.stderr[-2000:],
-          sep="\n", file=sys.stderr)
-    return proc
-
-
 FIREWALLD_SERVICES = ("airflow-api-server", "airflow-worker-logs", "airflow-triggerer-logs")
 
 
@@ -184,11 +173,6 @@ def open_firewall(host: TargetHost, api_port: int) -> None:
 
 def main_pids(host: TargetHost) -> dict[str, str]:
     return {u: host.systemctl("show", "-P", "MainPID", u).stdout.strip() for u in UNITS}
-
-
-def unit_state(host: TargetHost, unit: str) -> dict[str, str]:
-    out = host.systemctl("show", "--property=ActiveState,SubState,NRestarts", unit).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def venv_target(host: TargetHost) -> str:
@@ -378,18 +362,9 @@ def deployment(workspace, phases, e2e_target_image, postgres, redis, ldap, kdc, 
 
 # --- 4. through the REST API only ----------------------------------------------------------------
 
-def _wait_for_dag(api, token: str, dag_id: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if api.get(f"/api/v2/dags/{dag_id}", token=token).status == 200:
-            return
-        time.sleep(2)
-    raise AssertionError(f"DAG {dag_id} not parsed after {timeout:.0f} s")
-
-
 def run_test_bash(api, token: str, timeout: float = 300) -> dict:
     """Unpause and trigger test_bash; wait for its end; return the task instance."""
-    _wait_for_dag(api, token, "test_bash")
+    wait_dag("test_bash", api_answers(api, token), timeout=180)
     resp = api.request("PATCH", "/api/v2/dags/test_bash", {"is_paused": False}, token=token)
     assert resp.status == 200, resp.text
     resp = api.request("POST", "/api/v2/dags/test_bash/dagRuns", {"logical_date": None}, token=token)

@@ -1,24 +1,20 @@
 """Shared pieces of the RPM tests (test_rpm_*, test_publish*, test_build*): a small
-synthetic wheelhouse, a throwaway GnuPG key, sites on disk, the target root and
-the TEST-ONLY stand-in provides package. Real tools throughout (rpmbuild,
-createrepo_c, gpg, dnf); nothing is mocked.
+synthetic wheelhouse, a throwaway GnuPG key, the target root and the TEST-ONLY
+stand-in provides package (sites on disk: support/sites.py). Real tools throughout
+(rpmbuild, createrepo_c, gpg, dnf); nothing is mocked.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-import re
 import shutil
 import subprocess
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "site.toml"
+from support.sites import minimal_data
 
 # Small pure-Python wheels the synthetic wheelhouse holds, and the modules they provide.
 SYNTH_PINS = {"six": "1.17.0", "idna": "3.10", "attrs": "25.3.0"}
@@ -112,62 +108,11 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def example_data() -> dict:
-    return tomllib.loads(EXAMPLE.read_text())
-
-
 def mini_data(name: str = "mini") -> dict:
-    """The smallest site: one host, the five roles CeleryExecutor needs, no LDAP or Kerberos."""
-    return {
-        "site": {"name": name, "description": "RPM test site"},
-        "hosts": [{"name": "af1.example.com",
-                   "roles": ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker"]}],
-        "database": {"host": "db.example.com"},
-    }
-
-
-def toml_dumps(data: dict) -> str:
-    """Just enough TOML for site files (tables, arrays of tables, scalars, lists)."""
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        raise TypeError(v)
-
-    out: list[str] = []
-
-    def table(prefix: str, d: dict) -> None:
-        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)
-                   and not (isinstance(v, list) and v and isinstance(v[0], dict))}
-        if prefix:
-            out.append(f"\n[{prefix}]")
-        for k, v in scalars.items():
-            out.append(f"{value(k) if not re.match(r'^[A-Za-z0-9_-]+$', k) else k} = {value(v)}")
-        for k, v in d.items():
-            key = k if re.match(r"^[A-Za-z0-9_-]+$", k) else value(k)
-            if isinstance(v, dict):
-                table(f"{prefix}.{key}" if prefix else key, v)
-            elif isinstance(v, list) and v and isinstance(v[0], dict):
-                for item in v:
-                    out.append(f"\n[[{prefix + '.' if prefix else ''}{key}]]")
-                    for ik, iv in item.items():
-                        out.append(f"{ik} = {value(iv)}")
-
-    table("", data)
-    return "\n".join(out).lstrip() + "\n"
-
-
-def write_site(path: Path, data: dict) -> Path:
-    path.write_text(toml_dumps(copy.deepcopy(data)))
-    from builder.site import load_site
-
-    load_site(path)  # must be valid
-    return path
+    """The smallest site (support/sites.py minimal_data) as the RPM tests' site, described."""
+    data = minimal_data(name)
+    data["site"]["description"] = "RPM test site"
+    return data
 
 
 @dataclass(frozen=True)
@@ -253,21 +198,3 @@ def standin_rpm(root: Path, out: Path) -> Path:
     spec, _skipped = standin_spec(root)
     return build_rpm(spec, out, STANDIN_NAME)
 
-
-def test_toml_dumps_round_trips():
-    data = example_data()
-    assert tomllib.loads(toml_dumps(data)) == data
-
-
-def test_standin_claims_nothing_the_root_lacks(tmp_path):
-    from e2e.repo import standin_spec
-
-    (tmp_path / "usr/bin").mkdir(parents=True)
-    (tmp_path / "usr/bin/python3.11").touch()
-    (tmp_path / "var/lib/dpkg").mkdir(parents=True)
-    (tmp_path / "var/lib/dpkg/status").write_text("")
-    spec, skipped = standin_spec(tmp_path)
-    provides = [line for line in spec.splitlines() if line.startswith("Provides:")]
-    assert "Provides: /usr/bin/python3.11" in provides
-    assert not any("systemd" in line or "shadow-utils" in line for line in provides)
-    assert any(s.startswith("shadow-utils: root lacks") for s in skipped)

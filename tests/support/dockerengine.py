@@ -63,7 +63,7 @@ RUN python3.11 -m venv /opt/build-tools \\
  && ${PYTHON} -m pip install --no-cache-dir --isolated --no-index /tmp/tools/*.whl \\
  && rm -rf /tmp/tools
 """ % {"label": STANDIN_LABEL, "text": STANDIN_TEXT}
-DOCKERFILE_RHEL9 = Path(__file__).resolve().parent.parent / "Dockerfile.rhel9"
+DOCKERFILE_RHEL9 = Path(__file__).resolve().parents[2] / "Dockerfile.rhel9"
 
 
 def build_wheels_block(dockerfile: Path = DOCKERFILE_RHEL9) -> str:

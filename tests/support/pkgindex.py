@@ -26,6 +26,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
+from support.sites import small_data
+
 
 def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -305,16 +307,9 @@ def airflow_world(index: PackageIndex, *, version: str = "3.1.4", core_config: s
 
 def site_data(index: PackageIndex, name: str = "mini", **airflow) -> dict:
     """A minimal site locking the fake Airflow against this index, with no network elsewhere."""
-    return {
-        "site": {"name": name},
-        "hosts": [{"name": "af1.example.com",
-                   "roles": ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker"]}],
-        "database": {"host": "db.example.com"},
-        "airflow": {"version": "3.1.4", "extras": ["ssh"], "providers": [],
-                    # served as 404 by the index: the date-cutoff fallback, no GitHub traffic
-                    "constraints": f"{index.url}/constraints-3.1.4/constraints-3.11.txt", **airflow},
-        "target": {"python": "3.11.7"},
-    }
+    # The constraints URL is served as 404 by the index: the date-cutoff fallback, no GitHub traffic.
+    constraints = f"{index.url}/constraints-3.1.4/constraints-3.11.txt"
+    return small_data(name, **{"constraints": constraints, **airflow})
 
 
 def write_file(path: Path, data: bytes) -> Path:
