@@ -1,4 +1,5 @@
-"""The wheelhouse's manifest.json: written by `bundle wheelhouse`, read back by `bundle build`.
+"""A built wheelhouse, and its manifest.json: written by `bundle wheelhouse`, read back by
+`bundle build`.
 
 It records where each file came from (downloaded, built here or in docker, an sdist that
 compiles on the target), the native builder and its image, the lock the wheelhouse was
@@ -9,18 +10,56 @@ the format has one home; builder.pipeline reads it through this module only.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from builder.fsutil import write_atomic
+from builder.pydeps import native, uv
 from builder.pydeps.lockfile import Lock
 from builder.site.model import Site
 
-if TYPE_CHECKING:  # wheelhouse.py imports this module to write the manifest
-    from builder.pydeps.wheelhouse import Wheelhouse
-
 MANIFEST = "manifest.json"
+OFFLINE_LOCK = "requirements.lock"
+
+
+@dataclass
+class WheelhouseFile:
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    size: int
+    origin: str  # downloaded | reused | built-host | built-docker | sdist-for-target | build-requirement
+
+
+@dataclass
+class Wheelhouse:
+    out_dir: Path
+    files: list[WheelhouseFile]
+    offline_lock: Path
+    build_requirements: Path | None
+    manifest: Path
+    builder: native.BuilderChoice | None
+    target_sdists: list[str] = field(default_factory=list)
+    target_build_packages: list[str] = field(default_factory=list)
+    cythonized: list[str] = field(default_factory=list)  # target sdists whose Cython step ran here
+    downloaded: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    built: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def install_argv(self, python: str, directory: str | Path | None = None, *, command: str = "uv",
+                     cache: Path | None = None) -> list[str]:
+        """The offline install the target runs (its uv; --require-hashes, no index)."""
+        d = Path(directory or self.out_dir)
+        return uv.install_argv(python, "-r", str(d / OFFLINE_LOCK), find_links=d, require_hashes=True,
+                               cache=cache, quiet=False, command=command)
+
 
 
 def write(wh: Wheelhouse, site: Site, lock: Lock, cythonized: dict[str, dict[str, object]]) -> Path:

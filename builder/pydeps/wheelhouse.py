@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from builder import run, target
 from builder.pydeps import cythonized, manifest, native, uv
-from builder.pydeps.manifest import MANIFEST
+from builder.pydeps.manifest import MANIFEST, OFFLINE_LOCK, Wheelhouse, WheelhouseFile
 from builder.pydeps.blobs import BlobStore, Progress, Wanted
 from builder.errors import BundleError
 from builder.fsutil import link_or_copy, sha256_file, write_atomic
@@ -38,7 +38,6 @@ from builder.resources import cache_dir
 from builder.site.model import Site
 
 
-OFFLINE_LOCK = "requirements.lock"
 BUILD_REQUIREMENTS = "build-requirements.txt"
 SHA256SUMS = "SHA256SUMS"
 MANAGED_SUFFIXES = (".whl", ".tar.gz", ".zip")
@@ -64,44 +63,6 @@ class Artifact:
 
     def wanted(self) -> Wanted:
         return Wanted(f"{self.name}=={self.version}", self.filename, self.url, self.sha256, self.size)
-
-
-@dataclass
-class WheelhouseFile:
-    name: str
-    version: str
-    filename: str
-    sha256: str
-    size: int
-    origin: str  # downloaded | reused | built-host | built-docker | sdist-for-target | build-requirement
-
-
-@dataclass
-class Wheelhouse:
-    out_dir: Path
-    files: list[WheelhouseFile]
-    offline_lock: Path
-    build_requirements: Path | None
-    manifest: Path
-    builder: native.BuilderChoice | None
-    target_sdists: list[str] = field(default_factory=list)
-    target_build_packages: list[str] = field(default_factory=list)
-    cythonized: list[str] = field(default_factory=list)  # target sdists whose Cython step ran here
-    downloaded: list[str] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)
-    built: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def size(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def install_argv(self, python: str, directory: str | Path | None = None, *, command: str = "uv",
-                     cache: Path | None = None) -> list[str]:
-        """The offline install the target runs (its uv; --require-hashes, no index)."""
-        d = Path(directory or self.out_dir)
-        return uv.install_argv(python, "-r", str(d / OFFLINE_LOCK), find_links=d, require_hashes=True,
-                               cache=cache, quiet=False, command=command)
 
 
 # --- which file of each pin -----------------------------------------------------------------
