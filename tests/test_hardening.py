@@ -101,7 +101,7 @@ def test_smoke_imports_every_native_module_of_the_lock_as_the_airflow_user(build
     code = _code(build_venv)
     # As the airflow user with its groups, none of root's environment, from /.
     assert "setpriv --reuid=airflow --regid=airflow --init-groups" in code
-    assert re.search(r'smoke=\$\(as_airflow "\$TARGET/bin/python" - "\$SMOKE_IMPORTS" "\$SMOKE_OPTIONAL"', code)
+    assert re.search(r'smoke=\$\(as_airflow "\$TARGET/bin/python" -I -B - "\$SMOKE_IMPORTS" "\$SMOKE_OPTIONAL"', code)
     # fapolicyd must trust the files before the airflow user tries them; the venv is marked
     # complete only after the smoke test.
     assert code.index('fapolicyd_trust "$TARGET"') < code.index("smoke=$(as_airflow")

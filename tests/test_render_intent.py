@@ -208,7 +208,7 @@ def test_wrapper_reads_service_environment_without_sourcing(files):
     mod = _wrapper_module(wrapper)
     assert (mod["SYSCONFIG"], mod["SECRETS"]) == ("/etc/sysconfig/airflow", "/etc/airflow/secrets.env")
     assert mod["VENV_AIRFLOW"] == "/opt/airflow/venv/bin/airflow"
-    assert 'os.execve(RUNUSER, [RUNUSER, "-u", USER, "--", VENV_AIRFLOW, *argv], env)' in wrapper
+    assert 'run_detached([RUNUSER, "-u", USER, "--", VENV_AIRFLOW, *argv], env)' in wrapper
     assert "subprocess" not in wrapper and "shell" not in wrapper.split("import sys", 1)[1]
 
 

@@ -39,7 +39,7 @@ RHEL_PROVIDER = {
     "shadow": "shadow-utils",        # useradd, groupadd
     "getent": "glibc-common",        # getent
     "coreutils": "coreutils",        # ln, mv, rm, sha256sum, mktemp
-    "util-linux": "util-linux",      # setpriv (build-venv's smoke test as airflow), runuser (wrapper)
+    "util-linux": "util-linux",      # setpriv, setsid (build-venv's smoke test as airflow), runuser (wrapper)
     "krb5": "krb5-workstation",      # kinit for `airflow kerberos`
     "redis": "redis",                # local Celery broker
     "firewalld": "firewalld-filesystem",  # owns /usr/lib/firewalld/services (no daemon)

@@ -70,14 +70,14 @@ def base_pre(site: Site, venv_kb: int) -> str:
     minor = tuple(int(x) for x in site.target.python_minor.split("."))
     return UMASK + f"""\
 # Preconditions, checked before anything is installed (a failing %post would not stop dnf).
-if ! {py} -c 'import sys; sys.exit(sys.version_info[:2] != {minor!r})' >/dev/null 2>&1; then
+if ! {py} -I -c 'import sys; sys.exit(sys.version_info[:2] != {minor!r})' >/dev/null 2>&1; then
     echo "airflow-prod: {py} is missing or is not Python {site.target.python_minor}: install python{site.target.python_minor} first" >&2
     exit 1
 fi
 venv_kb={venv_kb}
 work_kb={WORK_KB}
 need_kb=$((venv_kb + work_kb))
-avail_kb=$({py} -c 'import os, sys
+avail_kb=$({py} -I -c 'import os, sys
 p = sys.argv[1]
 while not os.path.isdir(p):
     p = os.path.dirname(p)

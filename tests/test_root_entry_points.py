@@ -1,0 +1,241 @@
+"""Root's entry points hand Airflow's code nothing of root's (docs/security.md, "root admin").
+
+The `airflow` wrapper runs as root and starts Airflow, whose start imports files the airflow
+user (and so every task) can write. It must start that code in a session of its own (no
+controlling terminal: TIOCSTI cannot type into root's shell), from /, with an allow-listed
+environment, reading only files root alone can change. build-venv and the scriptlets run
+root's Python isolated (-I), so a module planted in the caller's directory is never imported.
+
+The wrapper runs here for real, under a pseudo-terminal that is its controlling terminal, with
+a stand-in for runuser that drops to `nobody` (as runuser drops to airflow) and then tries
+what planted code would try. Each attack is also tried without the wrapper, where it must
+succeed: the test can fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from builder.render import render_site
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the wrapper's root path needs root")
+
+# Planted code's view, as the service user: can it type into the terminal, open it, what
+# session, directory and environment does it have.
+PROBE = r"""
+import fcntl, json, os, sys, termios
+out = open(RESULT, "w")  # before dropping privileges: the result lives in root's tmp dir
+os.setgid(65534); os.setuid(65534)
+try:
+    fcntl.ioctl(0, termios.TIOCSTI, b"#")
+    typed = True
+except OSError as exc:
+    typed = exc.strerror
+try:
+    os.close(os.open("/dev/tty", os.O_RDWR))
+    tty = True
+except OSError as exc:
+    tty = exc.strerror
+json.dump({"typed": typed, "tty": tty, "cwd": os.getcwd(), "env": dict(os.environ), "argv": sys.argv[1:]}, out)
+"""
+
+
+def _wrapper_text() -> str:
+    from builder.site import load_site
+
+    site = load_site(Path(__file__).resolve().parent.parent / "examples" / "site.toml")
+    return {f.dest: f.text for f in render_site(site).files}["/usr/bin/airflow"]
+
+
+def _runuser_standin(tmp: Path, result: Path) -> Path:
+    """What /usr/sbin/runuser -u airflow -- <airflow> ARGS would exec, as a probe: drops to
+    nobody, records what it can do, exits 7."""
+    probe = tmp / "probe.py"
+    probe.write_text(f"RESULT = {str(result)!r}\n" + PROBE)
+    fake = tmp / "runuser"
+    fake.write_text(f"#!{sys.executable} -I\n"
+                    "import os, sys\n"
+                    f"os.execv({sys.executable!r}, [{sys.executable!r}, '-I', {str(probe)!r}, *sys.argv[1:]])\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def _wrapper(tmp: Path, runuser: Path, *, secrets_mode: int = 0o640) -> Path:
+    sysconfig, secrets = tmp / "etc" / "sysconfig-airflow", tmp / "etc" / "secrets.env"
+    sysconfig.parent.mkdir(mode=0o755)
+    sysconfig.write_text("AIRFLOW_HOME=/opt/airflow\nKRB5CCNAME=FILE:/run/airflow/krb5cc\n")
+    secrets.write_text("AIRFLOW__CORE__FERNET_KEY='k'\nPGPASSWORD='pw'\n")
+    secrets.chmod(secrets_mode)
+    text = _wrapper_text()
+    for name, value in (("SYSCONFIG", sysconfig), ("SECRETS", secrets), ("RUNUSER", runuser)):
+        text, n = re.subn(rf"^{name} = .*$", f"{name} = {str(value)!r}", text, count=1, flags=re.M)
+        assert n == 1, name
+    path = tmp / "airflow"
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run argv as the leader of a new session whose controlling terminal is a pty, the way
+    an admin's shell runs it; (exit code, what it printed)."""
+    pid, master = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+HOSTILE_ENV = {"PATH": "/tmp/evil:/usr/bin:/bin", "PYTHONPATH": "/tmp/evil", "LD_PRELOAD": "/tmp/evil.so",
+               "ROOT_TOKEN": "root-only-secret", "LANG": "C.UTF-8", "TERM": "xterm",
+               "AIRFLOW__CORE__PARALLELISM": "3"}
+
+
+def test_planted_code_cannot_type_into_roots_terminal_nor_see_roots_environment(tmp_path):
+    result = tmp_path / "seen.json"
+    runuser = _runuser_standin(tmp_path, result)
+    code, out = _on_a_terminal([str(_wrapper(tmp_path, runuser)), "dags", "list"], HOSTILE_ENV, tmp_path)
+    assert code == 0, out
+    seen = json.loads(result.read_text())
+    assert seen["argv"] == ["-u", "airflow", "--", "/opt/airflow/venv/bin/airflow", "dags", "list"]
+    assert seen["typed"] != True and seen["tty"] != True, seen  # noqa: E712 - True, or the error
+    assert seen["cwd"] == "/"
+    env = seen["env"]
+    assert {"PYTHONPATH", "LD_PRELOAD", "ROOT_TOKEN"}.isdisjoint(env), env
+    assert env["PATH"] == "/usr/sbin:/usr/bin:/sbin:/bin"
+    # What the services get, plus the admin's own terminal, locale and AIRFLOW__ overrides.
+    assert env["PGPASSWORD"] == "pw" and env["AIRFLOW_HOME"] == "/opt/airflow"
+    assert env["LANG"] == "C.UTF-8" and env["TERM"] == "xterm" and env["AIRFLOW__CORE__PARALLELISM"] == "3"
+
+
+def test_without_the_wrapper_the_same_probe_types_into_the_terminal(tmp_path):
+    """The control: the probe, run in the terminal's own session as nobody, does type into
+    it and open it, so the test above would see a wrapper that kept root's terminal."""
+    result = tmp_path / "seen.json"
+    runuser = _runuser_standin(tmp_path, result)
+    code, out = _on_a_terminal([str(runuser)], HOSTILE_ENV, tmp_path)
+    assert code == 0, out
+    seen = json.loads(result.read_text())
+    assert seen["typed"] is True and seen["tty"] is True, seen
+    assert "#" in out  # the typed character came back through the terminal
+
+
+def test_signals_reach_airflow_and_its_exit_code_comes_back(tmp_path):
+    """Ctrl-C reaches the wrapper only (the command runs in another session): it passes it on."""
+    fake = tmp_path / "runuser"
+    fake.write_text(f"#!{sys.executable} -I\nimport signal, sys, time\n"
+                    "signal.signal(signal.SIGINT, lambda *a: sys.exit(42))\n"
+                    "print('ready', flush=True)\ntime.sleep(30)\nsys.exit(1)\n")
+    fake.chmod(0o755)
+    proc = subprocess.Popen([str(_wrapper(tmp_path, fake)), "scheduler"], stdout=subprocess.PIPE, text=True,
+                            env=HOSTILE_ENV)
+    assert proc.stdout and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(2)
+    assert proc.wait(10) == 42
+
+
+@pytest.mark.parametrize("make_unsafe, why", [
+    (lambda etc, secrets: secrets.chmod(0o646), r"secrets.env is writable by others than root \(mode 0646\)"),
+    (lambda etc, secrets: os.chown(secrets, 65534, 0), r"secrets.env belongs to uid 65534, not root"),
+    (lambda etc, secrets: etc.chmod(0o777), r"/etc is writable by others than root \(mode 0777\)"),
+    (lambda etc, secrets: (secrets.rename(etc / "real"), secrets.symlink_to(etc / "real")),
+     r"secrets.env is a symlink"),
+])
+def test_root_refuses_env_files_that_others_could_have_written(tmp_path, make_unsafe, why):
+    runuser = _runuser_standin(tmp_path, tmp_path / "seen.json")
+    wrapper = _wrapper(tmp_path, runuser)
+    make_unsafe(tmp_path / "etc", tmp_path / "etc" / "secrets.env")
+    proc = subprocess.run([str(wrapper), "version"], capture_output=True, text=True, env=HOSTILE_ENV)
+    assert proc.returncode == 1
+    assert re.search(rf"refusing to read \S+ as root: \S*{why}", proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "seen.json").exists()
+
+
+# --- build-venv and the scriptlets: root's Python, isolated --------------------------------
+
+PLANTED = "import pathlib; pathlib.Path({canary!r}).write_text('ran as ' + str(__import__('os').getuid()))\n"
+
+
+def _build_venv(tmp: Path) -> str:
+    """build-venv of the example, pointed at a scratch wheelhouse whose uv is a stand-in
+    that fails at `uv venv`: the script gets as far as extracting uv with root's Python."""
+    import zipfile
+
+    from builder.rpm.spec import render_build_venv
+    from builder.site import load_site
+
+    site = load_site(Path(__file__).resolve().parent.parent / "examples" / "site.toml")
+    text = render_build_venv(site, ("airflow",))
+    wheels, uv_dir, venvs, logs = (tmp / d for d in ("wheels", "uv", "venvs", "log"))
+    for d in (wheels, uv_dir, venvs):
+        d.mkdir()
+    (tmp / "requirements.txt").write_text("")
+    with zipfile.ZipFile(uv_dir / "uv-0.0.0-py3-none-any.whl", "w") as z:
+        z.writestr("uv-0.0.0.data/scripts/uv", "#!/bin/sh\n[ \"$1\" = --version ] && echo 'uv 0.0.0' && exit 0\nexit 3\n")
+    for name, value in (("PYTHON", sys.executable), ("VENV_LINK", venvs / "current"), ("VENVS", venvs),
+                        ("WHEELS", wheels), ("LOCK", tmp / "requirements.txt"), ("UV_DIR", uv_dir),
+                        ("LOG_DIR", logs), ("FAPOLICYD_CLI", tmp / "no-fapolicyd")):
+        text, n = re.subn(rf"^{name}=.*$", f"{name}='{value}'", text, count=1, flags=re.M)
+        assert n == 1, name
+    # The example targets python3.11 at /usr/bin; the version check must pass here.
+    return text.replace("sys.version_info[:2] != (3, 11)", f"sys.version_info[:2] != {sys.version_info[:2]}")
+
+
+def test_build_venv_imports_nothing_from_the_callers_directory(tmp_path):
+    """An admin re-runs build-venv by hand (its failure banner says to) from a directory
+    someone else could write: a zipfile.py there must not run as root."""
+    script = tmp_path / "build-venv"
+    script.write_text(_build_venv(tmp_path))
+    cwd = tmp_path / "somewhere"
+    cwd.mkdir()
+    canary = tmp_path / "ran"
+    (cwd / "zipfile.py").write_text(PLANTED.format(canary=str(canary)))
+    proc = subprocess.run(["sh", str(script)], cwd=cwd, capture_output=True, text=True,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(cwd)})
+    # It got past extracting uv (zipfile imported) and stopped at the stand-in's `uv venv`.
+    assert "FAILED: uv venv failed" in proc.stderr, proc.stderr
+    assert (tmp_path / "venvs").exists() and not canary.exists()
+    # The control: the same Python, reading a script from stdin as build-venv did before -I,
+    # runs the planted module.
+    subprocess.run([sys.executable, "-", "x"], input="import zipfile\n", cwd=cwd, text=True, check=True)
+    assert canary.read_text() == f"ran as {os.getuid()}"
+
+
+def test_every_python_root_runs_in_build_venv_and_the_scriptlets_is_isolated(example_site):
+    """Static, over everything rendered: each interpreter call root makes carries -I."""
+    from builder.rpm import scriptlets
+    from builder.rpm.spec import render_build_venv
+
+    texts = {"build-venv": render_build_venv(example_site, ("airflow",)),
+             "%pre": scriptlets.base_pre(example_site, 1000)}
+    calls = [(name, line.strip()) for name, text in texts.items() for line in text.splitlines()
+             if re.search(r'(\$PYTHON"|/bin/python[0-9.]*"?|python3\.11) +-', line)
+             and "--python " not in line]  # uv's --python names the target, it runs nothing here
+    assert len(calls) >= 5, calls  # the version checks, free space, the probe, uv, the smoke import
+    loose = [c for c in calls if not re.search(r'(python[0-9.]*"?|\$PYTHON") -I\b', c[1])]
+    assert not loose, loose
+    assert "setsid --wait setpriv" in texts["build-venv"]
