@@ -69,6 +69,25 @@ def test_missing_signing_key_says_how_to_fix_it(tmp_path):
     assert "no secret key (default)" in proc.stderr and "hint:" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_an_unsigned_repository_is_not_exported_without_saying_so(tmp_path):
+    """Its .repo files say gpgcheck=0: carried across the air gap, anything could replace it."""
+    wh = synthetic_wheelhouse()
+    site = write_site(tmp_path / "site.toml", mini_data("unsigned"))
+    out = tmp_path / "out"
+    proc = bundle("build", "--site", str(site), "--out", str(out), "--no-sign", "--wheelhouse", str(wh.dir),
+                  "--lock", str(wh.lock), "--uv-wheel", str(wh.uv_wheel), "--rpm-cache", str(tmp_path / "cache"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "repository (UNSIGNED)" in proc.stdout
+    refused = bundle("export", "--site", str(site), "--out", str(out))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "is UNSIGNED: hosts would install it with gpgcheck=0" in refused.stderr
+    assert "--allow-unsigned" in refused.stderr
+    assert not (out / "export").exists()
+    allowed = bundle("export", "--site", str(site), "--out", str(out), "--allow-unsigned")
+    assert allowed.returncode == 0, allowed.stderr
+    assert list((out / "export").glob("airflow-prod-unsigned-*.tar"))
+
+
 def test_export_before_build_is_a_clear_error(tmp_path):
     site = write_site(tmp_path / "site.toml", mini_data())
     proc = bundle("export", "--site", str(site), "--out", str(tmp_path / "nothing"))

@@ -72,3 +72,18 @@ def test_default_path_is_outside_the_repo(example_site):
     path = default_secrets_path(example_site)
     assert path.name == "bigdata-prod.secrets.env"
     assert "airflow-prod" in path.parts
+
+
+def test_a_file_planted_at_the_old_temporary_name_gets_no_secret(tmp_path, example_site):
+    """Someone who can write the directory made `.s.env.tmp` (the name used before) readable to
+    all, or a symlink to their own file: the secrets go into a new file of our own instead."""
+    import stat
+
+    theirs = tmp_path / "theirs"
+    theirs.write_text("")
+    theirs.chmod(0o666)
+    (tmp_path / ".s.env.tmp").symlink_to(theirs)
+    path = write_secrets(example_site, tmp_path / "s.env")
+    assert theirs.read_text() == "" and (tmp_path / ".s.env.tmp").is_symlink()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and not path.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.env.tmp", "s.env", "theirs"]

@@ -79,7 +79,9 @@ def build(site_path: str, out_dir: Path | None, locks_dir: Path, wheelhouse_dir:
 @site_option
 @click.option("--out", "out_dir", type=_path, help="The build's output directory (default: build/<site name>).")
 @click.option("--to", "dest", type=_path, help="Tarball path (default: <out>/export/airflow-prod-<site>-<V>-<R>.tar).")
-def export_cmd(site_path: str, out_dir: Path | None, dest: Path | None) -> None:
+@click.option("--allow-unsigned", is_flag=True,
+              help="Export a repository built without signing (its .repo files say gpgcheck=0): for tests only.")
+def export_cmd(site_path: str, out_dir: Path | None, dest: Path | None, allow_unsigned: bool) -> None:
     """One tarball of the signed repository, SHA256SUMS inside, to carry across the air gap.
 
     On the other side: `sha256sum -c <tar>.sha256`, unpack, `sha256sum -c SHA256SUMS`
@@ -88,7 +90,7 @@ def export_cmd(site_path: str, out_dir: Path | None, dest: Path | None) -> None:
     from builder.pipeline import export
 
     site = load(site_path)
-    tar, digest = export(site, out_dir, dest)
+    tar, digest = export(site, out_dir, dest, allow_unsigned=allow_unsigned)
     click.echo(f"wrote {tar} ({_size(tar.stat().st_size)})")
     click.echo(f"sha256 {digest} (also in {tar.name}.sha256)")
 

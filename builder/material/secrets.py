@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets as pysecrets
+import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -54,9 +55,10 @@ def write_secrets(site: Site, out: Path, force: bool = False) -> Path:
         )
     text = render_secrets(site, generate_values(site))
     out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Created 0600 from the first byte: the key never sits in a readable file.
-    tmp = out.with_name(f".{out.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A new file of our own (O_EXCL, a random name), 0600 from the first byte: the keys never
+    # sit in a file someone else made or can read, even in a shared directory.
+    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

@@ -77,14 +77,26 @@ def write_metadata(repo: Path, stamp: int, signing: Signing, repo_files: dict[st
         write_atomic(repo / name, text)
 
 
-def export(site: Site, out_dir: Path | None = None, dest: Path | None = None) -> tuple[Path, str]:
-    """The built repository as one tarball (SHA256SUMS inside) for carrying across the air gap."""
+def export(site: Site, out_dir: Path | None = None, dest: Path | None = None,
+           allow_unsigned: bool = False) -> tuple[Path, str]:
+    """The built repository as one tarball (SHA256SUMS inside) for carrying across the air gap.
+
+    An unsigned repository is refused unless `allow_unsigned`: its .repo files say
+    gpgcheck=0, so on the other side anything in its place would install as well."""
     from builder.rpm import publish
 
     out = (out_dir or default_out_dir(site)).resolve()
-    state = BuildState.load(out / "state.json").data
+    build_state = BuildState.load(out / "state.json")
+    state = build_state.data
     if "release" not in state:
         raise BuildError(f"nothing built in {out} yet", hint="run `bundle build --site ...` first")
+    signed = build_state.recorded("publish").get("signed", {})
+    if not allow_unsigned and (not signed or not all(fpr for _, fpr in signed.values())):
+        raise BuildError(
+            f"the repository in {out} is UNSIGNED: hosts would install it with gpgcheck=0, so "
+            "whatever replaced a package on the way across the air gap would install too",
+            hint="sign it (set [publish] gpg_key; build without --no-sign) and build again, or pass "
+                 "--allow-unsigned to carry it anyway (a test bundle)")
     name = f"airflow-prod-{site.site.name}-{state['version']}-{state['release']}"
     tar = publish.export_tarball(out / "repo", dest or out / "export" / f"{name}.tar", name, state["stamp"])
     digest = sha256_file(tar)
