@@ -36,13 +36,15 @@ GUIDE_INTENT = [
     ("core", "load_examples", "False"),
     ("core", "plugins_folder", "/opt/airflow/plugins"),
     ("core", "security", "kerberos"),
-    ("core", "test_connection", "Enabled"),
+    # guide: Enabled; fixed: connection editors cannot make the api-server connect anywhere
+    ("core", "test_connection", "Disabled"),
     # guide: https://gateway1...; fixed: the api host the certificate names
     ("core", "execution_api_server_url", "https://airflow.my.bigdata.local:8080/execution/"),
     # guide: password inline; fixed: PGPASSWORD from the secrets file
     ("database", "sql_alchemy_conn", "postgresql+psycopg2://airflow@utility1.my.bigdata.local:5432/airflow"),
     ("api", "instance_name", "Production Airflow"),
-    ("api", "expose_config", "True"),
+    # guide: True; fixed: the Op role does not see sensitive values
+    ("api", "expose_config", "False"),
     ("api", "base_url", "https://airflow.my.bigdata.local:8080"),
     # guide: 4; fixed: extra uvicorn workers die on 3.1.4
     ("api", "workers", "1"),

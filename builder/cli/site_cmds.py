@@ -16,9 +16,15 @@ from builder.fsutil import write_atomic
 def check(site_path: str) -> None:
     """Validate a site file and print what it describes.
 
-    Exit code 0 when valid, 2 with one line per problem otherwise.
+    Exit code 0 when valid, 2 with one line per problem otherwise. Valid choices that give
+    someone more than they need (docs/security.md) are warnings, each with the safer setting.
     """
+    from builder import report
+    from builder.site.advice import risky_choices
+
     site = load(site_path)
+    for risk in risky_choices(site):
+        report.warn(str(risk))
     click.echo(f"{site_path}: valid site {site.site.name!r} (Airflow {site.airflow.version}, "
                f"{site.target.os}/{site.target.arch}, Python {site.target.python})")
     for host in site.hosts:

@@ -35,6 +35,7 @@ from builder.pipeline.steps import STEPS
 from builder.pipeline.venv_size import venv_kb
 from builder.report import Notify, emit
 from builder.site import Site
+from builder.site.advice import risky_choices
 
 __all__ = [
     "SMOKE_IMPORTS", "SMOKE_OPTIONAL", "STEPS", "BuildError", "BuildOptions", "BuildSummary", "BuiltPackage",
@@ -52,6 +53,8 @@ def build(site: Site, site_path: str | Path, options: BuildOptions = _DEFAULTS,
     out_dir.mkdir(parents=True, exist_ok=True)
     state = BuildState.load(out_dir / "state.json")
     ctx = Context(site, Path(site_path).resolve(), options, out_dir, notify, state)
+    for risk in risky_choices(site):
+        notify("warn", str(risk))
     ctx.signing = signing_key(site, options.sign)  # a missing key fails now, not after packaging
     if ctx.signing.fingerprint:
         check_signing_key(ctx.signing, notify)
