@@ -109,10 +109,13 @@ def site_dirs(site: Site) -> tuple[HostDir, ...]:
         # Root's, like the venvs and the venv symlink in it: a service user that could
         # rename entries here could swap the code root runs in %post.
         HostDir(p.home, 0o755),
-        HostDir(_filled(p.dags), 0o755, "airflow", "airflow"),
-        HostDir(_filled(p.plugins), 0o755, "airflow", "airflow"),
+        # Code every component imports: root's, so no task changes what the scheduler, the
+        # api-server or the next task runs. Putting DAGs in place is an admin's act (docs/security.md).
+        HostDir(_filled(p.dags), 0o755),
+        HostDir(_filled(p.plugins), 0o755),
         HostDir(_filled(p.logs), 0o750, "airflow", "airflow"),
-        HostDir(_filled(p.security), 0o750, "airflow", "airflow"),
+        # The TLS key, the keytab and the CA chain: read by the service user, replaced by root only.
+        HostDir(_filled(p.security), 0o750, "root", "airflow"),
         HostDir(p.config, 0o750, "root", "airflow"),
     )
 

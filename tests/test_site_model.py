@@ -244,6 +244,12 @@ BAD = [
     ("dirs-equal", _set("paths.logs", "/opt/airflow/dags"), r"paths\.logs: '/opt/airflow/dags' is also paths\.dags: each directory has one job"),
     ("dir-in-venv", _set("paths.logs", "/opt/airflow/venvs/logs"), r"paths\.logs: '/opt/airflow/venvs/logs' is inside paths\.venv \(its versioned venvs\)"),
     ("venv-in-logs", _set("paths.venv", "/opt/airflow/logs/venv"), r"paths\.venv: '/opt/airflow/logs/venv' is inside paths\.logs .*which the airflow user can write"),
+    # Root's wrapper reads the env files in paths.config: no task may plant one there.
+    ("config-in-dags", _set("paths.config", "/opt/airflow/dags/etc"), r"paths\.config: '/opt/airflow/dags/etc' is inside paths\.dags \(/opt/airflow/dags\), which the airflow user \(and so every task\) can write"),
+    ("home-in-logs", lambda d: (_set("paths.logs", "/srv/logs")(d), _set("paths.home", "/srv/logs/home")(d)), r"paths\.home: '/srv/logs/home' is inside paths\.logs \(/srv/logs\)"),
+    ("bad-memory", _set("limits", {"celery-worker": {"memory_max": "4GB"}}), r"limits\.celery-worker\.memory_max = '4GB': must be a systemd memory size"),
+    ("bad-cpu-quota", _set("limits", {"scheduler": {"cpu_quota": "2"}}), r"limits\.scheduler\.cpu_quota = '2': must be a share of one CPU in percent"),
+    ("limits-of-no-role", _set("limits", {"webserver": {"tasks_max": 10}}), r"limits\.webserver"),
     ("cert-is-dir", _set("tls.cert", "/opt/airflow/security"), r"tls\.cert: '/opt/airflow/security' is the directory paths\.security: name a file"),
     ("env-name-newline", _set("environment", {"FOO\n": "x"}), r"environment\.\"FOO\\n\" = 'FOO\\n': not an environment variable name"),
     ("env-name-lower", _set("environment", {"hadoop_home": "x"}), r"environment\.hadoop_home.*use upper-case letters"),

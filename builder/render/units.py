@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from builder.layout import CHECK_NODE
 from builder.site import Site
-from builder.site.model import Host
+from builder.site.model import Host, Limits
 from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
 
 MIGRATE_ROLE = "db-migrate"
@@ -60,6 +60,12 @@ class UnitSpec:
     condition: tuple[tuple[str, ...], ...] = ()
     post: tuple[tuple[str, ...], ...] = ()
     timeout_start: int = 90
+    limits: Limits = Limits()
+    # CPUWeight= under contention (systemd's default is 100): lower for the worker, whose
+    # tasks must not slow the scheduler and the api-server down.
+    cpu_weight: int | None = None
+    # The worker's file system is read-only but for these (and a private /tmp).
+    read_write: tuple[str, ...] = ()
 
     @property
     def ident(self) -> str:
@@ -152,6 +158,9 @@ def _worker_spec(site: Site, after: tuple[str, ...], wants: tuple[str, ...]) -> 
         description="Airflow Celery worker",
         args=("celery", "worker", "--queues", ",".join(site.celery.queues)),
         strict=False,
+        cpu_weight=50,
+        # Task logs, and whatever the site lets tasks write.
+        read_write=(site.paths.logs, *site.celery.read_write_paths),
         # SIGTERM to the main process only: Celery's warm shutdown lets
         # running tasks finish; SIGKILL for all only after the timeout.
         kill_mode="mixed",
@@ -204,7 +213,8 @@ def unit_specs(site: Site) -> list[UnitSpec]:
     specs = _role_specs(site)
     found: list[UnitSpec] = []
     for role in site.roles:
-        spec = replace(specs[role], pre=_checks(site, role), timeout_start=_timeout(site, role))
+        spec = replace(specs[role], pre=_checks(site, role), timeout_start=_timeout(site, role),
+                       limits=site.limits_of(role))
         if role == "celery-worker" and site.worker_sets:
             found += _worker_set_specs(site, spec)
         else:

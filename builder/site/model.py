@@ -11,11 +11,14 @@ properties, never settings, so they cannot disagree with each other.
 
 from __future__ import annotations
 
+from typing import cast
+
 from pydantic import Field, model_validator
 
 from builder.site import derive, rules
 from builder.site.sections import (
     PATTERN_MEANING,
+    ROLE_LIMITS,
     ROLES,
     AirflowSpec,
     Api,
@@ -27,9 +30,11 @@ from builder.site.sections import (
     Host,
     Kerberos,
     Ldap,
+    Limits,
     Model,
     Paths,
     Publish,
+    Role,
     SiteInfo,
     Target,
     Tls,
@@ -40,7 +45,7 @@ from builder.site.values import CfgName, CfgValue, EnvName, EnvValue, Items, url
 # Callers import the tables from here too.
 __all__ = [
     "PATTERN_MEANING", "ROLES", "AirflowSpec", "Api", "Broker", "Celery", "Core", "Dags", "Database",
-    "Host", "Kerberos", "Ldap", "Paths", "Publish", "Site", "SiteInfo", "Target", "Tls", "WorkerSet",
+    "Host", "Kerberos", "Ldap", "Limits", "Paths", "Publish", "Site", "SiteInfo", "Target", "Tls", "WorkerSet",
 ]
 
 
@@ -66,6 +71,10 @@ class Site(Model):
         "(unit airflow-celery-worker).",
     )
     dags: Dags = Dags()
+    limits: dict[Role, Limits] = Field(
+        default_factory=dict, description="[limits.<role>] memory_max, tasks_max, cpu_quota: systemd resource "
+        "limits per role, over the defaults (celery-worker: memory_max 50%, tasks_max 4096).",
+    )
     environment: dict[EnvName, EnvValue] = Field(
         default_factory=dict, description="Extra variables for /etc/sysconfig/airflow (e.g. HADOOP_CONF_DIR)."
     )
@@ -100,6 +109,14 @@ class Site(Model):
 
     def worker_sets_of(self, host: Host) -> list[WorkerSet]:
         return [ws for ws in self.worker_sets if host.name in ws.hosts]
+
+    def limits_of(self, role: str) -> Limits:
+        """The role's resource limits: the site's settings over the role's defaults."""
+        default = ROLE_LIMITS.get(role, Limits())
+        given = cast(dict[str, Limits], self.limits).get(role)  # any unit's role; db-migrate has none
+        if given is None:
+            return default
+        return default.model_copy(update=given.model_dump(exclude_none=True))
 
     @property
     def roles(self) -> tuple[str, ...]:

@@ -71,6 +71,7 @@ def check_layout(paths: Paths) -> None:
     for key, path in dirs.items():
         _clear_of_rendered_files(key, path, rendered)
         _outside_the_venvs(key, path, dirs)
+    _roots_not_writable(paths, dirs)
     _venvs_not_writable(paths, dirs)
 
 
@@ -101,9 +102,14 @@ def _outside_the_venvs(key: str, path: str, dirs: dict[str, str]) -> None:
             raise rule(key, f"{path!r} is inside {venv_key} ({venv}), which every upgrade replaces")
 
 
+# Directories the airflow user can write (logs, run), or that sites and admins may hand to it
+# or to a deploy user (dags, plugins, security).
+_WRITABLE = ("dags", "plugins", "logs", "security", "run")
+
+
 def _venvs_not_writable(paths: Paths, dirs: dict[str, str]) -> None:
-    # Directories the airflow user can write: root runs code from the venv.
-    writable = {k: dirs[f"paths.{k}"] for k in ("dags", "plugins", "logs", "security", "run")}
+    # Root runs code from the venv.
+    writable = {k: dirs[f"paths.{k}"] for k in _WRITABLE}
     for venv in (paths.venv, paths.venvs):
         for name, path in writable.items():
             if _within(venv, path):
@@ -111,6 +117,20 @@ def _venvs_not_writable(paths: Paths, dirs: dict[str, str]) -> None:
                     "paths.venv", f"{venv!r} is inside paths.{name} ({path}), which the airflow user "
                     "can write, while root runs the venv's Python when it builds it: keep the venv "
                     "in a root-owned directory such as <home>/venv"
+                )
+
+
+def _roots_not_writable(paths: Paths, dirs: dict[str, str]) -> None:
+    # Root reads the configuration (the airflow wrapper merges its env files) and owns home.
+    writable = {k: dirs[f"paths.{k}"] for k in _WRITABLE}
+    for key in ("config", "home"):
+        path = getattr(paths, key)
+        for name, other in writable.items():
+            if _within(path, other):
+                raise rule(
+                    f"paths.{key}", f"{path!r} is inside paths.{name} ({other}), which the airflow user "
+                    "(and so every task) can write, while root reads what is there: keep it in a "
+                    "root-owned directory such as /etc/airflow"
                 )
 
 

@@ -51,10 +51,16 @@ GUIDE_EXTRAS = (
 PG_NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
 COUNTRY = r"^[A-Z]{2}$"
 QUEUE = r"^[A-Za-z0-9_.-]+$"
+# systemd's MemoryMax=: bytes with an optional K/M/G/T, a share of the host's memory, or none.
+MEMORY = r"^([1-9][0-9]{0,14}[KMGT]?|[1-9][0-9]?%|100%|infinity)$"
+CPU_QUOTA = r"^[1-9][0-9]{0,4}%$"
 PATTERN_MEANING = {
     PG_NAME: "a PostgreSQL name: up to 63 letters, digits, '_' or '-', starting with a letter or '_'",
     COUNTRY: "two upper-case letters, an ISO 3166 country code (e.g. EG)",
     QUEUE: "a Celery queue name: letters, digits, '_', '.' or '-'",
+    MEMORY: "a systemd memory size: bytes with K, M, G or T (e.g. 4G), a share of the host's memory "
+            "(1% to 100%), or infinity",
+    CPU_QUOTA: "a share of one CPU in percent (e.g. 200% for two CPUs)",
 }
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -329,6 +335,30 @@ class Celery(Model):
         600, description="Seconds systemd waits for Celery's warm shutdown (running tasks finish) before SIGKILL."
     )
     queues: Items[Annotated[str, Field(pattern=QUEUE)]] = Field(("default",), min_length=1)
+    read_write_paths: Items[AbsPath] = Field(
+        (), description="Directories task code may write besides the logs and a private /tmp (the "
+        "worker's file system is otherwise read-only).",
+    )
+
+
+class Limits(Model):
+    """[limits.<role>]: systemd resource limits of that role's units (every worker set's too)."""
+
+    memory_max: str | None = Field(None, pattern=MEMORY, description="MemoryMax=: e.g. 4G, or 50% of the "
+                                   "host's memory; infinity lifts the default.")
+    tasks_max: Positive | None = Field(None, description="TasksMax=: processes and threads of the unit.")
+    cpu_quota: str | None = Field(None, pattern=CPU_QUOTA, description="CPUQuota=: 200% is two CPUs.")
+
+
+# Defaults per role (docs/security.md): the worker runs code DAG authors wrote, so one task
+# must not take the memory or the process table of the scheduler, the broker and the
+# api-server beside it. The servers run trusted code: a cap on processes only. No CPU quota
+# by default (the host's CPU count is not known here): the worker's CPUWeight= is lower.
+ROLE_LIMITS = {
+    "celery-worker": Limits(memory_max="50%", tasks_max=4096),
+    **{role: Limits(tasks_max=1024) for role in ("api-server", "scheduler", "dag-processor", "triggerer")},
+    "kerberos": Limits(tasks_max=256),
+}
 
 
 class WorkerSet(Model):

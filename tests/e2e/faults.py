@@ -333,7 +333,7 @@ def install_fault_dags(d: Any) -> Api:
     """The fault DAGs in the DAG folder, parsed. The dag-processor looks for new files every
     `[dag_processor] refresh_interval` (300 s by default): restart it (systemd) to list them now."""
     if not d.host.exists(FAULT_DAG_PATH) or d.host.read(FAULT_DAG_PATH) != FAULT_DAGS:
-        d.host.put(FAULT_DAG_PATH, FAULT_DAGS, 0o644, "airflow", "airflow")
+        d.host.put(FAULT_DAG_PATH, FAULT_DAGS, 0o644, "root", "root")
         d.host.systemctl("restart", "airflow-dag-processor.service")
     api = admin_api(d)
     api.wait_dag("fault_nap")

@@ -330,12 +330,12 @@ def deployment(workspace, phases, e2e_target_image, postgres, redis, ldap, kdc, 
             open_firewall(host, ws.data["api"]["port"])
         with phases("target: secrets, TLS, keytab, krb5.conf, DAG in place", host):
             host.copy_in(ws.secrets, "/etc/airflow/secrets.env", 0o640, "root", "airflow")
-            host.copy_in(ws.tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o600, "airflow", "airflow")
-            host.copy_in(ws.tls / "airflow_cert.pem", f"{SECURITY}/airflow_cert.pem", 0o644, "airflow", "airflow")
-            host.copy_in(ws.tls / "ca-chain.pem", f"{SECURITY}/ca-chain.pem", 0o644, "airflow", "airflow")
-            host.copy_in(kdc.keytab, f"{SECURITY}/airflow.keytab", 0o600, "airflow", "airflow")
+            host.copy_in(ws.tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o640, "root", "airflow")
+            host.copy_in(ws.tls / "airflow_cert.pem", f"{SECURITY}/airflow_cert.pem", 0o644, "root", "root")
+            host.copy_in(ws.tls / "ca-chain.pem", f"{SECURITY}/ca-chain.pem", 0o644, "root", "root")
+            host.copy_in(kdc.keytab, f"{SECURITY}/airflow.keytab", 0o640, "root", "airflow")
             host.put("/etc/krb5.conf", kdc.krb5_conf_text())
-            host.put("/opt/airflow/dags/testing.py", TEST_BASH_DAG, 0o644, "airflow", "airflow")
+            host.put("/opt/airflow/dags/testing.py", TEST_BASH_DAG, 0o644, "root", "root")
         with phases("target: airflow version as the airflow user", host):
             version = host.run(["airflow", "version"], user="airflow", timeout=300).stdout
             assert version.strip().splitlines()[-1] == ws.data["airflow"]["version"], version
