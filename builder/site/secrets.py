@@ -18,8 +18,8 @@ class SecretVar:
 
 
 FERNET_KEY = SecretVar("AIRFLOW__CORE__FERNET_KEY", "Fernet key encrypting connections and variables", True)
-API_SECRET_KEY = SecretVar("AIRFLOW__API__SECRET_KEY", "[api] secret_key: signs sessions; identical on every node", True)
-JWT_SECRET = SecretVar("AIRFLOW__API_AUTH__JWT_SECRET", "[api_auth] jwt_secret: signs task and log-server tokens; identical on every node", True)
+API_SECRET_KEY = SecretVar("AIRFLOW__API__SECRET_KEY", "[api] secret_key: signs UI sessions and the log servers' tokens; identical on every node", True)
+JWT_SECRET = SecretVar("AIRFLOW__API_AUTH__JWT_SECRET", "[api_auth] jwt_secret: signs task and API tokens; identical on every node", True)
 DB_PASSWORD = SecretVar("PGPASSWORD", "Password of the metadata database user (libpq and asyncpg read it)", False)
 LDAP_BIND_PASSWORD = SecretVar("AIRFLOW_LDAP_BIND_PASSWORD", "Password of the LDAP bind DN (read by webserver_config.py)", False)
 
