@@ -198,8 +198,11 @@ def test_sysusers_and_tmpfiles_create_what_the_site_names(name, site, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     uid = int(entry.split(":")[2])
-    for path, mode, owner in [(site.paths.home, 0o755, 0), (site.paths.dags, 0o755, uid),
-                              (site.paths.logs, 0o750, uid), (site.paths.config, 0o750, 0)]:
+    gid = int(entry.split(":")[3])
+    # DAGs, plugins and the security files are root's: no task changes them (docs/security.md).
+    for path, mode, owner, group in [(site.paths.home, 0o755, 0, 0), (site.paths.dags, 0o755, 0, 0),
+                                     (site.paths.plugins, 0o755, 0, 0), (site.paths.security, 0o750, 0, gid),
+                                     (site.paths.logs, 0o750, uid, gid), (site.paths.config, 0o750, 0, gid)]:
         st_ = (root / path.lstrip("/")).stat()
-        assert (oct(st_.st_mode & 0o7777), st_.st_uid) == (oct(mode), owner), path
+        assert (oct(st_.st_mode & 0o7777), st_.st_uid, st_.st_gid) == (oct(mode), owner, group), path
     assert pwd.getpwuid(0).pw_name == "root"  # the host's own users were not touched

@@ -9,7 +9,7 @@ import pytest
 
 from builder.site import site_from_data
 from builder.site.advice import risky_choices
-from conftest import minimal_data, write_toml
+from support.sites import minimal_data, write_toml
 
 # The guide's choices, each a key the example now sets safely.
 GUIDE = {
@@ -58,3 +58,15 @@ def test_bundle_check_prints_one_warning_each_and_still_passes(example_data, tmp
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert [w.split(" = ")[0].removeprefix("warning: ") for w in warnings] == list(GUIDE)
+
+
+@pytest.mark.parametrize("sslmode, warned", [("disable", "in clear"), ("prefer", "without checking whose certificate"),
+                                             ("require", "without checking whose certificate"),
+                                             ("verify-ca", None), ("verify-full", None)])
+def test_an_unverified_remote_database_is_warned_about(example_data, sslmode, warned):
+    risks = risky_choices(site_from_data(_with(example_data, ("database", "sslmode", sslmode))))
+    assert [r.key for r in risks] == (["database.sslmode"] if warned else [])
+    if warned:
+        assert warned in risks[0].why and "verify-full" in risks[0].safer
+    local = _with(example_data, ("database", "sslmode", sslmode), ("database", "host", "localhost"))
+    assert risky_choices(site_from_data(local)) == []

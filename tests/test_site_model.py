@@ -210,6 +210,8 @@ BAD = [
     ("ldaps-no-ca", lambda d: (d["ldap"].update(url="ldaps://dc.bigdata.local:636", starttls=False), d["ldap"].pop("ca_file")), r"ldap\.ca_file: LDAPS and StartTLS need the CA file"),
     ("starttls-no-ca", _del("ldap.ca_file"), r"ldap\.ca_file: LDAPS and StartTLS need the CA file"),
     ("starttls-ldaps", _set("ldap.url", "ldaps://dc.bigdata.local:636"), r"ldap\.starttls: StartTLS cannot be used with an ldaps:// URL"),
+    # The bind and every user's password would cross the network in clear.
+    ("ldap-plaintext", _set("ldap.starttls", False), r"ldap\.starttls: ldap://dc\.bigdata\.local:389 without StartTLS sends the bind password and every user's password in clear: .*ldap\.plaintext_reason"),
     ("ldap-no-fab", _set("airflow.providers", []), r"airflow\.providers: LDAP login needs 'apache-airflow-providers-fab'"),
     ("ccache-tmp", _set("kerberos.ccache", "/tmp/airflow_krb5_ccache"), r"kerberos\.ccache = '/tmp/airflow_krb5_ccache': '/tmp/airflow_krb5_ccache' is under a temporary directory: every unit runs with PrivateTmp=yes"),
     ("override-secret", _set("airflow_cfg", {"core": {"fernet_key": "abc"}}), r"airflow_cfg\.core\.fernet_key: secrets never go into airflow\.cfg"),
@@ -380,3 +382,26 @@ def test_tls_mode_is_dropped_with_a_warning(data):
     assert not hasattr(site.tls, "mode")
     assert seen == [("warn", "site.toml tls.mode is not read (`bundle tls csr`, `bundle tls self-signed` or "
                              "your own files decide): remove it")]
+
+
+def test_ldap_in_clear_needs_a_reason(example_data):
+    import copy
+
+    data = copy.deepcopy(example_data)
+    data["ldap"].update(starttls=False, plaintext_reason="the directory runs on this host")
+    data["ldap"].pop("ca_file")
+    assert site_from_data(data).ldap.plaintext_reason == "the directory runs on this host"
+
+
+@pytest.mark.parametrize("host, sslmode", [("db.example.com", "verify-full"), ("10.0.0.5", "verify-full"),
+                                           ("localhost", "prefer"), ("127.0.0.1", "prefer"), ("::1", "prefer")])
+def test_a_database_on_another_host_is_verified_by_default(example_data, host, sslmode):
+    import copy
+
+    data = copy.deepcopy(example_data)
+    data["database"]["host"] = host
+    db = site_from_data(data).database
+    assert (db.sslmode, db.ca_file) == (sslmode, "/etc/pki/tls/certs/ca-bundle.crt")
+    data["database"].update(sslmode="require", ca_file="/etc/pki/tls/certs/db-ca.pem")
+    db = site_from_data(data).database
+    assert (db.sslmode, db.ca_file) == ("require", "/etc/pki/tls/certs/db-ca.pem")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from builder.site.model import Site
+from builder.site.values import is_local
 
 # Roles Airflow's FAB auth manager gives more than reading: a self-registered directory
 # account with one of them can trigger, clear or edit what others wrote.
@@ -30,6 +31,14 @@ class Risk:
 def risky_choices(site: Site) -> list[Risk]:
     """One Risk per risky choice of the site, in site-file order."""
     risks = []
+    db = site.database
+    if not is_local(db.host) and db.sslmode not in ("verify-ca", "verify-full"):
+        risks.append(Risk(
+            "database.sslmode", f'"{db.sslmode}"',
+            f"the database password and every query cross the network to {db.host} "
+            + ("in clear" if db.sslmode in ("disable", "allow") else "without checking whose certificate "
+               "answers: a peer on the path can read and change them"),
+            'sslmode = "verify-full" (the default), with database.ca_file'))
     if site.core.test_connection == "Enabled":
         risks.append(Risk(
             "core.test_connection", '"Enabled"',

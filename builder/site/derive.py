@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from builder.site.values import is_ip
+from builder.site.values import is_ip, is_local
 
 if TYPE_CHECKING:
     from builder.site.model import Site
-    from builder.site.sections import Kerberos, Paths, Tls
+    from builder.site.sections import Database, Kerberos, Paths, Tls
 
+# RHEL's system trust: what verifies a database certificate unless the site names a CA file.
+SYSTEM_CA = "/etc/pki/tls/certs/ca-bundle.crt"
 # Directories that default to <home>/<name>.
 UNDER_HOME = ("venv", "dags", "logs", "plugins", "security")
 
@@ -34,12 +36,19 @@ def site_defaults(site: Site) -> Site:
     migrate_host = site.database.migrate_host or site.hosts_with("scheduler")[0].name
     update: dict[str, Any] = {
         "api": site.api.model_copy(update={"host": api_host}),
-        "database": site.database.model_copy(update={"migrate_host": migrate_host}),
+        "database": _database(site.database, migrate_host),
         "tls": _tls(site, api_host),
     }
     if site.kerberos:
         update["kerberos"] = _kerberos(site.kerberos, site.paths)
     return site.model_copy(update=update)
+
+
+def _database(db: Database, migrate_host: str) -> Database:
+    # Across a network the password and every query must reach the real server: verified TLS.
+    sslmode = db.sslmode or ("prefer" if is_local(db.host) else "verify-full")
+    return db.model_copy(update={"migrate_host": migrate_host, "sslmode": sslmode,
+                                 "ca_file": db.ca_file or SYSTEM_CA})
 
 
 def _tls(site: Site, api_host: str) -> Tls:

@@ -40,7 +40,7 @@ from builder.site.sections import (
     Tls,
     WorkerSet,
 )
-from builder.site.values import CfgName, CfgValue, EnvName, EnvValue, Items, url_host
+from builder.site.values import CfgName, CfgValue, EnvName, EnvValue, Items, is_local, url_host
 
 # Callers import the tables from here too.
 __all__ = [
@@ -154,5 +154,5 @@ class Site(Model):
 
     @property
     def broker_is_local(self) -> bool:
-        return self.broker.host in ("localhost", "127.0.0.1", "::1")
+        return is_local(self.broker.host)
 

@@ -280,6 +280,12 @@ def _ldap_tls(site: Site) -> None:
         raise rule("ldap.starttls", "StartTLS cannot be used with an ldaps:// URL (it is already TLS)")
     if (ldap.starttls or ldap.ldaps) and not ldap.ca_file:
         raise rule("ldap.ca_file", "LDAPS and StartTLS need the CA file that verifies the LDAP server")
+    if not (ldap.starttls or ldap.ldaps) and not ldap.plaintext_reason:
+        raise rule(
+            "ldap.starttls", f"{ldap.url} without StartTLS sends the bind password and every user's "
+            "password in clear: set starttls = true (with ca_file), use ldaps://, or say why in "
+            "ldap.plaintext_reason"
+        )
 
 
 def _ldap_provider(site: Site) -> None:

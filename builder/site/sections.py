@@ -200,7 +200,15 @@ class Database(Model):
     port: Port = 5432
     name: str = Field("airflow", pattern=PG_NAME)
     user: str = Field("airflow", pattern=PG_NAME)
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = Field(
+        DERIVED, description="libpq's sslmode (PGSSLMODE). Default: verify-full for a database on another "
+        "host (its certificate checked against ca_file), prefer for one on this host.",
+    )
+    ca_file: AbsPath = Field(
+        DERIVED, description="CA certificates that verify the database's certificate (PGSSLROOTCERT), "
+        "read when sslmode is verify-ca or verify-full. Default: RHEL's system trust, "
+        "/etc/pki/tls/certs/ca-bundle.crt.",
+    )
     migrate_host: HostName = Field(
         DERIVED, description="The one host whose airflow-db-migrate unit runs `airflow db migrate` "
         "(before its scheduler and api-server). Default: the first scheduler host.",
@@ -267,6 +275,10 @@ class Ldap(Model):
     url: str = Field(description="ldap://host[:port] or ldaps://host[:port].")
     starttls: bool = Field(False, description="StartTLS on an ldap:// URL.")
     ca_file: AbsPath | None = Field(None, description="CA certificates to verify the LDAP server (needed for ldaps/StartTLS).")
+    plaintext_reason: Line | None = Field(
+        None, description="Why this site binds to an ldap:// URL without StartTLS, sending the bind password "
+        "and every user's password in clear (e.g. a directory on this host). Without it such a URL is refused.",
+    )
     search_base: DN
     search_filter: Line = ""
     bind_dn: DN = Field(description="Service account DN; its password lives in the secrets file.")

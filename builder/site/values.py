@@ -162,6 +162,14 @@ def dns_name(value: str) -> str:
     return value
 
 
+# Names of this host: traffic to them never leaves it.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def is_local(host: str) -> bool:
+    return host in LOCAL_HOSTS
+
+
 def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)

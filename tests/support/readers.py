@@ -139,6 +139,8 @@ def sysconfig_intent(site: Site) -> dict[str, str]:
     }
     if site.database.sslmode != "prefer":
         env["PGSSLMODE"] = site.database.sslmode
+    if site.database.sslmode in ("verify-ca", "verify-full"):
+        env["PGSSLROOTCERT"] = site.database.ca_file
     if site.kerberos:
         env["KRB5CCNAME"] = f"FILE:{site.kerberos.ccache}"
         env["KRB5_KTNAME"] = f"FILE:{site.kerberos.keytab}"
