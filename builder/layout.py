@@ -31,6 +31,9 @@ UV_DIR = f"{LIBDIR}/uv"
 LIBEXEC = "/usr/libexec/airflow-prod"
 BUILD_VENV = f"{LIBEXEC}/build-venv"
 CHECK_NODE = f"{LIBEXEC}/check-node"
+ROLE_ENV = f"{LIBEXEC}/role-env"
+# Each role's share of the secrets file, written by role-env as each unit starts: root's alone.
+ROLE_ENV_DIR = "/run/airflow-prod"
 
 LOG_DIR = "/var/log/airflow-prod"
 BUILD_VENV_LOG = f"{LOG_DIR}/build-venv.log"
@@ -88,8 +91,12 @@ def config_file(site: Site, name: str) -> str:
 
 
 def secrets_path(site: Site) -> str:
-    """Where the secrets file lives on every host (root:airflow 0640)."""
+    """Where the secrets file lives on every host (root:root 0600: each unit gets its role's share)."""
     return config_file(site, "secrets.env")
+
+
+def role_env_path(role: str) -> str:
+    return f"{ROLE_ENV_DIR}/{role}.env"
 
 
 def fingerprint_path(site: Site) -> str:

@@ -78,7 +78,7 @@ def test_secrets_and_tls_commands(tmp_path):
     secrets = tmp_path / "s.env"
     proc = bundle("secrets", "init", "--site", str(EXAMPLE), "--out", str(secrets))
     assert proc.returncode == 0, proc.stderr
-    assert "install -o root -g airflow -m 0640" in proc.stdout
+    assert "install -o root -g root -m 0600" in proc.stdout
     proc = bundle("secrets", "init", "--site", str(EXAMPLE), "--out", str(secrets))
     assert proc.returncode == 2 and "pass --force" in proc.stderr
 

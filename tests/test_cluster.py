@@ -19,7 +19,7 @@ import pytest
 from builder.errors import SiteError, UsageError
 from builder.fingerprint import estimated_bits, fingerprint, site_fingerprints
 from builder.render import render_site
-from builder.layout import CHECK_NODE, UNIT_DIR
+from builder.layout import CHECK_NODE, ROLE_ENV, UNIT_DIR
 from builder.render.units import unit_specs
 from builder.rpm import plan as P
 from builder.material.secrets import generate_values, write_secrets
@@ -155,14 +155,15 @@ def test_every_component_waits_for_the_schema_and_checks_the_node(files):
     for name, text in files.items():
         if not name.startswith(UNIT_DIR) or not name.endswith(".service"):
             continue
-        pre = _exec(text, "ExecStartPre")
+        first, *pre = _exec(text, "ExecStartPre")
+        assert first.startswith(f"+{ROLE_ENV} "), name  # the role's share of the secrets, as root
         wait = "/opt/airflow/venv/bin/airflow db check-migrations --migration-wait-timeout 600"
         if "kerberos" in name:
             assert pre == [wait], name  # it reads the database at start, signs nothing
             continue
         assert pre[0].startswith(CHECK_NODE), name
         if "migrate" in name:
-            assert pre == [CHECK_NODE], name
+            assert pre == [f"{CHECK_NODE} --role db-migrate"], name
             continue
         assert pre[1] == wait, name
         # systemd must not give up before the wait does.

@@ -141,7 +141,7 @@ def test_unit_runs_airflow_in_foreground(files, role):
     assert " -D" not in exec_start and "--daemon" not in exec_start and "bash" not in exec_start
     for line in ["After=network-online.target", "Wants=network-online.target", "NoNewPrivileges=yes",
                  "ProtectHome=yes", "PrivateTmp=yes", "UMask=0027", "LimitNOFILE=65536",
-                 "EnvironmentFile=/etc/sysconfig/airflow", "EnvironmentFile=/etc/airflow/secrets.env",
+                 "EnvironmentFile=/etc/sysconfig/airflow", f"EnvironmentFile=-/run/airflow-prod/{role}.env",
                  "User=airflow", "WantedBy=airflow.target"]:
         assert line in unit, f"{line} missing in airflow-{role}.service"
     assert re.search(r"^ProtectSystem=(strict|full)$", unit, re.M)
@@ -264,7 +264,7 @@ def test_wrapper_refuses_clearly_without_secrets(tmp_path):
     assert proc.returncode == 1
     if os.geteuid() == 0:
         assert proc.stderr == (f"airflow: {missing} is missing: make it with 'bundle secrets init' on the "
-                               "build host and install it (root:airflow 0640) on every node\n")
+                               "build host and install it (root:root 0600) on every node\n")
     else:
         assert "run as root (sudo airflow ...) or as the airflow user" in proc.stderr
 
@@ -331,7 +331,9 @@ def test_components_check_the_node_then_wait_for_the_schema(files, role):
     unit = files[f"/usr/lib/systemd/system/airflow-{role}.service"]
     pre = re.findall(r"^ExecStartPre=(.*)$", unit, re.M)
     dags = "" if role == "api-server" else " --dags"
-    assert pre == ["/usr/libexec/airflow-prod/check-node" + dags,
+    # First, as root, the role's share of the secrets file (docs/security.md).
+    assert pre == [f"+/usr/libexec/airflow-prod/role-env {role}",
+                   f"/usr/libexec/airflow-prod/check-node --role {role}" + dags,
                    "/opt/airflow/venv/bin/airflow db check-migrations --migration-wait-timeout 600"]
     assert "\nTimeoutStartSec=720\n" in unit
 
@@ -342,6 +344,7 @@ def test_kerberos_renewer_waits_for_the_schema_but_uses_no_shared_secret(files):
     check-node. The migration runs before it (it needs a password, not a ticket)."""
     krb = files["/usr/lib/systemd/system/airflow-kerberos.service"]
     assert re.findall(r"^ExecStartPre=(.*)$", krb, re.M) == [
+        "+/usr/libexec/airflow-prod/role-env kerberos",
         "/opt/airflow/venv/bin/airflow db check-migrations --migration-wait-timeout 600"]
     assert "\nTimeoutStartSec=720\n" in krb
     mig = files["/usr/lib/systemd/system/airflow-db-migrate.service"]

@@ -239,3 +239,65 @@ def test_every_python_root_runs_in_build_venv_and_the_scriptlets_is_isolated(exa
     loose = [c for c in calls if not re.search(r'(python[0-9.]*"?|\$PYTHON") -I\b', c[1])]
     assert not loose, loose
     assert "setsid --wait setpriv" in texts["build-venv"]
+
+
+# --- role-env: each role's share of the secrets file ----------------------------------------
+
+def _role_env(tmp: Path) -> tuple[Path, Path, Path]:
+    from builder.site import load_site
+
+    site = load_site(Path(__file__).resolve().parent.parent / "examples" / "site.toml")
+    text = {f.dest: f.text for f in render_site(site).files}["/usr/libexec/airflow-prod/role-env"]
+    secrets, env_dir = tmp / "etc" / "secrets.env", tmp / "run" / "airflow-prod"
+    secrets.parent.mkdir(mode=0o755)
+    for name, value in (("SECRETS", secrets), ("ENV_DIR", env_dir)):
+        text, n = re.subn(rf"^{name} = .*$", f"{name} = {str(value)!r}", text, count=1, flags=re.M)
+        assert n == 1, name
+    script = tmp / "role-env"
+    script.write_text(text)
+    script.chmod(0o755)
+    return script, secrets, env_dir
+
+
+def test_each_role_gets_its_share_of_the_secrets_and_nothing_else(tmp_path):
+    from support import readers
+
+    script, secrets, env_dir = _role_env(tmp_path)
+    # Values systemd's parser must read back unchanged: quotes, backslashes, $, backticks.
+    hostile = 'p"w\\x$HOME`id`'
+    secrets.write_text(f"AIRFLOW__CORE__FERNET_KEY=fernet\nAIRFLOW__API__SECRET_KEY=api\n"
+                       f"AIRFLOW__API_AUTH__JWT_SECRET=jwt\nPGPASSWORD='{hostile}'\n"
+                       "AIRFLOW_LDAP_BIND_PASSWORD=ldap\n")
+    secrets.chmod(0o600)
+    read = readers.wrapper_namespace(_wrapper_text())["read_env_file"]  # systemd's grammar (tested there)
+    full = read(str(secrets))  # what systemd reads from the admin's file
+    assert len(full) == 5 and "$HOME" in full["PGPASSWORD"] and '"' in full["PGPASSWORD"]
+    expected = {
+        "celery-worker": ("AIRFLOW__API__SECRET_KEY", "PGPASSWORD"),
+        "scheduler": ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "PGPASSWORD"),
+        "kerberos": ("PGPASSWORD",),
+        "api-server": tuple(full),
+    }
+    for role, names in expected.items():
+        env = {name: full[name] for name in names}
+        proc = subprocess.run([str(script), role], capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        out = env_dir / f"{role}.env"
+        assert read(str(out)) == env, role
+        assert (out.stat().st_mode & 0o777, out.stat().st_uid) == (0o600, 0)
+    assert env_dir.stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in env_dir.iterdir()) == sorted(f"{r}.env" for r in expected)  # no temp files
+
+
+def test_role_env_refuses_a_secrets_file_others_could_write_and_warns_when_others_can_read(tmp_path):
+    script, secrets, env_dir = _role_env(tmp_path)
+    secrets.write_text("PGPASSWORD=x\n")
+    secrets.chmod(0o640)
+    proc = subprocess.run([str(script), "kerberos"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "is readable by others than root: every task can read every secret" in proc.stderr
+    secrets.chmod(0o666)
+    proc = subprocess.run([str(script), "kerberos"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "writable by others than root (mode 0666)" in proc.stderr
+    proc = subprocess.run([str(script), "webserver"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "usage: role-env ROLE, one of api-server, celery-worker" in proc.stderr

@@ -23,7 +23,7 @@ def secrets_init(site_path: str, out_path: Path | None, force: bool) -> None:
     """Generate fernet key, [api] secret_key and jwt_secret; placeholders for passwords.
 
     The file is created 0600. Fill in the database and LDAP bind passwords,
-    then install it on every node as <config>/secrets.env (root:airflow 0640):
+    then install it on every node as <config>/secrets.env (root:root 0600):
     every node must share the same values.
     """
     from builder.material.secrets import default_secrets_path, write_secrets
@@ -34,7 +34,7 @@ def secrets_init(site_path: str, out_path: Path | None, force: bool) -> None:
     out = write_secrets(site, out_path or default_secrets_path(site), force=force)
     click.echo(f"wrote {out} (mode 0600)")
     click.echo(f"next: replace {PLACEHOLDER} values, then install it on every node:")
-    click.echo(f"  install -o root -g airflow -m 0640 {out.name} {secrets_path(site)}")
+    click.echo(f"  install -o root -g root -m 0600 {out.name} {secrets_path(site)}")
 
 
 @click.group()

@@ -16,14 +16,15 @@ from pathlib import Path
 
 from builder.fsutil import write_atomic
 from builder.layout import (
-    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, SECRETS_EXAMPLE, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WRAPPER,
+    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SYSCONFIG, SYSUSERS, TMPFILES,
+    UNIT_DIR, WRAPPER,
     config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs,
 )
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
 from builder.render.units import UnitSpec, host_units, packages as unit_packages, unit_specs
 from builder.site import Site
-from builder.site.secrets import PLACEHOLDER, secret_vars
+from builder.site.secrets import PLACEHOLDER, ROLE_SECRETS, SecretVar, role_secrets, secret_vars
 
 # Which package ships a file: the base package, the site configuration, or a role.
 BASE = "base"
@@ -136,12 +137,24 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
         RenderedFile(
             CHECK_NODE,
             render_template(
-                "check-node.py.j2", generated=[v.name for v in secret_vars(site) if v.generated],
+                "check-node.py.j2", generated={role: [v.name for v in vs if v.generated]
+                                               for role, vs in _needs(site).items()},
                 placeholder=PLACEHOLDER, **common,
             ),
             0o755, BASE,
         ),
+        RenderedFile(
+            ROLE_ENV,
+            render_template("role-env.py.j2", role_env_dir=ROLE_ENV_DIR,
+                            needs={role: [v.name for v in vs] for role, vs in _needs(site).items()}, **common),
+            0o755, BASE,
+        ),
     ]
+
+
+def _needs(site: Site) -> dict[str, list[SecretVar]]:
+    """Each role's share of the site's secrets."""
+    return {role: role_secrets(site, role) for role in ROLE_SECRETS}
 
 
 def _unit_files(units: list[UnitSpec], common: dict) -> list[RenderedFile]:

@@ -33,6 +33,8 @@ def py(value: object) -> str:
     """A Python literal (webserver_config.py, the airflow wrapper)."""
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(py(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{py(k)}: {py(v)}" for k, v in value.items()) + "}"
     if isinstance(value, str):
         # JSON string syntax is valid Python, always double-quoted, every control escaped;
         # ensure_ascii would write astral characters as surrogate pairs, which Python

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from builder.layout import CHECK_NODE
+from builder.layout import CHECK_NODE, ROLE_ENV, role_env_path
 from builder.site import Site
 from builder.site.model import Host, Limits
 from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
@@ -68,6 +68,16 @@ class UnitSpec:
     read_write: tuple[str, ...] = ()
 
     @property
+    def env_file(self) -> str:
+        """This role's share of the secrets, which role-env writes as the unit starts."""
+        return role_env_path(self.role)
+
+    @property
+    def secrets_pre(self) -> tuple[str, ...]:
+        """ExecStartPre=+ (as root): role-env, before anything reads env_file."""
+        return (ROLE_ENV, self.role)
+
+    @property
     def ident(self) -> str:
         return f"airflow-{self.role}-{self.instance}" if self.instance else f"airflow-{self.role}"
 
@@ -90,7 +100,7 @@ def _checks(site: Site, role: str) -> tuple[tuple[str, ...], ...]:
     """ExecStartPre= of a component: this node's secrets and DAG folder, then the schema."""
     checks: list[tuple[str, ...]] = []
     if role != "kerberos":
-        checks.append((CHECK_NODE, *(("--dags",) if role in DAG_ROLES else ())))
+        checks.append((CHECK_NODE, "--role", role, *(("--dags",) if role in DAG_ROLES else ())))
     if role in SCHEMA_ROLES:
         checks.append((f"{site.paths.venv}/bin/airflow", "db", "check-migrations",
                        "--migration-wait-timeout", str(site.database.migration_wait)))

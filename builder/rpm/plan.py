@@ -339,7 +339,7 @@ def _config_package(site: Site, files: list[RenderedFile]) -> RpmPackage:
             f"The rendered configuration of site {site.site.name}: airflow.cfg, "
             "webserver_config.py, /etc/sysconfig/airflow. Marked noreplace: local edits survive "
             "upgrades (the new version lands as .rpmnew).",
-            f"Secrets are not here: install {p.config}/secrets.env (root:airflow 0640) on every "
+            f"Secrets are not here: install {p.config}/secrets.env (root:root 0600) on every "
             f"node; {DOC_DIR}/secrets.env.example (in airflow-prod) lists the variables.",
         ),
         entries=tuple(sorted(entries, key=lambda e: e.dest)),

@@ -123,7 +123,7 @@ BANNER
     exit 1
 fi
 {selinux_relabel(*relabel)}if [ ! -e {shlex.quote(secrets)} ]; then
-    echo "airflow-prod: "{shlex.quote(secrets)}" is missing: install the site's secrets file (root:airflow 0640) before starting airflow.target" >&2
+    echo "airflow-prod: "{shlex.quote(secrets)}" is missing: install the site's secrets file (root:root 0600) before starting airflow.target" >&2
 fi
 exit 0
 """

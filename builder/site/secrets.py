@@ -33,3 +33,22 @@ def secret_vars(site: Site) -> list[SecretVar]:
         found.append(LDAP_BIND_PASSWORD)
     return found
 
+
+
+# What each role's units receive (docs/security.md has the reasons, from Airflow 3.1.4's own
+# sources). The worker holds no fernet key, no jwt_secret and no LDAP password: its tasks
+# can read its environment. [api] secret_key: its log server checks log-fetch tokens with it.
+ROLE_SECRETS: dict[str, tuple[SecretVar, ...]] = {
+    "api-server": (FERNET_KEY, API_SECRET_KEY, JWT_SECRET, DB_PASSWORD, LDAP_BIND_PASSWORD),
+    "scheduler": (FERNET_KEY, JWT_SECRET, DB_PASSWORD),       # signs the task tokens it queues
+    "dag-processor": (FERNET_KEY, JWT_SECRET, DB_PASSWORD),   # its in-process execution API
+    "triggerer": (FERNET_KEY, API_SECRET_KEY, JWT_SECRET, DB_PASSWORD),
+    "celery-worker": (API_SECRET_KEY, DB_PASSWORD),          # the result backend; check-migrations
+    "kerberos": (DB_PASSWORD,),                               # `airflow kerberos` checks the schema
+    "db-migrate": (DB_PASSWORD,),
+}
+
+
+def role_secrets(site: Site, role: str) -> list[SecretVar]:
+    """The secrets of this site that one role's units receive, in file order."""
+    return [v for v in secret_vars(site) if v in ROLE_SECRETS[role]]

@@ -305,7 +305,7 @@ def cluster(e2e_target_image, signing_key):
                 dnf(h, "install", f"airflow-prod-host-{NAMES[s]}", timeout=DNF_TIMEOUT)
                 assert h.exists("/opt/airflow/venv/.airflow-prod-complete"), h.read("/var/log/airflow-prod/build-venv.log")[-3000:]
                 installs[s] = time.monotonic() - t0
-                h.copy_in(secrets, "/etc/airflow/secrets.env", 0o640, "root", "airflow")
+                h.copy_in(secrets, "/etc/airflow/secrets.env", 0o600, "root", "root")
                 h.copy_in(tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o640, "root", "airflow")
                 h.copy_in(tls / "airflow_cert.pem", f"{SECURITY}/airflow_cert.pem", 0o644, "root", "root")
                 h.copy_in(tls / "ca-chain.pem", f"{SECURITY}/ca-chain.pem", 0o644, "root", "root")
@@ -527,25 +527,27 @@ def test_rolling_upgrade_while_runs_continue(cluster):
             assert "parallelism = 17" in c.hosts[s].read("/etc/airflow/airflow.cfg"), s
 
 
-def test_a_node_with_another_jwt_secret_refuses_to_start(cluster):
+def test_a_node_with_another_api_secret_key_refuses_to_start(cluster):
+    """The worker holds [api] secret_key (its log server checks log-fetch tokens with it) and
+    no jwt_secret (docs/security.md): a different one on d stops its worker, named."""
     c = cluster
     d = c.hosts["d"]
-    with c.phases("cluster: d given another jwt_secret: its worker refuses to start, naming it"):
+    with c.phases("cluster: d given another [api] secret_key: its worker refuses to start, naming it"):
         good = d.read("/etc/airflow/secrets.env")
-        other = re.sub(r"^AIRFLOW__API_AUTH__JWT_SECRET=.*$", "AIRFLOW__API_AUTH__JWT_SECRET=" + "ab" * 32,
+        other = re.sub(r"^AIRFLOW__API__SECRET_KEY=.*$", "AIRFLOW__API__SECRET_KEY=" + "ab" * 32,
                        good, flags=re.M)
         assert other != good
-        d.put("/etc/airflow/secrets.env", other, 0o640, "root", "airflow")
+        d.put("/etc/airflow/secrets.env", other, 0o600, "root", "root")
         try:
             proc = d.systemctl("restart", WORKER["d"], check=False)
             assert proc.returncode != 0
             journal = d.journal(WORKER["d"], 60)
-            assert ("check-node: /etc/airflow/secrets.env: AIRFLOW__API_AUTH__JWT_SECRET differs from this "
+            assert ("check-node: /etc/airflow/secrets.env: AIRFLOW__API__SECRET_KEY differs from this "
                     "site's (its fingerprint does not match /etc/airflow/secrets.fingerprint)") in journal, journal
             assert "refusing to start" in journal
             assert unit_state(d, WORKER["d"], UNIT_PROPERTIES)["ActiveState"] in ("failed", "activating", "inactive")
         finally:
-            d.put("/etc/airflow/secrets.env", good, 0o640, "root", "airflow")
+            d.put("/etc/airflow/secrets.env", good, 0o600, "root", "root")
             d.systemctl("reset-failed", WORKER["d"], check=False)
             d.systemctl("restart", WORKER["d"])
             wait_units(d, (WORKER["d"],))

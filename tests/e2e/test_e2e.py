@@ -329,7 +329,7 @@ def deployment(workspace, phases, e2e_target_image, postgres, redis, ldap, kdc, 
         with phases("target: firewalld loads our services (firewall-offline-cmd --add-service)", host):
             open_firewall(host, ws.data["api"]["port"])
         with phases("target: secrets, TLS, keytab, krb5.conf, DAG in place", host):
-            host.copy_in(ws.secrets, "/etc/airflow/secrets.env", 0o640, "root", "airflow")
+            host.copy_in(ws.secrets, "/etc/airflow/secrets.env", 0o600, "root", "root")
             host.copy_in(ws.tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o640, "root", "airflow")
             host.copy_in(ws.tls / "airflow_cert.pem", f"{SECURITY}/airflow_cert.pem", 0o644, "root", "root")
             host.copy_in(ws.tls / "ca-chain.pem", f"{SECURITY}/ca-chain.pem", 0o644, "root", "root")

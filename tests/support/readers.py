@@ -17,7 +17,7 @@ from pathlib import Path
 
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.units import UnitSpec
-from builder.layout import SYSCONFIG, secrets_path
+from builder.layout import SYSCONFIG
 from builder.site import Site
 
 # What every Airflow process's environment holds that an unescaped $NAME or ~
@@ -114,8 +114,8 @@ def unit_intent(site: Site, spec: UnitSpec) -> dict[str, object]:
         "sections": ["Install", "Service", "Unit"],
         "User": ["airflow"], "Group": ["airflow"],
         "ExecStart": [f"{site.paths.venv}/bin/airflow", *spec.args], "ExecStart count": 1,
-        "ExecStartPre": [list(argv) for argv in spec.pre],
-        "EnvironmentFile": [SYSCONFIG, secrets_path(site)],
+        "ExecStartPre": [["+" + spec.secrets_pre[0], *spec.secrets_pre[1:]], *(list(argv) for argv in spec.pre)],
+        "EnvironmentFile": [SYSCONFIG, f"-{spec.env_file}"],
         "WorkingDirectory": [site.paths.home],
         "ConditionPathExists": [f"{site.paths.venv}/.airflow-prod-complete"],
         "ReadWritePaths": [site.paths.logs, site.paths.run] if spec.strict else list(spec.read_write),
