@@ -212,7 +212,9 @@ def test_scriptlets_behave_like_fedora_systemd_macros(built):
     sched = rpm_query(rpms["airflow-prod-scheduler"], "--scripts")
     assert re.search(r"if \[ \$1 -eq 1 \]; then\s+/usr/bin/systemctl --no-reload preset airflow-scheduler.service", sched)
     assert re.search(r"if \[ \$1 -eq 0 \]; then\s+/usr/bin/systemctl --no-reload disable --now airflow-scheduler.service", sched)
-    assert "daemon-reload" in sched and "try-restart airflow-scheduler.service" in sched
+    # Restarts are queued (--no-block): no rpm transaction waits for a drain or a migration.
+    assert "daemon-reload" in sched and "try-restart --no-block airflow-scheduler.service" in sched
+    assert not re.search(r"try-restart (?!--no-block)", sched + rpm_query(rpms["airflow-prod"], "--scripts"))
     base = rpm_query(rpms["airflow-prod"], "--scripts")
     pre = base.split("postinstall scriptlet")[0]
     # Preconditions come before the user is created, and before any file lands.

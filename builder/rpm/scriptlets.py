@@ -51,8 +51,10 @@ def units_preun(units: list[str]) -> str:
 
 
 def restart_on_upgrade(units: list[str]) -> str:
-    return (f"if [ $1 -ge 1 ] && {_BOOTED}; then\n    {SYSTEMCTL} try-restart {_q(*units)} >/dev/null 2>&1 || :\n"
-            "fi\n")
+    # --no-block: systemd restarts them after the transaction; no rpm transaction (dnf-automatic,
+    # Satellite remote execution) holds the rpm lock while workers drain and schemas migrate.
+    return (f"if [ $1 -ge 1 ] && {_BOOTED}; then\n"
+            f"    {SYSTEMCTL} try-restart --no-block {_q(*units)} >/dev/null 2>&1 || :\nfi\n")
 
 
 def units_postun(units: list[str]) -> str:

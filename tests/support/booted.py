@@ -20,15 +20,32 @@ def dnf(host, *args: str, check: bool = True, timeout: float = 1200):
     /var/tmp are noexec). Under enforcing fapolicyd the rpmdb trust is renewed after it, as
     RHEL's rpm plugin tells fapolicyd what a transaction installed. Its exit code and output
     tails go to stderr (shown for a failing test)."""
+    started = time.monotonic()
     proc = host.run(["dnf", "-y", "--setopt=install_weak_deps=False", *args], check=check, timeout=timeout,
                     umask=HARDENED_UMASK)
+    took = time.monotonic() - started
     if host.fapolicyd:
         host.trust_rpmdb()
+    # The packages restart services with --no-block (no rpm transaction waits for a drain or
+    # a migration): the test goes on once systemd has run those jobs, as an admin would.
+    settled = wait_jobs_done(host, timeout=timeout)
     out = proc.stdout + proc.stderr
     loud = [line for line in out.splitlines() if re.search(r"FAILED|[Ee]rror|warning:", line)]
-    print(f"[{host.hostname}] dnf {' '.join(args)}: exit {proc.returncode}", *loud, proc.stdout[-3000:],
+    print(f"[{host.hostname}] dnf {' '.join(args)}: exit {proc.returncode} after {took:.1f} s; "
+          f"systemd's jobs done {settled:.1f} s later", *loud, proc.stdout[-3000:],
           proc.stderr[-2000:], sep="\n", file=sys.stderr)
     return proc
+
+
+def wait_jobs_done(host, *, timeout: float) -> float:
+    """Wait until systemd has no queued or running job on the host; the seconds it took."""
+    started = time.monotonic()
+    while host.systemctl("list-jobs", "--no-legend", check=False).stdout.strip():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"[{host.hostname}] systemd jobs still running after {timeout:.0f} s:\n"
+                                 + host.systemctl("list-jobs", check=False).stdout)
+        time.sleep(1)
+    return time.monotonic() - started
 
 
 def unit_state(host, unit: str, properties: Sequence[str] = UNIT_PROPERTIES) -> dict[str, str]:
