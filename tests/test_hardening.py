@@ -144,16 +144,19 @@ def test_fapolicyd_trusts_exactly_the_venv_and_forgets_it_with_the_venv(build_ve
     assert "/usr/sbin/fapolicyd-cli --update" in erase
 
 
-def test_selinux_relabels_the_new_venv_before_it_serves_and_airflow_home_after(build_venv, example_site):
+def test_selinux_relabels_the_new_venv_before_it_serves_and_only_what_we_made_after(build_venv, example_site):
     code = _code(build_venv)
     assert "/usr/sbin/selinuxenabled && [ -x /usr/sbin/restorecon ]" in code
     assert '/usr/sbin/restorecon -R "$@"' in code
     assert code.index('selinux_relabel "$TARGET"') < code.index('mv -Tf "$VENV_LINK.new" "$VENV_LINK"')
     post = scriptlets.base_post(example_site)
-    # After a successful build only; the venvs are inside AIRFLOW_HOME here, so once.
-    relabel = post.index("/usr/sbin/restorecon -R /opt/airflow || :")
-    assert post.index("THE AIRFLOW VIRTUALENV WAS NOT BUILT") < relabel
-    assert "/opt/airflow/venvs" not in post[relabel:relabel + 60]
+    # After a successful build only: our directories themselves, never walking the logs or a
+    # DAG folder that may be an NFS mount; recursively only the venvs.
+    dirs = post.index("/usr/sbin/restorecon /opt/airflow /opt/airflow/dags /opt/airflow/plugins "
+                      "/opt/airflow/logs /opt/airflow/security /etc/airflow || :")
+    venvs = post.index("/usr/sbin/restorecon -R /opt/airflow/venvs || :")
+    assert post.index("THE AIRFLOW VIRTUALENV WAS NOT BUILT") < dirs < venvs
+    assert post.count("restorecon -R") == 1
 
 
 def test_venvs_outside_opt_and_usr_get_opt_like_selinux_labels(example_site):

@@ -104,7 +104,9 @@ exit 0
 def base_post(site: Site) -> str:
     p = site.paths
     secrets, tmpfiles, build_venv = layout.secrets_path(site), layout.TMPFILES, layout.BUILD_VENV
-    relabel = [p.home] if p.venvs.startswith(p.home.rstrip("/") + "/") else [p.home, p.venvs]
+    # Only what this package made: its directories themselves (not the logs or DAGs in them,
+    # which may be large or an NFS mount) and the venvs build-venv wrote.
+    own = [d.path for d in layout.site_dirs(site)]
     return UMASK + f"""\
 if [ -x /usr/bin/systemd-tmpfiles ]; then
     /usr/bin/systemd-tmpfiles --create {shlex.quote(tmpfiles)} >/dev/null 2>&1 || :
@@ -124,17 +126,18 @@ Fix the cause, then run: {build_venv}
 BANNER
     exit 1
 fi
-{selinux_relabel(*relabel)}if [ ! -e {shlex.quote(secrets)} ]; then
+{selinux_relabel(*own, recursive=False)}{selinux_relabel(p.venvs)}if [ ! -e {shlex.quote(secrets)} ]; then
     echo "airflow-prod: "{shlex.quote(secrets)}" is missing: install the site's secrets file (root:root 0600) before starting airflow.target" >&2
 fi
 exit 0
 """
 
 
-def selinux_relabel(*paths: str) -> str:
-    """restorecon -R when SELinux is enabled (files made in %post get their directory's label)."""
+def selinux_relabel(*paths: str, recursive: bool = True) -> str:
+    """restorecon [-R] when SELinux is enabled (files made in %post get their directory's label)."""
+    flag = "-R " if recursive else ""
     return (f"if [ -x /usr/sbin/selinuxenabled ] && /usr/sbin/selinuxenabled && [ -x /usr/sbin/restorecon ]; then\n"
-            f"    /usr/sbin/restorecon -R {_q(*paths)} || :\nfi\n")
+            f"    /usr/sbin/restorecon {flag}{_q(*paths)} || :\nfi\n")
 
 
 # Trees whose default SELinux labels systemd may execute (RHEL targeted policy: /opt is usr_t with
