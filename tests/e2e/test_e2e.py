@@ -450,6 +450,29 @@ def test_kerberos_ticket_is_renewed(deployment):
         raise AssertionError(f"ticket not renewed within reinit_frequency + 60 s:\n{_klist(d.host)}")
 
 
+# --- issue 20: a hostile tenant (tests/e2e/tenant.py, docs/security.md) ---------------------
+
+def test_a_hostile_tenant_is_contained(deployment):
+    from . import faults, tenant
+
+    d = deployment
+    with d.phases("tenant: a hostile DAG's attacks on secrets, code and configuration fail; ordinary DAGs run",
+                  d.host, ("airflow-celery-worker.service",)):
+        states = tenant.run_hostile_tenant(faults.admin_api(d), d.host)
+        assert set(states) == set(tenant.ATTACKS), states
+        blocked = {task: state for task, state in states.items() if task.startswith("blocked_")}
+        assert all(state == "success" for state in blocked.values()), f"an attack worked: {blocked}"
+        for path in tenant.PLANTED:
+            assert not d.host.exists(path), f"{path} was planted"
+        still_open = sorted(t for t, s in states.items() if t.startswith("open_") and s == "success")
+        d.phases.facts["hostile tenant: attacks stopped"] = f"{len(blocked)} of {len(blocked)}"
+        d.phases.facts["hostile tenant: still possible (issue 20, open)"] = ", ".join(still_open) or "none"
+        print(f"[e2e] hostile tenant: {json.dumps(states, sort_keys=True)}", file=sys.stderr)
+        d.host.run(["rm", "-f", tenant.HOSTILE_DAG_PATH])
+        token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
+        assert run_test_bash(d.api, token)["state"] == "success"
+
+
 # --- issue 14: faults and load on the deployed host (tests/e2e/faults.py) ---------------------
 
 def _fault_facts(d, name: str, result: dict) -> None:
