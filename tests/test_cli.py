@@ -21,7 +21,7 @@ def test_help_teaches():
 
 
 def test_check_valid_example():
-    proc = bundle("check", "--site", str(EXAMPLE))
+    proc = bundle("check", "--site", str(EXAMPLE), "--offline")
     assert proc.returncode == 0, proc.stderr
     assert "valid site 'bigdata-prod'" in proc.stdout
     assert "airflow.my.bigdata.local: api-server, scheduler" in proc.stdout

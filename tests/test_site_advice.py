@@ -53,7 +53,7 @@ def test_bundle_check_prints_one_warning_each_and_still_passes(example_data, tmp
     import sys
 
     site = write_toml(tmp_path / "site.toml", _with(example_data, *GUIDE.values()))
-    result = subprocess.run([sys.executable, "-m", "builder", "check", "--site", str(site)],
+    result = subprocess.run([sys.executable, "-m", "builder", "check", "--site", str(site), "--offline"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]

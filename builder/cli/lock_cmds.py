@@ -14,19 +14,8 @@ import click
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-from builder.cli.options import load, site_option
+from builder.cli.options import index_option, load, locks_option, site_option
 from builder.pydeps.backends import BACKENDS
-from builder.pydeps.index import PYPI
-
-index_option = click.option(
-    "--index-url", default=None, metavar="URL",
-    help=f"Package index (Simple API). A mirror works if it serves PEP 691 JSON with upload times. "
-    f"Default: the one the existing lock records, else {PYPI}.",
-)
-locks_option = click.option(
-    "--locks-dir", default="locks", show_default=True, type=click.Path(file_okay=False),
-    help="Where <site name>.txt lock files live.",
-)
 
 
 class RichProgress:

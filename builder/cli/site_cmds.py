@@ -7,17 +7,25 @@ from pathlib import Path
 
 import click
 
-from builder.cli.options import load, site_option
+from builder.site import Site
+
+from builder.cli.options import index_option, load, locks_option, site_option
 from builder.fsutil import write_atomic
 
 
 @click.command()
 @site_option
-def check(site_path: str) -> None:
+@index_option
+@locks_option
+@click.option("--offline", is_flag=True,
+              help="Do not ask the index whether airflow.version is yanked or its line still gets fixes.")
+def check(site_path: str, index_url: str | None, locks_dir: str, offline: bool) -> None:
     """Validate a site file and print what it describes.
 
     Exit code 0 when valid, 2 with one line per problem otherwise. Valid choices that give
     someone more than they need (docs/security.md) are warnings, each with the safer setting.
+    Unless --offline, the index says whether the site's Airflow release is yanked or its
+    line no longer gets fixes: a warning, or a problem with airflow.refuse_unsupported.
     """
     from builder import report
     from builder.site.advice import risky_choices
@@ -25,11 +33,39 @@ def check(site_path: str) -> None:
     site = load(site_path)
     for risk in risky_choices(site):
         report.warn(str(risk))
+    if not offline:
+        _release_standing(site, site_path, index_url, locks_dir)
     click.echo(f"{site_path}: valid site {site.site.name!r} (Airflow {site.airflow.version}, "
                f"{site.target.os}/{site.target.arch}, Python {site.target.python})")
     for host in site.hosts:
         click.echo(f"  {host.name}: {', '.join(host.roles)}")
     click.echo(f"  base_url {site.base_url}, database {site.database.host}, broker {site.broker_url}")
+
+
+def _release_standing(site: Site, site_path: str, index_url: str | None, locks_dir: str) -> None:
+    """Warn (or, with airflow.refuse_unsupported, refuse) a yanked release or one without fixes."""
+    from builder import report
+    from builder.errors import SiteError
+    from builder.pydeps.index import PYPI, Registry, RegistryError
+    from builder.pydeps.lockfile import Lock, LockError
+    from builder.pydeps.release import AIRFLOW, refuse, release_support
+    from builder.pydeps.resolve import lock_path
+
+    lock = lock_path(site, locks_dir)
+    url = index_url or (Lock.read(lock).index if lock.is_file() else None) or PYPI
+    try:
+        project = Registry(url, timeout=10, retries=1).project(AIRFLOW)
+    except RegistryError as exc:
+        report.warn(f"could not ask {url} whether Airflow {site.airflow.version} is yanked or its line "
+                    f"still gets fixes ({exc.message}); --offline skips asking")
+        return
+    support = release_support(project, site.airflow.version)
+    try:
+        refuse(site, support)
+    except LockError as exc:
+        raise SiteError(site_path, [exc.message + (f"; {exc.hint}" if exc.hint else "")]) from None
+    for notice in support.notices():
+        report.warn(notice)
 
 
 @click.command()

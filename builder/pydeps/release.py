@@ -38,6 +38,59 @@ class Release:
     notices: list[tuple[str, str]]
 
 
+@dataclass(frozen=True)
+class Support:
+    """Where the site's Airflow release stands on the index: yanked or not, the newest patch of
+    its line, and the newest release (only the newest minor line gets fixes, security included)."""
+
+    version: str
+    yanked: str | None           # the reason, or None
+    newest_patch: str | None     # the newest release of the same major.minor, yanks left out
+    newest: str | None           # the newest release, prereleases and yanks left out
+
+    @property
+    def line_supported(self) -> bool:
+        return self.newest is None or Version(self.newest).release[:2] <= Version(self.version).release[:2]
+
+    @property
+    def sound(self) -> bool:
+        """Neither yanked nor on a line that no longer gets fixes."""
+        return self.yanked is None and self.line_supported
+
+    def notices(self, yank: bool = True) -> list[str]:
+        """One line per problem, each saying what to move to (`yank`: the yank's line too)."""
+        v, line = Version(self.version), ".".join(self.version.split(".")[:2])
+        found = []
+        if self.yanked is not None and yank:
+            to = f": use {self.newest_patch}, the newest release of {line}" if self.newest_patch else ""
+            found.append(f"{AIRFLOW} {self.version} is yanked on the index ({self.yanked!r}){to}")
+        if not self.line_supported:
+            newest_line = ".".join(str(x) for x in Version(str(self.newest)).release[:2])
+            found.append(f"Airflow {line}.x gets no more fixes, security fixes included: only the newest line, "
+                         f"{newest_line}.x, does; its newest release is {self.newest}")
+        elif self.yanked is None and self.newest_patch and Version(self.newest_patch) > v:
+            found.append(f"Airflow {self.version} is not the newest release of {line}: {self.newest_patch} is")
+        return found
+
+
+def release_support(project: Project, version: str) -> Support:
+    usable = [v for v in project.versions(include_yanked=False) if not v.is_prerelease]
+    patch = _newest_of_series(usable, version)
+    return Support(version, project.yank_reason(version), str(patch) if patch else None,
+                   str(max(usable)) if usable else None)
+
+
+def refuse(site: Site, support: Support) -> None:
+    """With airflow.refuse_unsupported, a yanked release or one on a line without fixes is an error."""
+    if site.airflow.refuse_unsupported and not support.sound:
+        to = support.newest if not support.line_supported else support.newest_patch
+        raise LockError(
+            f"airflow.version = {site.airflow.version!r}: " + "; ".join(support.notices())
+            + " (refused: airflow.refuse_unsupported = true)",
+            hint=f"set airflow.version = {to!r} in the site file" if to else None,
+        )
+
+
 def _newest_of_series(versions: list[Version], version: str) -> Version | None:
     v = Version(version)
     series = [x for x in versions if x.release[:2] == v.release[:2] and not x.is_prerelease]
@@ -62,6 +115,9 @@ def check_release(site: Site, registry: Registry) -> Release:
         proj = project if name == AIRFLOW else registry.project(name)
         uploads += [f.upload_time for f in proj.release(ver) if f.upload_time]
         notices += _yank_notice(proj, name, ver, version)
+    support = release_support(project, version)
+    refuse(site, support)
+    notices += [("warn", n) for n in support.notices(yank=False)]  # the yank is said above
     _check_providers(site.airflow.providers, registry)
     if not uploads:
         raise LockError(f"{registry.index_url} gives no upload times (PEP 700) for {AIRFLOW} {version}")

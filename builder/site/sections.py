@@ -94,6 +94,10 @@ class AirflowSpec(Model):
         description="Constraints file path or URL; default: the official "
         "constraints-<version>/constraints-<python minor>.txt URL.",
     )
+    refuse_unsupported: bool = Field(
+        False, description="Refuse (bundle check and bundle lock fail) instead of warning when the index "
+        "says airflow.version is yanked or its line gets no more fixes.",
+    )
 
     @field_validator("constraints")
     @classmethod
