@@ -73,6 +73,7 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> Rende
         "sysconfig_path": SYSCONFIG,
         "fingerprint_path": fingerprint_path(site),
         "check_node": CHECK_NODE,
+        "airflow_cfg_path": config_file(site, "airflow.cfg"),
     }
     units = unit_specs(site)
     files = _config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(units, common)
@@ -89,7 +90,7 @@ def _config_files(site: Site, common: dict, fingerprints: dict[str, str] | None)
     webserver_config = config_file(site, "webserver_config.py")
     files = [
         RenderedFile(
-            config_file(site, "airflow.cfg"),
+            common["airflow_cfg_path"],
             render_template("airflow.cfg.j2", options=airflow_cfg_options(site), **common),
             0o644, CONFIG, config=True,
         ),
@@ -117,6 +118,7 @@ def _config_files(site: Site, common: dict, fingerprints: dict[str, str] | None)
 
 def _base_files(site: Site, common: dict) -> list[RenderedFile]:
     """The base package's files: airflow.target, users, directories, the wrapper, check-node."""
+    needs = _needs(site)
     return [
         # Documentation, not configuration: placeholders only, so nothing under /etc that
         # rpm does not treat as %config (the real file is secrets.env, never packaged).
@@ -138,7 +140,7 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             CHECK_NODE,
             render_template(
                 "check-node.py.j2", generated={role: [v.name for v in vs if v.generated]
-                                               for role, vs in _needs(site).items()},
+                                               for role, vs in needs.items()},
                 placeholder=PLACEHOLDER, **common,
             ),
             0o755, BASE,
@@ -146,7 +148,7 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
         RenderedFile(
             ROLE_ENV,
             render_template("role-env.py.j2", role_env_dir=ROLE_ENV_DIR,
-                            needs={role: [v.name for v in vs] for role, vs in _needs(site).items()}, **common),
+                            needs={role: [v.name for v in vs] for role, vs in needs.items()}, **common),
             0o755, BASE,
         ),
     ]
