@@ -21,6 +21,16 @@ SYSCONFIG = "/etc/sysconfig/airflow"
 # The admin's entry point.
 WRAPPER = "/usr/bin/airflow"
 
+# Who runs what: every component as the service user, but the Celery worker and so every
+# task as its own user, in the service group (config, logs) and nothing more: a task reads
+# neither another component's /proc/<pid>/environ nor its memory (docs/security.md).
+SERVICE_USER = "airflow"
+SERVICE_GROUP = "airflow"
+WORKER_USER = "airflow-worker"
+# The worker's copy of the renewer's Kerberos ccache (kinit writes it 0600, the renewer's):
+# airflow-worker-ccache.service refreshes it after every renewal, group-readable.
+WORKER_CCACHE_DIR = "/run/airflow-worker"
+
 # The site-independent payload (airflow-prod-wheelhouse).
 LIBDIR = "/usr/lib/airflow-prod"
 WHEEL_DIR = f"{LIBDIR}/wheelhouse"
@@ -120,16 +130,28 @@ def site_dirs(site: Site) -> tuple[HostDir, ...]:
         # api-server or the next task runs. Putting DAGs in place is an admin's act (docs/security.md).
         HostDir(_filled(p.dags), 0o755),
         HostDir(_filled(p.plugins), 0o755),
-        HostDir(_filled(p.logs), 0o750, "airflow", "airflow"),
-        # The TLS key, the keytab and the CA chain: read by the service user, replaced by root only.
-        HostDir(_filled(p.security), 0o750, "root", "airflow"),
-        HostDir(p.config, 0o750, "root", "airflow"),
+        # The worker writes task logs as its own user in the service group.
+        HostDir(_filled(p.logs), 0o770, SERVICE_USER, SERVICE_GROUP),
+        # The CA chain and certificate; the TLS key and the keytab in it are root's alone
+        # (0600), handed to the api-server and the renewer as systemd credentials.
+        HostDir(_filled(p.security), 0o750, "root", SERVICE_GROUP),
+        HostDir(p.config, 0o750, "root", SERVICE_GROUP),
     )
 
 
 def runtime_dir(site: Site) -> HostDir:
     """paths.run: made at boot (tmpfiles) and by the units (RuntimeDirectory=), never packaged."""
-    return HostDir(site.paths.run, 0o750, "airflow", "airflow")
+    return HostDir(site.paths.run, 0o750, SERVICE_USER, SERVICE_GROUP)
+
+
+def worker_ccache_dir() -> HostDir:
+    """Written by airflow-worker-ccache.service as the service user; read by the worker's group."""
+    return HostDir(WORKER_CCACHE_DIR, 0o750, SERVICE_USER, SERVICE_GROUP)
+
+
+def worker_ccache(ccache: str) -> str:
+    """Where the worker's tasks find the renewer's ticket (`ccache`: [kerberos] ccache)."""
+    return f"{WORKER_CCACHE_DIR}/{ccache.rsplit('/', 1)[-1]}"
 
 
 def owned_dirs(site: Site) -> tuple[HostDir, ...]:
@@ -150,4 +172,4 @@ def owned_dirs(site: Site) -> tuple[HostDir, ...]:
 def file_group(site: Site, dest: str) -> str:
     """The group of a packaged file: under the config directory the service user's group
     may read it (root alone writes it); everywhere else root's."""
-    return "airflow" if dest.startswith(site.paths.config + "/") else "root"
+    return SERVICE_GROUP if dest.startswith(site.paths.config + "/") else "root"

@@ -219,7 +219,7 @@ def assert_every_reader_sees_the_intent(site: Site, workdir: Path, field: str = 
     assert [row[1] for row in readers.config_fields(files["/usr/lib/tmpfiles.d/airflow-prod.conf"])] == \
         readers.tmpfiles_intent(site)
     users = readers.config_fields(files[layout.SYSUSERS])
-    assert [len(r) for r in users] == [3, 6] and users[1][4] == site.paths.home
+    assert [len(r) for r in users] == [3, 6, 6] and users[1][4] == users[2][4] == site.paths.home
     webserver = files[f"{site.paths.config}/webserver_config.py"]
     assert readers.ast_shape(webserver) == readers.ast_shape(reference["/etc/airflow/webserver_config.py"])
     assigned = readers.py_assignments(webserver)

@@ -192,6 +192,11 @@ def test_sysusers_and_tmpfiles_create_what_the_site_names(name, site, tmp_path):
     subprocess.run(["systemd-sysusers", f"--root={root}", str(sysusers)], check=True, timeout=60)
     entry = next(line for line in (root / "etc" / "passwd").read_text().splitlines() if line.startswith("airflow:"))
     assert entry.split(":")[5:] == [site.paths.home, "/sbin/nologin"]
+    # The worker's own user, in the airflow group as its primary group (no group of its own).
+    worker = next(line for line in (root / "etc" / "passwd").read_text().splitlines()
+                  if line.startswith("airflow-worker:"))
+    assert worker.split(":")[3] == entry.split(":")[3] and worker.split(":")[2] != entry.split(":")[2]
+    assert "airflow-worker" not in (root / "etc" / "group").read_text()
     tmpfiles = tmp_path / "tmpfiles.conf"
     tmpfiles.write_text(files["/usr/lib/tmpfiles.d/airflow-prod.conf"].text)
     proc = subprocess.run(["systemd-tmpfiles", f"--root={root}", "--create", str(tmpfiles)],
@@ -202,7 +207,7 @@ def test_sysusers_and_tmpfiles_create_what_the_site_names(name, site, tmp_path):
     # DAGs, plugins and the security files are root's: no task changes them (docs/security.md).
     for path, mode, owner, group in [(site.paths.home, 0o755, 0, 0), (site.paths.dags, 0o755, 0, 0),
                                      (site.paths.plugins, 0o755, 0, 0), (site.paths.security, 0o750, 0, gid),
-                                     (site.paths.logs, 0o750, uid, gid), (site.paths.config, 0o750, 0, gid)]:
+                                     (site.paths.logs, 0o770, uid, gid), (site.paths.config, 0o750, 0, gid)]:
         st_ = (root / path.lstrip("/")).stat()
         assert (oct(st_.st_mode & 0o7777), st_.st_uid, st_.st_gid) == (oct(mode), owner, group), path
     assert pwd.getpwuid(0).pw_name == "root"  # the host's own users were not touched

@@ -76,10 +76,89 @@ def test_no_secret_in_airflow_cfg(cfg):
     assert ":airflow@" not in cfg.get("database", "sql_alchemy_conn")
 
 
+def _units(files):
+    return {path.rsplit("/", 1)[-1]: text for path, text in files.items()
+            if path.startswith("/usr/lib/systemd/system/airflow-") and path.endswith(".service")}
+
+
 def test_ccache_is_one_path_everywhere(files, cfg):
-    sysconfig = files["/etc/sysconfig/airflow"]
-    assert f"KRB5CCNAME=FILE:{cfg.get('kerberos', 'ccache')}\n" in sysconfig
-    assert "/run/airflow" in files["/usr/lib/tmpfiles.d/airflow-prod.conf"]
+    """The renewer's ccache for every component; the worker's tasks read a copy refreshed
+    after each renewal (kinit writes it 0600; the worker runs as another user)."""
+    ccache = cfg.get("kerberos", "ccache")
+    copy = "/run/airflow-worker/" + ccache.rsplit("/", 1)[-1]
+    for name, text in _units(files).items():
+        if name == "airflow-celery-worker.service":
+            assert f"Environment=KRB5CCNAME=FILE:{copy}\n" in text
+            assert f"Environment=AIRFLOW__KERBEROS__CCACHE={copy}\n" in text
+            assert "Wants=network-online.target redis.service airflow-worker-ccache.path" in text
+        elif name == "airflow-worker-ccache.service":
+            assert f"ExecStart=/usr/bin/install -m 0640 -T {ccache} {copy}.new\n" in text
+            assert f"ExecStart=/usr/bin/mv -fT {copy}.new {copy}\n" in text
+            assert "User=airflow\n" in text  # reads only what the renewer's user may read
+        else:
+            assert f"Environment=KRB5CCNAME=FILE:{ccache}\n" in text, name
+    path_unit = files["/usr/lib/systemd/system/airflow-worker-ccache.path"]
+    assert f"PathChanged={ccache}\n" in path_unit
+    assert f'CCACHE = "FILE:{ccache}"' in files["/usr/bin/airflow"]
+    tmpfiles = files["/usr/lib/tmpfiles.d/airflow-prod.conf"]
+    assert "d /run/airflow 0750 airflow airflow -" in tmpfiles
+    assert "d /run/airflow-worker 0750 airflow airflow -" in tmpfiles
+    assert "KRB5CCNAME" not in files["/etc/sysconfig/airflow"]
+
+
+def test_tls_key_and_keytab_reach_one_unit_each(files, cfg):
+    """Root's files, handed as systemd credentials to the api-server and the renewer alone."""
+    key, keytab = cfg.get("api", "ssl_key"), cfg.get("kerberos", "keytab")
+    for name, text in _units(files).items():
+        has_key = f"LoadCredential=tls.key:{key}\n" in text
+        has_keytab = f"LoadCredential=keytab:{keytab}\n" in text
+        assert has_key == (name == "airflow-api-server.service"), name
+        assert has_keytab == (name == "airflow-kerberos.service"), name
+        assert ("Environment=AIRFLOW__API__SSL_KEY=%d/tls.key\n" in text) == has_key
+        assert ("Environment=KRB5_KTNAME=FILE:%d/keytab\n" in text) == has_keytab
+        assert ("Environment=AIRFLOW__KERBEROS__KEYTAB=%d/keytab\n" in text) == has_keytab
+    assert "KRB5_KTNAME" not in files["/etc/sysconfig/airflow"]
+
+
+def test_the_worker_runs_as_its_own_user(files):
+    """Every task runs as airflow-worker in the airflow group: ProtectProc=invisible then hides
+    every other component from it, and /proc/<pid>/environ of another uid is closed anyway."""
+    users = {name: re.search(r"^User=(.*)$", text, re.M).group(1) for name, text in _units(files).items()}
+    assert users.pop("airflow-celery-worker.service") == "airflow-worker"
+    assert set(users.values()) == {"airflow"}
+    sysusers = files["/usr/lib/sysusers.d/airflow-prod.conf"]
+    assert 'u airflow-worker -:airflow "Apache Airflow Celery worker and tasks" /opt/airflow /sbin/nologin' in sysusers
+    assert "d /opt/airflow/logs 0770 airflow airflow -" in files["/usr/lib/tmpfiles.d/airflow-prod.conf"]
+
+
+def _fab_key_block(source: str) -> str:
+    """The rendered lines that set FAB's SECRET_KEY (stdlib only), as Flask would run them."""
+    start = source.index("# FAB's sessions and CSRF tokens")
+    return source[start:source.index("WTF_CSRF_ENABLED", start)]
+
+
+@pytest.mark.parametrize("jwt_secret", ["s3cr3t", "ünï\\\"' $x"])
+def test_fab_sessions_are_not_signed_with_the_workers_key(files, jwt_secret, monkeypatch):
+    """The worker holds [api] secret_key (its log server); FAB signs sessions and CSRF tokens
+    with a key derived from jwt_secret instead, which the worker never holds."""
+    block = _fab_key_block(files["/etc/airflow/webserver_config.py"])
+    monkeypatch.setenv("AIRFLOW__API__SECRET_KEY", "the-workers-log-key")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", jwt_secret)
+    ns: dict = {}
+    exec(compile(block, "webserver_config.py", "exec"), ns)
+    key = ns["SECRET_KEY"]
+    assert key not in ("the-workers-log-key", jwt_secret) and len(key) == 64
+    ns2: dict = {}
+    exec(compile(block, "webserver_config.py", "exec"), ns2)
+    assert ns2["SECRET_KEY"] == key  # the same on every api-server of the site
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", jwt_secret + "x")
+    ns3: dict = {}
+    exec(compile(block, "webserver_config.py", "exec"), ns3)
+    assert ns3["SECRET_KEY"] != key  # rotating jwt_secret rotates it
+    monkeypatch.delenv("AIRFLOW__API_AUTH__JWT_SECRET")
+    ns4: dict = {}
+    exec(compile(block, "webserver_config.py", "exec"), ns4)
+    assert "SECRET_KEY" not in ns4  # a CLI without the secrets: FAB's own default
 
 
 def test_webserver_config_compiles_and_maps_roles(files):
@@ -288,8 +367,8 @@ def test_firewalld_files_are_well_formed_xml(files):
 def test_units_start_only_with_a_complete_venv(files):
     """A failed venv build must not start units into a Restart= loop: each airflow unit
     has a start condition on the marker build-venv writes last."""
-    units = {n: t for n, t in files.items() if n.endswith(".service")}
-    assert len(units) == 7  # six roles + airflow-db-migrate (issue 13)
+    units = {n: t for n, t in files.items() if n.endswith(".service") and "-ccache." not in n}
+    assert len(units) == 7  # six roles + airflow-db-migrate (issue 13); the ccache copy runs no Airflow
     for name, text in units.items():
         unit_section = text.split("[Service]")[0]
         assert "\nConditionPathExists=/opt/airflow/venv/.airflow-prod-complete\n" in unit_section, name

@@ -158,7 +158,7 @@ def test_pre_created_the_user_and_group_and_directories_have_owners_and_modes(ho
     assert "/opt/airflow:/sbin/nologin" in host.path("/etc/passwd").read_text()
     # DAGs, plugins and the security files are root's: no task changes them (docs/security.md).
     expect = {"/opt/airflow": (0o755, 0, 0), "/opt/airflow/dags": (0o755, 0, 0), "/opt/airflow/plugins": (0o755, 0, 0),
-              "/opt/airflow/logs": (0o750, uid, gid), "/opt/airflow/security": (0o750, 0, gid),
+              "/opt/airflow/logs": (0o770, uid, gid), "/opt/airflow/security": (0o750, 0, gid),
               "/opt/airflow/venvs": (0o755, 0, 0), "/etc/airflow": (0o750, 0, gid),
               "/run/airflow": (0o750, uid, gid)}
     for path, (mode, u, g) in expect.items():

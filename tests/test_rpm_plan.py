@@ -60,7 +60,7 @@ def test_site_plan_puts_files_in_the_right_packages(example_site):
     assert not base["/usr/share/doc/airflow-prod/secrets.env.example"].config
     assert not any(e.dest.startswith("/etc/") and e.kind == "file" and not e.config
                    for pkg in plan.packages for e in pkg.entries)
-    assert base["/opt/airflow/venvs"].owner == "root" and base["/opt/airflow/logs"].mode == 0o750
+    assert base["/opt/airflow/venvs"].owner == "root" and base["/opt/airflow/logs"].mode == 0o770
     assert "/usr/libexec/airflow-prod/build-venv" in base
     api = [e.dest for e in by_name["airflow-prod-api-server"].entries]
     assert "/usr/lib/systemd/system/airflow-api-server.service" in api

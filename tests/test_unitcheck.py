@@ -25,7 +25,9 @@ GUIDE_UNIT = (REPO / "bench" / "data" / "guide-scheduler.service").read_text()
 def test_verify_accepts_every_rendered_unit(example_site):
     units = verify_units(example_site, render_site(example_site).files)
     assert "airflow.target" in units
-    assert len([u for u in units if u.endswith(".service")]) == 7  # six roles + airflow-db-migrate
+    # six roles + airflow-db-migrate + the worker's ccache copy (and its .path)
+    assert len([u for u in units if u.endswith(".service")]) == 8
+    assert "airflow-worker-ccache.path" in units
 
 
 def test_verify_accepts_minimal_site():
@@ -46,7 +48,7 @@ def test_verify_rejects_a_broken_unit(example_site):
 
 def test_security_scores(example_site):
     scores = {s.unit: s.exposure for s in security_scores(render_site(example_site).files)}
-    assert len(scores) == 7
+    assert len(scores) == 8
     for unit, exposure in scores.items():
         limit = WORKER_LIMIT if "celery-worker" in unit else STRICT_LIMIT
         assert exposure <= limit, f"{unit} exposure {exposure} > {limit}"

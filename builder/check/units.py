@@ -34,6 +34,11 @@ class SecurityScore:
     verdict: str
 
 
+# What the units run from RHEL itself (coreutils: the worker's ccache copy), present on
+# every target host; verify checks each command exists in the staged root.
+HOST_TOOLS = ("/usr/bin/install", "/usr/bin/mv")
+
+
 def _unit_files(files: Sequence[RenderedFile]) -> list[RenderedFile]:
     return [f for f in files if f.dest.startswith(UNIT_DIR + "/")]
 
@@ -42,8 +47,8 @@ def _stage_root(site: Site, files: Sequence[RenderedFile], root: Path) -> None:
     for f in files:
         write_atomic(root / f.relpath, f.text, f.mode)
     assert site.paths.venv is not None  # derived by the site model
-    stub = root / site.paths.venv.lstrip("/") / "bin" / "airflow"
-    write_atomic(stub, "#!/bin/sh\n# stand-in for the venv's airflow during systemd-analyze verify\n", 0o755)
+    for tool in (f"{site.paths.venv}/bin/airflow", *HOST_TOOLS):
+        write_atomic(root / tool.lstrip("/"), "#!/bin/sh\n# stand-in during systemd-analyze verify\n", 0o755)
     target_units = root / UNIT_DIR.lstrip("/")
     for host_dir in _HOST_UNIT_DIRS:
         if Path(host_dir).is_dir():

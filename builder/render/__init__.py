@@ -16,15 +16,17 @@ from pathlib import Path
 
 from builder.fsutil import write_atomic
 from builder.layout import (
-    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SYSCONFIG, SYSUSERS, TMPFILES,
-    UNIT_DIR, WRAPPER,
-    config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs,
+    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP, SERVICE_USER,
+    SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WORKER_USER, WRAPPER,
+    config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs, worker_ccache, worker_ccache_dir,
 )
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
-from builder.render.units import UnitSpec, host_units, packages as unit_packages, unit_specs
+from builder.render.units import CCACHE_UNIT, UnitSpec, host_units, packages as unit_packages, unit_specs
 from builder.site import Site
-from builder.site.secrets import PLACEHOLDER, ROLE_SECRETS, SecretVar, role_secrets, secret_vars
+from builder.site.secrets import (
+    JWT_SECRET, LDAP_BIND_PASSWORD, PLACEHOLDER, ROLE_SECRETS, SecretVar, role_secrets, secret_vars,
+)
 
 # Which package ships a file: the base package, the site configuration, or a role.
 BASE = "base"
@@ -74,6 +76,9 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> Rende
         "fingerprint_path": fingerprint_path(site),
         "check_node": CHECK_NODE,
         "airflow_cfg_path": config_file(site, "airflow.cfg"),
+        "service_user": SERVICE_USER,
+        "service_group": SERVICE_GROUP,
+        "worker_user": WORKER_USER,
     }
     units = unit_specs(site)
     files = _config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(units, common)
@@ -100,7 +105,8 @@ def _config_files(site: Site, common: dict, fingerprints: dict[str, str] | None)
                 "webserver_config.py.j2",
                 ldap=site.ldap,
                 config_file=webserver_config,
-                bind_password_var="AIRFLOW_LDAP_BIND_PASSWORD",
+                bind_password_var=LDAP_BIND_PASSWORD.name,
+                jwt_secret_var=JWT_SECRET.name,
                 **common,
             ),
             0o644, CONFIG, config=True,
@@ -133,8 +139,9 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             render_template("units/preset.j2", unit_name="airflow.target", **common),
         ),
         RenderedFile(SYSUSERS, render_template("sysusers.conf.j2", **common)),
-        RenderedFile(TMPFILES, render_template("tmpfiles.conf.j2", site_dirs=site_dirs(site),
-                                               runtime_dir=runtime_dir(site), **common)),
+        RenderedFile(TMPFILES, render_template(
+            "tmpfiles.conf.j2", site_dirs=site_dirs(site), runtime_dir=runtime_dir(site),
+            worker_ccache_dir=worker_ccache_dir() if site.kerberos else None, **common)),
         RenderedFile(WRAPPER, render_template("airflow-wrapper.py.j2", **common), 0o755),
         RenderedFile(
             CHECK_NODE,
@@ -163,6 +170,10 @@ def _unit_files(units: list[UnitSpec], common: dict) -> list[RenderedFile]:
     """Each unit with its preset, and each firewalld service once (shared by every worker set)."""
     files: list[RenderedFile] = []
     firewalls: set[str] = set()
+    site = common["site"]
+    worker = next((u for u in units if u.role == "celery-worker"), None)
+    if worker and site.kerberos:
+        files += _ccache_files(worker.firewall_package, site.kerberos.ccache, common)
     for unit in units:
         files.append(RenderedFile(
             f"{UNIT_DIR}/{unit.name}", render_template("units/service.j2", unit=unit, **common),
@@ -183,6 +194,16 @@ def _unit_files(units: list[UnitSpec], common: dict) -> list[RenderedFile]:
                 package=unit.firewall_package,
             ))
     return files
+
+
+def _ccache_files(package: str, ccache: str, common: dict) -> list[RenderedFile]:
+    """The pair that refreshes the worker's copy of the renewer's ccache after each renewal."""
+    names = {"source": ccache, "copy": worker_ccache(ccache), "unit": CCACHE_UNIT}
+    return [
+        RenderedFile(f"{UNIT_DIR}/{CCACHE_UNIT}.{kind}",
+                     render_template(f"units/worker-ccache.{kind}.j2", **names, **common), package=package)
+        for kind in ("path", "service")
+    ]
 
 
 def render_secrets(site: Site, values: dict[str, str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from builder.layout import CHECK_NODE, ROLE_ENV, role_env_path
+from builder.layout import CHECK_NODE, ROLE_ENV, SERVICE_USER, WORKER_USER, role_env_path, worker_ccache
 from builder.site import Site
 from builder.site.model import Host, Limits
 from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
@@ -28,6 +28,20 @@ class Firewall:
     service: str
     description: str
     port: int
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A root-only file systemd hands to one unit (LoadCredential=): the unit reads its copy
+    in $CREDENTIALS_DIRECTORY, and each of `env` names it there (variable, prefix)."""
+
+    name: str
+    source: str
+    env: tuple[tuple[str, str], ...]
+
+
+# The worker's tasks read the renewer's ticket through this pair (site with Kerberos only).
+CCACHE_UNIT = "airflow-worker-ccache"
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,10 @@ class UnitSpec:
     cpu_weight: int | None = None
     # The worker's file system is read-only but for these (and a private /tmp).
     read_write: tuple[str, ...] = ()
+    # The worker runs as its own user: its tasks see no other component's process.
+    user: str = SERVICE_USER
+    credentials: tuple[Credential, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
 
     @property
     def env_file(self) -> str:
@@ -126,6 +144,8 @@ def _role_specs(site: Site) -> dict[str, UnitSpec]:
             role="api-server",
             description="Airflow API server and UI",
             args=("api-server",),
+            # The TLS key reaches this unit alone (airflow.cfg names the file; it is root's).
+            credentials=(Credential("tls.key", site.tls.key, (("AIRFLOW__API__SSL_KEY", ""),)),),
             after=krb_after + migrate_after,
             firewall=(Firewall("airflow-api-server", "Airflow API server and UI (HTTPS)", site.api.port),),
         ),
@@ -158,16 +178,27 @@ def _role_specs(site: Site) -> dict[str, UnitSpec]:
             # always come back (like every component, it never hits a start limit).
             restart="always",
             netlink=bool(site.kerberos and site.kerberos.include_ip),
+            # The keytab reaches the renewer alone (kinit -k -t reads it; KRB5_KTNAME too).
+            credentials=(Credential("keytab", site.kerberos.keytab, (
+                ("AIRFLOW__KERBEROS__KEYTAB", ""), ("KRB5_KTNAME", "FILE:"))),) if site.kerberos else (),
         ),
     }
 
 
 def _worker_spec(site: Site, after: tuple[str, ...], wants: tuple[str, ...]) -> UnitSpec:
+    ccache: tuple[tuple[str, str], ...] = ()
+    if site.kerberos:
+        # Tasks use the renewer's ticket through the worker's copy, refreshed at each renewal.
+        shared = worker_ccache(site.kerberos.ccache)
+        ccache = (("KRB5CCNAME", f"FILE:{shared}"), ("AIRFLOW__KERBEROS__CCACHE", shared))
+        after, wants = after + (f"{CCACHE_UNIT}.service",), wants + (f"{CCACHE_UNIT}.path", f"{CCACHE_UNIT}.service")
     return UnitSpec(
         role="celery-worker",
         description="Airflow Celery worker",
         args=("celery", "worker", "--queues", ",".join(site.celery.queues)),
         strict=False,
+        user=WORKER_USER,
+        environment=ccache,
         cpu_weight=50,
         # Task logs, and whatever the site lets tasks write.
         read_write=(site.paths.logs, *site.celery.read_write_paths),
@@ -221,15 +252,17 @@ def unit_specs(site: Site) -> list[UnitSpec]:
     """One spec per unit this site runs anywhere: roles in canonical order (one unit per
     worker set), then the migration unit."""
     specs = _role_specs(site)
+    # Every other unit uses the renewer's ccache itself (the worker: its copy).
+    ccache = (("KRB5CCNAME", f"FILE:{site.kerberos.ccache}"),) if site.kerberos else ()
     found: list[UnitSpec] = []
     for role in site.roles:
         spec = replace(specs[role], pre=_checks(site, role), timeout_start=_timeout(site, role),
-                       limits=site.limits_of(role))
+                       limits=site.limits_of(role), environment=specs[role].environment or ccache)
         if role == "celery-worker" and site.worker_sets:
             found += _worker_set_specs(site, spec)
         else:
             found.append(spec)
-    found.append(_migrate_spec(site, tuple(u.name for u in found)))
+    found.append(replace(_migrate_spec(site, tuple(u.name for u in found)), environment=ccache))
     return found
 
 

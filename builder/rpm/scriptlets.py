@@ -70,6 +70,7 @@ def base_pre(site: Site, venv_kb: int) -> str:
     p = site.paths
     py = site.target.interpreter
     minor = tuple(int(x) for x in site.target.python_minor.split("."))
+    U, G, W = layout.SERVICE_USER, layout.SERVICE_GROUP, layout.WORKER_USER
     return UMASK + f"""\
 # Preconditions, checked before anything is installed (a failing %post would not stop dnf).
 if ! {py} -I -c 'import sys; sys.exit(sys.version_info[:2] != {minor!r})' >/dev/null 2>&1; then
@@ -94,9 +95,11 @@ if [ -e {shlex.quote(p.venv)} ] && [ ! -L {shlex.quote(p.venv)} ]; then
     exit 1
 fi
 # The user and group of {layout.SYSUSERS} (rpm 4.16 does not read sysusers files).
-getent group airflow >/dev/null || groupadd -r airflow
-getent passwd airflow >/dev/null || \\
-    useradd -r -g airflow -d {shlex.quote(p.home)} -s /sbin/nologin -c "Apache Airflow" airflow
+getent group {G} >/dev/null || groupadd -r {G}
+getent passwd {U} >/dev/null || \\
+    useradd -r -g {G} -d {shlex.quote(p.home)} -s /sbin/nologin -c "Apache Airflow" {U}
+getent passwd {W} >/dev/null || \\
+    useradd -r -g {G} -d {shlex.quote(p.home)} -s /sbin/nologin -c "Apache Airflow Celery worker and tasks" {W}
 exit 0
 """
 

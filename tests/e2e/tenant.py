@@ -26,13 +26,30 @@ ATTACKS = {
     "blocked_write_venv": "! touch /opt/airflow/venv/bin/planted",
     "blocked_read_role_env_files": "! cat /run/airflow-prod/scheduler.env",
     "blocked_open_a_terminal": "! (exec 3<>/dev/tty)",
-    # Open (issue 20): a task runs as the components' uid and the broker has no password yet.
-    "open_read_tls_key": "cat /opt/airflow/security/airflow_key.pem > /dev/null",
-    "open_read_keytab": "cat /opt/airflow/security/airflow.keytab > /dev/null",
-    "open_scheduler_environ": "tr '\\0' '\\n' < /proc/$(pgrep -o -u airflow -f 'airflow scheduler')/environ "
-                              "| grep -q '^AIRFLOW__CORE__FERNET_KEY='",
+    # The worker (and so each task) runs as airflow-worker: the TLS key and the keytab are root's
+    # (the api-server and the renewer get them as systemd credentials), other components'
+    # processes are invisible (ProtectProc=invisible) and their environ closed.
+    "blocked_run_as_the_components_user": "test \"$(id -un)\" = airflow-worker",
+    "blocked_read_tls_key": "! cat /opt/airflow/security/airflow_key.pem",
+    "blocked_read_keytab": "! cat /opt/airflow/security/airflow.keytab",
+    "blocked_read_credentials": "! cat /run/credentials/*/*",
+    "blocked_see_other_components": "! pgrep -u airflow",
+    "blocked_secrets_in_any_environ":
+        "! (for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; done "
+        "| grep -E '^(AIRFLOW__CORE__FERNET_KEY|AIRFLOW__API_AUTH__JWT_SECRET|AIRFLOW_LDAP_BIND_PASSWORD)=')",
+    # Open (issue 20): the broker has no password yet; the worker holds the database password.
     "open_database_password_in_env": "test -n \"$PGPASSWORD\"",
 }
+
+# Run as root on the host while the DAG's tasks ran: what they failed to read exists, so a
+# blocked_* task passed because it was stopped, not because there was nothing to find.
+CONTROLS = (
+    "test -s /opt/airflow/security/airflow_key.pem && test -s /opt/airflow/security/airflow.keytab",
+    "test -s /run/credentials/airflow-api-server.service/tls.key",
+    "test -s /run/credentials/airflow-kerberos.service/keytab",
+    "pgrep -u airflow -f 'airflow scheduler' >/dev/null",
+    "tr '\\0' '\\n' < /proc/$(pgrep -o -u airflow -f 'airflow scheduler')/environ | grep -q '^AIRFLOW__CORE__FERNET_KEY='",
+)
 
 PLANTED = ("/opt/airflow/dags/planted.py", "/opt/airflow/plugins/planted.py", "/etc/airflow/planted",
            "/opt/airflow/security/planted", "/run/airflow/planted", "/opt/airflow/venv/bin/planted")

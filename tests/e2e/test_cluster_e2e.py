@@ -306,10 +306,10 @@ def cluster(e2e_target_image, signing_key):
                 assert h.exists("/opt/airflow/venv/.airflow-prod-complete"), h.read("/var/log/airflow-prod/build-venv.log")[-3000:]
                 installs[s] = time.monotonic() - t0
                 h.copy_in(secrets, "/etc/airflow/secrets.env", 0o600, "root", "root")
-                h.copy_in(tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o640, "root", "airflow")
+                h.copy_in(tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o600, "root", "root")
                 h.copy_in(tls / "airflow_cert.pem", f"{SECURITY}/airflow_cert.pem", 0o644, "root", "root")
                 h.copy_in(tls / "ca-chain.pem", f"{SECURITY}/ca-chain.pem", 0o644, "root", "root")
-                h.copy_in(kdc.keytab, f"{SECURITY}/airflow.keytab", 0o640, "root", "airflow")
+                h.copy_in(kdc.keytab, f"{SECURITY}/airflow.keytab", 0o600, "root", "root")
                 h.put("/etc/krb5.conf", kdc.krb5_conf_text())
                 enabled = h.run(["sh", "-c", "systemctl list-unit-files 'airflow*' --state=enabled --no-legend "
                                  "| awk '{print $1}'"]).stdout.split()

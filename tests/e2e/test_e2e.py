@@ -330,10 +330,11 @@ def deployment(workspace, phases, e2e_target_image, postgres, redis, ldap, kdc, 
             open_firewall(host, ws.data["api"]["port"])
         with phases("target: secrets, TLS, keytab, krb5.conf, DAG in place", host):
             host.copy_in(ws.secrets, "/etc/airflow/secrets.env", 0o600, "root", "root")
-            host.copy_in(ws.tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o640, "root", "airflow")
+            # Root's alone: systemd hands them to the api-server and the renewer (LoadCredential=).
+            host.copy_in(ws.tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o600, "root", "root")
             host.copy_in(ws.tls / "airflow_cert.pem", f"{SECURITY}/airflow_cert.pem", 0o644, "root", "root")
             host.copy_in(ws.tls / "ca-chain.pem", f"{SECURITY}/ca-chain.pem", 0o644, "root", "root")
-            host.copy_in(kdc.keytab, f"{SECURITY}/airflow.keytab", 0o640, "root", "airflow")
+            host.copy_in(kdc.keytab, f"{SECURITY}/airflow.keytab", 0o600, "root", "root")
             host.put("/etc/krb5.conf", kdc.krb5_conf_text())
             host.put("/opt/airflow/dags/testing.py", TEST_BASH_DAG, 0o644, "root", "root")
         with phases("target: airflow version as the airflow user", host):
@@ -421,9 +422,13 @@ def test_no_group_user_and_wrong_password_are_refused(deployment):
         assert d.api.get("/api/v2/dags").status == 401
 
 
-def _klist(host: TargetHost) -> str:
-    return host.run(["klist", "-f", "-c", "FILE:/run/airflow/krb5cc_airflow"], user="airflow",
+def _klist(host: TargetHost, ccache: str = "/run/airflow/krb5cc_airflow", user: str = "airflow") -> str:
+    return host.run(["klist", "-f", "-c", f"FILE:{ccache}"], user=user,
                     env={"KRB5_CONFIG": "/etc/krb5.conf"}).stdout
+
+
+# What the worker's tasks read (airflow-worker-ccache.path copies it after each renewal).
+WORKER_CCACHE = "/run/airflow-worker/krb5cc_airflow"
 
 
 def _tgt_start(listing: str) -> str:
@@ -442,12 +447,25 @@ def test_kerberos_ticket_is_renewed(deployment):
         assert f"Default principal: {d.kdc.principal}" in first
         assert "renew until" in first, first
         start = _tgt_start(first)
+        # The worker's user reads the same ticket through its copy (not the renewer's file).
+        assert _tgt_start(_klist(d.host, WORKER_CCACHE, "airflow-worker")) == start
+        assert d.host.run(["klist", "-s", "-c", "FILE:/run/airflow/krb5cc_airflow"], user="airflow-worker",
+                          env={"KRB5_CONFIG": "/etc/krb5.conf"}, check=False).returncode != 0
         deadline = time.monotonic() + d.ws.data["kerberos"]["reinit_frequency"] + 60
+        renewed = None
         while time.monotonic() < deadline:
             time.sleep(5)
-            if _tgt_start(_klist(d.host)) != start:
-                return
-        raise AssertionError(f"ticket not renewed within reinit_frequency + 60 s:\n{_klist(d.host)}")
+            renewed = _tgt_start(_klist(d.host))
+            if renewed != start:
+                break
+        else:
+            raise AssertionError(f"ticket not renewed within reinit_frequency + 60 s:\n{_klist(d.host)}")
+        # ... and the copy follows each renewal (PathChanged=), within seconds.
+        t0 = time.monotonic()
+        while _tgt_start(_klist(d.host, WORKER_CCACHE, "airflow-worker")) != renewed:
+            assert time.monotonic() - t0 < 30, _klist(d.host, WORKER_CCACHE, "airflow-worker")
+            time.sleep(1)
+        d.phases.facts["worker's ccache copy after a renewal"] = f"{time.monotonic() - t0:.1f} s"
 
 
 # --- issue 20: a hostile tenant (tests/e2e/tenant.py, docs/security.md) ---------------------
@@ -460,6 +478,9 @@ def test_a_hostile_tenant_is_contained(deployment):
                   d.host, ("airflow-celery-worker.service",)):
         states = tenant.run_hostile_tenant(faults.admin_api(d), d.host)
         assert set(states) == set(tenant.ATTACKS), states
+        # The controls: what the tasks failed to reach is there (as root sees it).
+        for control in tenant.CONTROLS:
+            d.host.run(["sh", "-c", control])
         blocked = {task: state for task, state in states.items() if task.startswith("blocked_")}
         assert all(state == "success" for state in blocked.values()), f"an attack worked: {blocked}"
         for path in tenant.PLANTED:

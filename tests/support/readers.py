@@ -112,7 +112,7 @@ def unit_meaning(text: str) -> dict[str, object]:
 def unit_intent(site: Site, spec: UnitSpec) -> dict[str, object]:
     return {
         "sections": ["Install", "Service", "Unit"],
-        "User": ["airflow"], "Group": ["airflow"],
+        "User": ["airflow-worker" if spec.role == "celery-worker" else "airflow"], "Group": ["airflow"],
         "ExecStart": [f"{site.paths.venv}/bin/airflow", *spec.args], "ExecStart count": 1,
         "ExecStartPre": [["+" + spec.secrets_pre[0], *spec.secrets_pre[1:]], *(list(argv) for argv in spec.pre)],
         "EnvironmentFile": [SYSCONFIG, f"-{spec.env_file}"],
@@ -141,11 +141,9 @@ def sysconfig_intent(site: Site) -> dict[str, str]:
         env["PGSSLMODE"] = site.database.sslmode
     if site.database.sslmode in ("verify-ca", "verify-full"):
         env["PGSSLROOTCERT"] = site.database.ca_file
-    if site.kerberos:
-        env["KRB5CCNAME"] = f"FILE:{site.kerberos.ccache}"
-        env["KRB5_KTNAME"] = f"FILE:{site.kerberos.keytab}"
-        if site.kerberos.krb5_conf != "/etc/krb5.conf":
-            env["KRB5_CONFIG"] = site.kerberos.krb5_conf
+    # The ccache and the keytab are each unit's (Environment=, LoadCredential=), not here.
+    if site.kerberos and site.kerberos.krb5_conf != "/etc/krb5.conf":
+        env["KRB5_CONFIG"] = site.kerberos.krb5_conf
     env.update(site.environment)
     return env
 
@@ -254,7 +252,8 @@ def config_fields(text: str) -> list[list[str]]:
 
 def tmpfiles_intent(site: Site) -> list[str]:
     p = site.paths
-    return [p.home, p.dags, p.plugins, p.logs, p.security, p.config, p.run]
+    worker_ccache = ["/run/airflow-worker"] if site.kerberos else []
+    return [p.home, p.dags, p.plugins, p.logs, p.security, p.config, p.run, *worker_ccache]
 
 
 # --- Python and XML --------------------------------------------------------------------------
