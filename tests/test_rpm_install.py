@@ -156,6 +156,10 @@ def test_pre_created_the_user_and_group_and_directories_have_owners_and_modes(ho
     uid, gid = host.ids("airflow")
     assert uid < 1000  # a system account
     assert "/opt/airflow:/sbin/nologin" in host.path("/etc/passwd").read_text()
+    # The worker's and its tasks' own user: another uid, the airflow group, no group of its own.
+    worker_uid, worker_gid = host.ids("airflow-worker")
+    assert worker_uid < 1000 and worker_uid != uid and worker_gid == gid
+    assert "airflow-worker" not in host.path("/etc/group").read_text()
     # DAGs, plugins and the security files are root's: no task changes them (docs/security.md).
     expect = {"/opt/airflow": (0o755, 0, 0), "/opt/airflow/dags": (0o755, 0, 0), "/opt/airflow/plugins": (0o755, 0, 0),
               "/opt/airflow/logs": (0o770, uid, gid), "/opt/airflow/security": (0o750, 0, gid),
