@@ -1,6 +1,6 @@
 """`bundle build`: the whole pipeline as a straight list of named steps.
 
-    lock -> wheelhouse -> render -> package -> publish
+    lock -> wheelhouse -> render -> package -> publish -> sbom
 
 The steps (steps.py) are small; each is logged with its duration and skipped when the
 hash of its inputs matches the one recorded in <out>/state.json (state.py) and its
