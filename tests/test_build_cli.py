@@ -6,11 +6,13 @@ from __future__ import annotations
 import functools
 import re
 import subprocess
+import tarfile
 
 import pytest
 
 from support import cli
 from support.rpm import make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse
+from support.sbom import assert_valid_cyclonedx
 from support.sites import write_site, write_toml
 
 pytestmark = [pytest.mark.integration, needs_rpm]
@@ -31,7 +33,7 @@ def test_build_then_export_prints_a_summary(tmp_path):
     proc = bundle(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    for step in ("lock", "wheelhouse", "render", "package", "publish"):
+    for step in ("lock", "wheelhouse", "render", "package", "publish", "sbom"):
         assert f"[{step}] " in out
     # wheelhouse, base, config, five roles, airflow-prod-db-migrate, the host package (issue 13)
     assert "site clisite: 10 packages" in out
@@ -39,12 +41,20 @@ def test_build_then_export_prints_a_summary(tmp_path):
     assert "airflow-prod-config-clisite-" in out and "MiB" in out
 
     again = bundle(*args)
-    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish" in again.stdout
+    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish, sbom" in again.stdout
 
     exp = bundle("export", "--site", str(site), "--out", str(tmp_path / "out"))
     assert exp.returncode == 0, exp.stderr
     assert "wrote " in exp.stdout and "sha256 " in exp.stdout
     assert list((tmp_path / "out" / "export").glob("airflow-prod-clisite-*.tar.sha256"))
+    # The SBOMs travel in the export, listed in its SHA256SUMS (docs/sbom.md).
+    [tar] = (tmp_path / "out" / "export").glob("airflow-prod-clisite-*.tar")
+    with tarfile.open(tar) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+        sums = tf.extractfile(f"{tar.stem}/SHA256SUMS").read().decode()
+        assert_valid_cyclonedx(tf.extractfile(f"{tar.stem}/sbom/bundle.cdx.json").read().decode())
+    assert {"sbom/bundle.cdx.json", "sbom/wheelhouse.cdx.json"} <= names
+    assert "  sbom/bundle.cdx.json\n" in sums and "  sbom/wheelhouse.cdx.json\n" in sums
     key.stop()
 
 
@@ -160,8 +170,12 @@ def test_build_without_wheelhouse_or_lock_against_a_local_index(airflow_index, t
     listed = subprocess.run(["rpm", "-qlp", str(wh_rpm)], capture_output=True, text=True, check=True).stdout
     assert "paramiko-3.4.0-py3-none-any.whl" in listed and "apache_airflow_core-3.1.4-py3-none-any.whl" in listed
     assert (out / "repo" / "repodata" / "repomd.xml").is_file()
+    # The SBOM says where each file came from, as the wheelhouse manifest does.
+    sbom = assert_valid_cyclonedx((out / "repo" / "sbom" / "bundle.cdx.json").read_text())
+    origins = {p["value"] for c in sbom["components"] for p in c["properties"] if p["name"] == "airflow-prod:origin"}
+    assert origins == {"downloaded"}
     again = bundle(*args, extra_env=env)
-    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish" in again.stdout
+    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish, sbom" in again.stdout
     # The wheelhouse and its offline lock (which names no index), with a fresh cache: the
     # schema is read from the wheelhouse's own core wheel, nothing from the index.
     airflow_index.requests.clear()

@@ -40,7 +40,7 @@ def _size(n: float) -> str:
 def build(site_path: str, out_dir: Path | None, locks_dir: Path, wheelhouse_dir: Path | None,
           lock_file: Path | None, uv_wheel: Path | None, sign: bool | None, rpm_cache: Path | None,
           force: bool, secrets_file: Path | None) -> None:
-    """Everything, ending in a signed yum repository: lock, wheelhouse, render, package, publish.
+    """Everything, ending in a signed yum repository: lock, wheelhouse, render, package, publish, sbom.
 
     Each step is skipped when its inputs did not change since the last build
     into the same --out (a config-only change rebuilds the small site packages

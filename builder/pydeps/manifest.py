@@ -90,6 +90,14 @@ def listed_files(wdir: Path) -> list[str]:
         return []
 
 
+def origins(wdir: Path) -> dict[str, str]:
+    """Where each listed file came from (downloaded, built-host, ...), by file name; none without a manifest."""
+    try:
+        return {f["filename"]: f["origin"] for f in _read(wdir)["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def build_packages(wdir: Path) -> tuple[str, ...]:
     """The RHEL packages the target needs to compile the wheelhouse's compile-on-target sdists."""
     return tuple(_read(wdir).get("compile_on_target", {}).get("build_packages") or [])
