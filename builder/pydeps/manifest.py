@@ -78,6 +78,13 @@ def write(wh: Wheelhouse, site: Site, lock: Lock, cythonized: dict[str, dict[str
     return write_atomic(wh.out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
+def record(wdir: Path, key: str, value: object) -> Path:
+    """Add what a later step learnt about these wheels (the advisory audit) to manifest.json."""
+    data = _read(wdir)
+    data[key] = value
+    return write_atomic(wdir / MANIFEST, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
 def _read(wdir: Path) -> Any:
     return json.loads((wdir / MANIFEST).read_text())
 
