@@ -28,7 +28,7 @@ def audit_advisories(ctx: Context) -> tuple[bool, str]:
     data = result.as_json()
     repo = ctx.repo or ctx.out_dir / "repo"
     write_atomic(repo / REPORT_JSON, json.dumps(data, indent=1, sort_keys=True) + "\n")
-    write_atomic(repo / REPORT_TEXT, "\n".join(result.lines()) + "\n")
+    write_atomic(repo / REPORT_TEXT, "\n".join([*result.lines(), result.summary()]) + "\n")
     wdir = ctx.out_dir / "wheelhouse"
     if ctx.wheelhouse is not None and ctx.wheelhouse.wheel_dir.resolve() == wdir.resolve():
         manifest.record(wdir, "advisories", data)

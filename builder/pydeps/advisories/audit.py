@@ -87,7 +87,8 @@ class AuditReport:
         }
 
     def lines(self) -> list[str]:
-        """The report as plain text: one block per package, a line per finding."""
+        """The findings as plain text: the feed, one block per package, a line per finding (the
+        summary goes through the report)."""
         if self.feed is None:
             return [f"{NO_FEED}: the {self.packages} packages of {self.lock} were not checked against any "
                     "advisories (bundle advisories import PATH; docs/advisories.md)"]
@@ -105,7 +106,6 @@ class AuditReport:
             if f.summary:
                 out.append(f"  {'':<20} {f.summary}")
         out += [f"note: {n}" for n in self.notes]
-        out.append(self.summary())
         return out
 
 
