@@ -360,3 +360,17 @@ def test_a_broken_member_of_a_zip_is_named_and_lenient_leaves_it_out(tmp_path):
 def test_an_unknown_fail_on_severity_is_a_usage_error():
     proc = bundle("audit", "--site", str(EXAMPLE), "--fail-on", "severe", "--advisories", str(AIRFLOW))
     assert proc.returncode == 2 and "'severe' is not one of 'low', 'medium', 'high', 'critical'" in proc.stderr
+
+
+def test_an_old_feed_is_announced_with_its_age():
+    from datetime import datetime, timezone
+
+    from builder import report
+
+    said: list[tuple[str, str]] = []
+    with report.use(lambda level, message: said.append((level, message))):
+        audit_lock(Lock.read(EXAMPLE_LOCK), [PYPA], now=datetime(2025, 1, 1, tzinfo=timezone.utc))
+        audit_lock(Lock.read(EXAMPLE_LOCK), [PYPA], now=datetime(2024, 4, 1, tzinfo=timezone.utc))
+    warnings = [m for level, m in said if level == "warn"]
+    # The slice's newest record is of 2024-03-14: 293 days before 2025-01-01, 17 before 2024-04-01.
+    assert len(warnings) == 1 and "293 days old" in warnings[0] and "import a newer export" in warnings[0]
