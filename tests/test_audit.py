@@ -372,5 +372,5 @@ def test_an_old_feed_is_announced_with_its_age():
         audit_lock(Lock.read(EXAMPLE_LOCK), [PYPA], now=datetime(2025, 1, 1, tzinfo=timezone.utc))
         audit_lock(Lock.read(EXAMPLE_LOCK), [PYPA], now=datetime(2024, 4, 1, tzinfo=timezone.utc))
     warnings = [m for level, m in said if level == "warn"]
-    # The slice's newest record is of 2024-03-14: 293 days before 2025-01-01, 17 before 2024-04-01.
-    assert len(warnings) == 1 and "293 days old" in warnings[0] and "import a newer export" in warnings[0]
+    # The slice's newest record is of 2024-03-14: 292 whole days before 2025-01-01, 17 before 2024-04-01.
+    assert len(warnings) == 1 and "292 days old" in warnings[0] and "import a newer export" in warnings[0]
