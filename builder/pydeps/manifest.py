@@ -85,6 +85,14 @@ def record(wdir: Path, key: str, value: object) -> Path:
     return write_atomic(wdir / MANIFEST, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
+def has(wdir: Path, key: str) -> bool:
+    """Whether manifest.json in `wdir` records `key` (False if it is missing or unreadable)."""
+    try:
+        return key in _read(wdir)
+    except (OSError, ValueError):
+        return False
+
+
 def _read(wdir: Path) -> Any:
     return json.loads((wdir / MANIFEST).read_text())
 
