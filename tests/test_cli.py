@@ -17,7 +17,8 @@ def test_help_teaches():
         assert word in proc.stdout
     # Every command group is registered (none may vanish behind a swallowed ImportError).
     commands = {line.split()[0] for line in proc.stdout.split("Commands:", 1)[1].splitlines() if line.strip()}
-    assert commands == {"build", "check", "export", "lock", "render", "schema", "secrets", "tls", "wheelhouse"}
+    assert commands == {"advisories", "audit", "build", "check", "export", "lock", "render", "schema", "secrets", "tls",
+                        "wheelhouse"}
 
 
 def test_check_valid_example():

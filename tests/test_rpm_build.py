@@ -87,7 +87,7 @@ def test_one_package_per_role_plus_base_config_and_wheelhouse(built):
     paths = _rpms(summary)
     assert paths["airflow-prod-wheelhouse"].name.endswith(".el9.x86_64.rpm")
     assert all(p.name.endswith(".el9.noarch.rpm") for n, p in paths.items() if n != "airflow-prod-wheelhouse")
-    assert [s.name for s in summary.steps] == ["lock", "wheelhouse", "render", "package", "publish", "sbom"]
+    assert [s.name for s in summary.steps] == ["lock", "wheelhouse", "render", "package", "publish", "audit", "sbom"]
     assert (summary.repo / "repodata" / "repomd.xml").is_file()
 
 

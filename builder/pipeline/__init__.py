@@ -1,6 +1,6 @@
 """`bundle build`: the whole pipeline as a straight list of named steps.
 
-    lock -> wheelhouse -> render -> package -> publish -> sbom
+    lock -> wheelhouse -> render -> package -> publish -> audit -> sbom
 
 The steps (steps.py) are small; each is logged with its duration and skipped when the
 hash of its inputs matches the one recorded in <out>/state.json (state.py) and its
@@ -18,6 +18,7 @@ site packages only. The engine never imports the CLI; it reports through `notify
     sbom.py       the CycloneDX SBOMs of the wheelhouse and of the bundle (docs/sbom.md)
     smoke.py      what a new venv must import before it serves
     signing.py    the signing key, signed copies, repository metadata, `bundle export`
+    audit.py      the lock against the imported advisory feed, recorded in repo/ and the manifest
 """
 
 from __future__ import annotations

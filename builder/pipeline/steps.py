@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from builder import run
+from builder.pipeline.audit import audit_advisories
 from builder.pipeline.context import BuildError, BuiltPackage, Context, digest_of
 from builder.pipeline.manifest import find_uv, wheelhouse_input, wheelhouse_outputs
 from builder.pipeline.sbom import wheelhouse_sbom, write_sboms
@@ -227,5 +228,6 @@ STEPS: tuple[tuple[str, Callable[[Context], tuple[bool, str]]], ...] = (
     ("render", render_files),
     ("package", build_packages),
     ("publish", publish_repository),
+    ("audit", audit_advisories),
     ("sbom", write_sboms),
 )

@@ -78,6 +78,21 @@ def write(wh: Wheelhouse, site: Site, lock: Lock, cythonized: dict[str, dict[str
     return write_atomic(wh.out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
+def record(wdir: Path, key: str, value: object) -> Path:
+    """Add what a later step learnt about these wheels (the advisory audit) to manifest.json."""
+    data = _read(wdir)
+    data[key] = value
+    return write_atomic(wdir / MANIFEST, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def has(wdir: Path, key: str) -> bool:
+    """Whether manifest.json in `wdir` records `key` (False if it is missing or unreadable)."""
+    try:
+        return key in _read(wdir)
+    except (OSError, ValueError):
+        return False
+
+
 def _read(wdir: Path) -> Any:
     return json.loads((wdir / MANIFEST).read_text())
 
