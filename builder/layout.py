@@ -52,6 +52,8 @@ FAPOLICYD_TRUST_NAME = "airflow-prod"
 FAPOLICYD_TRUST = f"/etc/fapolicyd/trust.d/{FAPOLICYD_TRUST_NAME}"
 DOC_DIR = "/usr/share/doc/airflow-prod"
 SECRETS_EXAMPLE = f"{DOC_DIR}/secrets.env.example"
+# The CycloneDX SBOM of the wheelhouse the venv is built from (docs/sbom.md).
+WHEELHOUSE_SBOM = f"{DOC_DIR}/wheelhouse.cdx.json"
 
 # The files airflow-prod writes into paths.config (the secrets file is the admin's).
 CONFIG_FILES = ("airflow.cfg", "webserver_config.py", "secrets.env", "secrets.fingerprint")

@@ -6,11 +6,14 @@ from __future__ import annotations
 import functools
 import re
 import subprocess
+import tarfile
+from pathlib import Path
 
 import pytest
 
 from support import cli
 from support.rpm import make_gpg_key, mini_data, needs_rpm, stop_gpg_agent, synthetic_wheelhouse
+from support.sbom import assert_valid_cyclonedx
 from support.sites import write_site, write_toml
 
 pytestmark = [pytest.mark.integration, needs_rpm]
@@ -31,7 +34,7 @@ def test_build_then_export_prints_a_summary(tmp_path):
     proc = bundle(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    for step in ("lock", "wheelhouse", "render", "package", "publish"):
+    for step in ("lock", "wheelhouse", "render", "package", "publish", "audit", "sbom"):
         assert f"[{step}] " in out
     # wheelhouse, base, config, five roles, airflow-prod-db-migrate, the host package (issue 13)
     assert "site clisite: 10 packages" in out
@@ -39,12 +42,20 @@ def test_build_then_export_prints_a_summary(tmp_path):
     assert "airflow-prod-config-clisite-" in out and "MiB" in out
 
     again = bundle(*args)
-    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish" in again.stdout
+    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish, audit, sbom" in again.stdout
 
     exp = bundle("export", "--site", str(site), "--out", str(tmp_path / "out"))
     assert exp.returncode == 0, exp.stderr
     assert "wrote " in exp.stdout and "sha256 " in exp.stdout
     assert list((tmp_path / "out" / "export").glob("airflow-prod-clisite-*.tar.sha256"))
+    # The SBOMs travel in the export, listed in its SHA256SUMS (docs/sbom.md).
+    [tar] = (tmp_path / "out" / "export").glob("airflow-prod-clisite-*.tar")
+    with tarfile.open(tar) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+        sums = tf.extractfile(f"{tar.stem}/SHA256SUMS").read().decode()
+        assert_valid_cyclonedx(tf.extractfile(f"{tar.stem}/sbom/bundle.cdx.json").read().decode())
+    assert {"sbom/bundle.cdx.json", "sbom/wheelhouse.cdx.json"} <= names
+    assert "  sbom/bundle.cdx.json\n" in sums and "  sbom/wheelhouse.cdx.json\n" in sums
     key.stop()
 
 
@@ -156,12 +167,17 @@ def test_build_without_wheelhouse_or_lock_against_a_local_index(airflow_index, t
     assert sorted(f["filename"] for f in manifest["files"]) == sorted(p.name for p in (out / "wheelhouse").glob("*.whl"))
     assert {f["origin"] for f in manifest["files"]} == {"downloaded"}
     assert manifest["lock"]["path"] == str(locks / "idx.txt")
+    assert manifest["advisories"]["status"] == "no advisory feed imported"  # the audit step's record
     [wh_rpm] = (out / "rpms").glob("airflow-prod-wheelhouse-*.rpm")
     listed = subprocess.run(["rpm", "-qlp", str(wh_rpm)], capture_output=True, text=True, check=True).stdout
     assert "paramiko-3.4.0-py3-none-any.whl" in listed and "apache_airflow_core-3.1.4-py3-none-any.whl" in listed
     assert (out / "repo" / "repodata" / "repomd.xml").is_file()
+    # The SBOM says where each file came from, as the wheelhouse manifest does.
+    sbom = assert_valid_cyclonedx((out / "repo" / "sbom" / "bundle.cdx.json").read_text())
+    origins = {p["value"] for c in sbom["components"] for p in c["properties"] if p["name"] == "airflow-prod:origin"}
+    assert origins == {"downloaded"}
     again = bundle(*args, extra_env=env)
-    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish" in again.stdout
+    assert "steps skipped (inputs unchanged or given): lock, wheelhouse, render, package, publish, audit, sbom" in again.stdout
     # The wheelhouse and its offline lock (which names no index), with a fresh cache: the
     # schema is read from the wheelhouse's own core wheel, nothing from the index.
     airflow_index.requests.clear()
@@ -178,3 +194,47 @@ def test_build_without_wheelhouse_or_lock_against_a_local_index(airflow_index, t
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert ("site.toml airflow_cfg.core.parallelism_typo: [core] has no option 'parallelism_typo' "
             "(did you mean 'parallelism'?)") in bad.stderr
+
+
+def test_the_build_records_the_advisory_audit_in_the_repository_and_the_export(tmp_path):
+    """No feed: the record says so. With one: the findings, in repo/ and so in the export."""
+    import json
+    import tarfile
+
+    wh = synthetic_wheelhouse()  # pins idna 3.10
+    site = write_site(tmp_path / "site.toml", mini_data("auditsite"))
+    out = tmp_path / "out"
+    env = {"AIRFLOW_PROD_ADVISORIES": str(tmp_path / "advisories")}
+    args = ["build", "--site", str(site), "--out", str(out), "--wheelhouse", str(wh.dir), "--lock", str(wh.lock),
+            "--uv-wheel", str(wh.uv_wheel), "--rpm-cache", str(tmp_path / "cache"), "--no-sign"]
+    first = bundle(*args, extra_env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "[audit] done" in first.stdout and "not audited: no advisory feed imported" in first.stdout
+    record = json.loads((out / "repo" / "advisories.json").read_text())
+    assert record["status"] == "no advisory feed imported" and record["findings"] is None
+
+    # A record written for this test: idna before 3.11 (the wheelhouse pins 3.10).
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    (feed / "TEST-IDNA-1.json").write_text(json.dumps({
+        "id": "TEST-IDNA-1", "modified": "2026-12-01T00:00:00Z", "aliases": ["CVE-2099-0001"],
+        "summary": "test record", "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "IDNA"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.11"}]}]}]}))
+    assert bundle("advisories", "import", str(feed), extra_env=env).returncode == 0
+    second = bundle(*args, extra_env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "1 advisories in 1 of" in second.stdout and "high, critical or unknown severity" in second.stderr
+    [finding] = json.loads((out / "repo" / "advisories.json").read_text())["findings"]
+    assert (finding["package"], finding["id"], finding["fixed"]) == ("idna", "TEST-IDNA-1", ["3.11"])
+    assert finding["severity"]["level"] == "critical" and finding["severity"]["score"] == 9.8
+
+    exp = bundle("export", "--site", str(site), "--out", str(out), "--allow-unsigned")
+    assert exp.returncode == 0, exp.stderr
+    [tar_path] = (out / "export").glob("*.tar")
+    with tarfile.open(tar_path) as tar:
+        names = {Path(n).name: n for n in tar.getnames()}
+        sums = tar.extractfile(names["SHA256SUMS"]).read().decode()
+        text = tar.extractfile(names["advisories.txt"]).read().decode()
+    assert "  advisories.json\n" in sums and "  advisories.txt\n" in sums
+    assert "idna 3.10" in text and "TEST-IDNA-1" in text and "CVE-2099-0001" in text

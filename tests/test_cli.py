@@ -17,7 +17,8 @@ def test_help_teaches():
         assert word in proc.stdout
     # Every command group is registered (none may vanish behind a swallowed ImportError).
     commands = {line.split()[0] for line in proc.stdout.split("Commands:", 1)[1].splitlines() if line.strip()}
-    assert commands == {"build", "check", "export", "lock", "render", "schema", "secrets", "tls", "wheelhouse"}
+    assert commands == {"advisories", "audit", "build", "check", "export", "lock", "render", "schema", "secrets", "tls",
+                        "wheelhouse"}
 
 
 def test_check_valid_example():
@@ -108,7 +109,7 @@ def test_render_checks_by_the_build_rules(tmp_path):
     proc = bundle("render", "--site", str(EXAMPLE), "--out", str(tmp_path / "r"), "--lock", str(lock))
     assert proc.returncode == 0, proc.stderr
     assert "warning: airflow.cfg not checked: the lock pins no apache-airflow-core" in proc.stderr
-    assert "systemd-analyze verify: 8 units clean" in proc.stdout
+    assert "systemd-analyze verify: 10 units clean" in proc.stdout  # 7 services, the target, the ccache copy + .path
     assert "rendered " in proc.stdout
 
 

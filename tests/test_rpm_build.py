@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from support.rpm import EPOCH, build, extract, mini_data, needs_rpm, rpm_query, synthetic_wheelhouse
+from support.sbom import assert_valid_cyclonedx
 from support.sites import REPO, example_data, write_site
 
 pytestmark = [pytest.mark.integration, needs_rpm]
@@ -86,7 +87,7 @@ def test_one_package_per_role_plus_base_config_and_wheelhouse(built):
     paths = _rpms(summary)
     assert paths["airflow-prod-wheelhouse"].name.endswith(".el9.x86_64.rpm")
     assert all(p.name.endswith(".el9.noarch.rpm") for n, p in paths.items() if n != "airflow-prod-wheelhouse")
-    assert [s.name for s in summary.steps] == ["lock", "wheelhouse", "render", "package", "publish"]
+    assert [s.name for s in summary.steps] == ["lock", "wheelhouse", "render", "package", "publish", "audit", "sbom"]
     assert (summary.repo / "repodata" / "repomd.xml").is_file()
 
 
@@ -259,6 +260,38 @@ def test_wheelhouse_holds_wheels_offline_lock_and_uv(built, wh):
         assert f"/usr/lib/airflow-prod/wheelhouse/{whl.name}" in files
     assert "/usr/lib/airflow-prod/requirements.txt" in files
     assert f"/usr/lib/airflow-prod/uv/{wh.uv_wheel.name}" in files
+
+
+def test_the_bundle_and_wheelhouse_sboms_are_valid_cyclonedx_and_the_docs_package_ships_one(built, wh, tmp_path):
+    """docs/sbom.md: every RPM with the sha256 of the file published, every wheel, and the
+    graph between them; the base package carries the wheelhouse's SBOM in its docs dir."""
+    from builder.fsutil import sha256_file
+
+    summary, _ = built
+    sboms = summary.repo / "sbom"
+    bundle = assert_valid_cyclonedx((sboms / "bundle.cdx.json").read_text())
+    wheelhouse_text = (sboms / "wheelhouse.cdx.json").read_text()
+    assert_valid_cyclonedx(wheelhouse_text)
+
+    rpms = {c["name"]: c for c in bundle["components"] if c["purl"].startswith("pkg:rpm/airflow-prod/")}
+    wheels = {c["properties"][0]["value"]: c for c in bundle["components"] if c["purl"].startswith("pkg:pypi/")}
+    assert set(rpms) == {p.name for p in summary.packages}
+    assert len(bundle["components"]) == len(rpms) + len(wheels)
+    for pkg in summary.packages:
+        assert rpms[pkg.name]["hashes"] == [{"alg": "SHA-256", "content": sha256_file(summary.repo / pkg.path.name)}]
+    assert sorted(wheels) == sorted([p.name for p in wh.dir.glob("*.whl")] + [wh.uv_wheel.name])
+    assert wheels["six-1.17.0-py2.py3-none-any.whl"]["hashes"][0]["content"] == sha256_file(
+        wh.dir / "six-1.17.0-py2.py3-none-any.whl")
+    deps = {d["ref"]: set(d["dependsOn"]) for d in bundle["dependencies"]}
+    ref = {name: c["bom-ref"] for name, c in rpms.items()}
+    assert deps[ref["airflow-prod-wheelhouse"]] == {w["bom-ref"] for w in wheels.values()}
+    assert deps[ref["airflow-prod"]] == {ref["airflow-prod-wheelhouse"]}
+    config = next(n for n in rpms if n.startswith("airflow-prod-config-"))
+    assert {ref["airflow-prod"], ref[config]} <= deps[ref["airflow-prod-scheduler"]]
+    assert deps[bundle["metadata"]["component"]["bom-ref"]] == set(ref.values())
+
+    shipped = extract_text(_rpms(summary)["airflow-prod"], "usr/share/doc/airflow-prod/wheelhouse.cdx.json", tmp_path)
+    assert shipped == wheelhouse_text
 
 
 def _payload(path: Path) -> list[tuple[str, str, str, str, str]]:

@@ -32,6 +32,7 @@ from support.rpm import (
     SYNTH_MODULES, build, have, make_gpg_key, mini_data, needs_rpm, standin_rpm, stop_gpg_agent,
     synthetic_wheelhouse, target_root,
 )
+from support.sbom import assert_valid_cyclonedx
 from support.sites import write_site
 
 pytestmark = [
@@ -170,6 +171,10 @@ def test_pre_created_the_user_and_group_and_directories_have_owners_and_modes(ho
         assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (mode, u, g), path
     doc = host.path("/usr/share/doc/airflow-prod/secrets.env.example").stat()
     assert (doc.st_mode & 0o777, doc.st_uid, doc.st_gid) == (0o644, 0, 0)
+    # The wheelhouse's SBOM (docs/sbom.md), readable by anyone on the host, as CycloneDX wants it.
+    sbom = host.path("/usr/share/doc/airflow-prod/wheelhouse.cdx.json")
+    assert (sbom.stat().st_mode & 0o777, sbom.stat().st_uid) == (0o644, 0)
+    assert assert_valid_cyclonedx(sbom.read_text())["metadata"]["component"]["name"] == "airflow-prod-wheelhouse"
     assert not host.path("/etc/airflow/secrets.env.example").exists()
     assert not host.path("/etc/airflow/secrets.env").exists()
 

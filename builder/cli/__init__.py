@@ -27,6 +27,7 @@ Typical session:
   bundle secrets init --site site.toml     fernet key, secret_key, jwt_secret
   bundle tls csr --site site.toml --out build/tls
   bundle build   --site site.toml          everything, ending in a yum repo
+  bundle audit   --site site.toml          the lock against an imported advisory feed
 """
 
 
@@ -45,9 +46,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 def _register() -> None:
     # Every group is imported unconditionally: a group that fails to import must
     # fail the command loudly, never make its commands vanish from `bundle --help`.
-    from builder.cli import build_cmds, lock_cmds, secrets_cmds, site_cmds
+    from builder.cli import audit_cmds, build_cmds, lock_cmds, secrets_cmds, site_cmds
 
-    for module in (site_cmds, secrets_cmds, lock_cmds, build_cmds):
+    for module in (site_cmds, secrets_cmds, lock_cmds, build_cmds, audit_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -40,13 +40,16 @@ def _size(n: float) -> str:
 def build(site_path: str, out_dir: Path | None, locks_dir: Path, wheelhouse_dir: Path | None,
           lock_file: Path | None, uv_wheel: Path | None, sign: bool | None, rpm_cache: Path | None,
           force: bool, secrets_file: Path | None) -> None:
-    """Everything, ending in a signed yum repository: lock, wheelhouse, render, package, publish.
+    """Everything, ending in a signed yum repository: lock, wheelhouse, render, package, publish, audit, sbom.
 
     Each step is skipped when its inputs did not change since the last build
     into the same --out (a config-only change rebuilds the small site packages
     and reuses the wheelhouse RPM). Build times in the RPMs come from
     SOURCE_DATE_EPOCH, else the site file's last git commit, else its mtime:
     two builds from the same inputs give byte-identical unsigned RPMs.
+    The audit step checks the lock against the imported advisory feed (`bundle
+    advisories import`) and writes repo/advisories.json and .txt, which the export
+    carries; without a feed they say none was imported.
     """
     from builder.pipeline import BuildOptions, build as run_build
     from builder.errors import UsageError

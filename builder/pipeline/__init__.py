@@ -1,6 +1,6 @@
 """`bundle build`: the whole pipeline as a straight list of named steps.
 
-    lock -> wheelhouse -> render -> package -> publish
+    lock -> wheelhouse -> render -> package -> publish -> audit -> sbom
 
 The steps (steps.py) are small; each is logged with its duration and skipped when the
 hash of its inputs matches the one recorded in <out>/state.json (state.py) and its
@@ -15,8 +15,10 @@ site packages only. The engine never imports the CLI; it reports through `notify
     serials.py    the wheelhouse RPM's build serials in the shared cache
     venv_size.py  the free space a new venv needs
     manifest.py   what `bundle wheelhouse` left in a directory
+    sbom.py       the CycloneDX SBOMs of the wheelhouse and of the bundle (docs/sbom.md)
     smoke.py      what a new venv must import before it serves
     signing.py    the signing key, signed copies, repository metadata, `bundle export`
+    audit.py      the lock against the imported advisory feed, recorded in repo/ and the manifest
 """
 
 from __future__ import annotations

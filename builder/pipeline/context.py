@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from builder.pipeline.state import BuildState
 from builder.errors import BundleError
 from builder.pydeps.lockfile import Lock
+from builder.pydeps.sbom import WheelhouseItem
 from builder.render import Rendered
 from builder.report import Notify
 from builder.rpm import plan as P
@@ -94,6 +95,8 @@ class Context:
     wheelhouse: P.WheelhouseInput | None = None
     rendered: Rendered | None = None
     packages: list[BuiltPackage] = field(default_factory=list)
+    plans: tuple[P.SpecPlan, ...] = ()   # the wheelhouse's and the site's, as packaged (for the SBOM)
+    sbom_items: list[WheelhouseItem] = field(default_factory=list)  # the wheelhouse's files, read once
     repo: Path | None = None
     signed_by: str | None = None
     signing: Signing = field(default_factory=Signing)

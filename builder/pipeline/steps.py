@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from builder import run
+from builder.pipeline.audit import audit_advisories
 from builder.pipeline.context import BuildError, BuiltPackage, Context, digest_of
 from builder.pipeline.manifest import find_uv, wheelhouse_input, wheelhouse_outputs
+from builder.pipeline.sbom import wheelhouse_sbom, write_sboms
 from builder.pipeline.serials import cache_serial
 from builder.pipeline.signing import place_signed, write_metadata
 from builder.pipeline.smoke import smoke_imports, smoke_optional
@@ -115,6 +117,7 @@ def build_packages(ctx: Context) -> tuple[bool, str]:
     rpms_dir.mkdir(parents=True, exist_ok=True)
     wh_plan, wh_rpm, wh_reused, wh_stamp = _wheelhouse_rpm(ctx, rpm_version)
     plan, site_rpms, site_reused, stamp = _site_rpms(ctx, rpm_version, rpms_dir, wh_plan, wh_rpm.name)
+    ctx.plans = (wh_plan, plan)
 
     # <out>/rpms holds exactly this build's packages; the wheelhouse RPM is a hard link.
     wh_link = rpms_dir / wh_rpm.name
@@ -176,6 +179,7 @@ def _site_rpms(ctx: Context, rpm_version: str, rpms_dir: Path, wh_plan: P.SpecPl
         venv_kb=venv_kb(ctx.wheelhouse.wheels(), ctx.memo),
         smoke_imports=smoke_imports(offline_lock),
         build_requires=ctx.wheelhouse.build_packages,
+        wheelhouse_sbom=wheelhouse_sbom(ctx, wh_plan),
     )
     build_venv = render_build_venv(site, inputs.smoke_imports, smoke_optional(offline_lock))
     plan = P.site_plan(site, ctx.rendered, inputs, stamp, build_venv, serial=ctx.state.site_serial)
@@ -224,4 +228,6 @@ STEPS: tuple[tuple[str, Callable[[Context], tuple[bool, str]]], ...] = (
     ("render", render_files),
     ("package", build_packages),
     ("publish", publish_repository),
+    ("audit", audit_advisories),
+    ("sbom", write_sboms),
 )

@@ -12,4 +12,5 @@
     cythonized Cython's step of a compile-on-target sdist, run here
     wheelhouse lock -> wheelhouse (select, fetch, build, place; proven by builder.check.wheelhouse)
     manifest   the wheelhouse's manifest.json: written, and read back by builder.pipeline
+    advisories the locked pins against an imported OSV advisory feed (bundle audit), offline
 """

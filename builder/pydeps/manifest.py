@@ -78,6 +78,21 @@ def write(wh: Wheelhouse, site: Site, lock: Lock, cythonized: dict[str, dict[str
     return write_atomic(wh.out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
+def record(wdir: Path, key: str, value: object) -> Path:
+    """Add what a later step learnt about these wheels (the advisory audit) to manifest.json."""
+    data = _read(wdir)
+    data[key] = value
+    return write_atomic(wdir / MANIFEST, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def has(wdir: Path, key: str) -> bool:
+    """Whether manifest.json in `wdir` records `key` (False if it is missing or unreadable)."""
+    try:
+        return key in _read(wdir)
+    except (OSError, ValueError):
+        return False
+
+
 def _read(wdir: Path) -> Any:
     return json.loads((wdir / MANIFEST).read_text())
 
@@ -88,6 +103,14 @@ def listed_files(wdir: Path) -> list[str]:
         return [f["filename"] for f in _read(wdir)["files"]]
     except (OSError, ValueError, KeyError):
         return []
+
+
+def origins(wdir: Path) -> dict[str, str]:
+    """Where each listed file came from (downloaded, built-host, ...), by file name; none without a manifest."""
+    try:
+        return {f["filename"]: f["origin"] for f in _read(wdir)["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def build_packages(wdir: Path) -> tuple[str, ...]:

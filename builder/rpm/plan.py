@@ -21,7 +21,7 @@ from builder import layout, target
 from builder.errors import BundleError
 from builder.fsutil import sha256_file
 from builder.pydeps.lockfile import Lock
-from builder.layout import BUILD_VENV, DOC_DIR, LIBDIR, LOCK_PATH, UV_DIR, WHEEL_DIR
+from builder.layout import BUILD_VENV, DOC_DIR, LIBDIR, LOCK_PATH, UV_DIR, WHEEL_DIR, WHEELHOUSE_SBOM
 from builder.render import BASE, CONFIG, Rendered, RenderedFile
 from builder.render.units import MIGRATE_ROLE, UnitSpec
 from builder.rpm import dirs, scriptlets
@@ -236,6 +236,7 @@ class SiteInputs:
     venv_kb: int               # installed size estimate of the venv (free-space precondition)
     smoke_imports: tuple[str, ...] = ()   # modules the new venv must import before it serves
     build_requires: tuple[str, ...] = ()  # compilers/-devel packages for sdists compiled on the target
+    wheelhouse_sbom: str = ""             # its CycloneDX SBOM (builder.rpm.sbom), shipped in the docs dir
     extra: dict = field(default_factory=dict)
 
 
@@ -302,6 +303,8 @@ def _base_package(site: Site, files: list[RenderedFile], inputs: SiteInputs, bui
         Entry(BUILD_VENV, mode=0o755, text=build_venv_text,
               digest=hashlib.sha256(build_venv_text.encode()).hexdigest()),
     ]
+    if inputs.wheelhouse_sbom:
+        entries.append(_generated(WHEELHOUSE_SBOM, inputs.wheelhouse_sbom))
     return RpmPackage(
         name="airflow-prod",
         summary=f"Apache Airflow {site.airflow.version} for site {site.site.name}: user, directories, virtualenv",
