@@ -18,7 +18,7 @@ from support.sites import example_data
 
 def test_rows_are_in_release_order_and_each_changes_something():
     assert [Version(r.since) for r in RELEASES] == sorted({Version(r.since) for r in RELEASES})
-    for before, after in zip(RELEASES, RELEASES[1:]):
+    for before, after in zip(RELEASES, RELEASES[1:], strict=False):
         assert (before.jwt_audience, before.api_server_types) != (after.jwt_audience, after.api_server_types)
 
 
