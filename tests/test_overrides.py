@@ -115,7 +115,7 @@ def test_hostile_values_are_refused_with_the_key_or_are_safe_in_the_lock_header(
     [(written, override)] = site.airflow.overrides.items()
     assert re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", written)
     assert written.lower().replace("_", "-").replace(".", "-") not in RELEASE_PACKAGES
-    assert override.specifier.contains("1.0", prereleases=True) in (True, False)  # it parses
+    assert str(override.specifier), "an override always asks for something"
     recorded = LockOverride(written.lower(), "1.0", override.version, override.reason)
     lock = Lock.parse(f"# overrides: {render_overrides((recorded,))}\nsix==1.0\n")
     assert lock.overrides == (recorded,)
