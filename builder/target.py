@@ -57,6 +57,15 @@ def wheel_tags(target: Target) -> list[Tag]:
     )
 
 
+def marker_environment(target: Target) -> dict[str, str]:
+    """PEP 508 marker values of the target interpreter (no extra): what a Requires-Dist line means there."""
+    minor = ".".join(target.python.split(".")[:2])
+    return {"python_version": minor, "python_full_version": target.python, "implementation_name": "cpython",
+            "implementation_version": target.python, "platform_python_implementation": "CPython",
+            "os_name": "posix", "sys_platform": "linux", "platform_system": "Linux",
+            "platform_machine": target.arch, "platform_release": "", "platform_version": "", "extra": ""}
+
+
 def dist_tag(family: str) -> str:
     """The RPM release's dist tag for the target OS family."""
     return DIST_TAG[family]

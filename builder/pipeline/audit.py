@@ -28,7 +28,9 @@ def audit_advisories(ctx: Context) -> tuple[bool, str]:
     Reused while the pins and the imported feed (its feed.json) are what they were."""
     assert ctx.lock is not None
     info = imported_info()
-    digest = digest_of(ctx.lock.body_hash, json.dumps(info.as_json(), sort_keys=True) if info else NO_FEED)
+    # The overrides' reasons are read from the lock's header: a changed reason is a changed audit.
+    reasons = [json.dumps([o.as_json() for o in ctx.lock.overrides], sort_keys=True)] if ctx.lock.overrides else []
+    digest = digest_of(ctx.lock.body_hash, json.dumps(info.as_json(), sort_keys=True) if info else NO_FEED, *reasons)
     repo = ctx.repo or ctx.out_dir / "repo"
     wdir = ctx.out_dir / "wheelhouse"
     ours = ctx.wheelhouse is not None and ctx.wheelhouse.wheel_dir.resolve() == wdir.resolve()

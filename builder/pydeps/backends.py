@@ -52,9 +52,10 @@ def _manylinux_cap(tmp: Path, glibc: tuple[int, int]) -> Path:
 
 
 def resolve_uv(reqs_in: Path, out: Path, site: Site, method: Method, constraints: Path | None,
-               index_url: str) -> str:
+               index_url: str, package_cutoffs: dict[str, str] | None = None) -> str:
     argv = uv.compile_argv(reqs_in, out, site.target, cache=uv.shared_cache(), index_url=index_url,
-                           exclude_newer=iso(method.cutoff) if method.cutoff else None, constraint=constraints)
+                           exclude_newer=iso(method.cutoff) if method.cutoff else None, constraint=constraints,
+                           package_cutoffs=package_cutoffs)
     run.run(argv, what="resolving with uv", env=network_env())
     return f"uv {uv.uv_version()}"
 

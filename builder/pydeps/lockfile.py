@@ -55,6 +55,33 @@ class LockedFile:
 
 
 @dataclass(frozen=True)
+class LockOverride:
+    """One `[airflow.overrides]` entry as the lock was made with it (the header's `overrides:`)."""
+
+    name: str                   # canonical
+    version: str                # the release taken
+    asked: str                  # the site's version or specifier
+    reasons: tuple[str, ...]    # advisory IDs
+    raised: tuple[str, ...] = ()  # its requirements released from the constraints or cutoff with it
+
+    def text(self) -> str:
+        raised = f" raising {' '.join(self.raised)}" if self.raised else ""
+        return f"{self.name} {self.version} (asked {self.asked}) for {' '.join(self.reasons)}{raised}"
+
+    def as_json(self) -> dict[str, object]:
+        return {"package": self.name, "version": self.version, "asked": self.asked,
+                "reasons": list(self.reasons), "raised": list(self.raised)}
+
+
+_OVERRIDE = re.compile(r"(?P<name>\S+) (?P<version>\S+) \(asked (?P<asked>[^()]+)\) for (?P<ids>[A-Za-z0-9 -]+?)"
+                       r"(?: raising (?P<raised>[a-z0-9 ._-]+))?")
+
+
+def render_overrides(overrides: tuple[LockOverride, ...]) -> str:
+    return "; ".join(o.text() for o in overrides)
+
+
+@dataclass(frozen=True)
 class Lock:
     path: Path
     pins: dict[str, Pin]
@@ -86,6 +113,21 @@ class Lock:
         """The top-level requirements that were resolved (the header's `requirements`)."""
         text = self.header.get("requirements", "")
         return tuple(text.split("; ")) if text else ()
+
+    @property
+    def overrides(self) -> tuple[LockOverride, ...]:
+        """The packages taken above the release's constraints, and why (the header's `overrides`)."""
+        text = self.header.get("overrides", "")
+        found = []
+        for item in filter(None, text.split("; ")):
+            m = _OVERRIDE.fullmatch(item)
+            if not m:
+                raise LockError(f"{self.path}: the header's overrides entry {item[:120]!r} is not "
+                                "'<name> <version> (asked <spec>) for <IDs>[ raising <names>]'",
+                                hint="re-lock it: bundle lock --site <file> --refresh")
+            found.append(LockOverride(m["name"], m["version"], m["asked"], tuple(m["ids"].split()),
+                                      tuple((m["raised"] or "").split())))
+        return tuple(found)
 
     @property
     def date(self) -> datetime | None:

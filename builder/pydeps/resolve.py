@@ -21,18 +21,21 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from builder import target
-from builder.errors import UsageError
+from builder.errors import ToolError, UsageError
 from builder.fsutil import write_atomic
 from builder.report import Notify, emit
 # The file format lives in builder.pydeps.lockfile; these names stay importable from here.
 from builder.pydeps.lockfile import (  # noqa: F401
-    Lock, LockedFile, LockError, Pin, iso, parse_requirements, pinned_versions, render_pins,
+    Lock, LockedFile, LockError, Pin, iso, parse_requirements, pinned_versions, render_overrides, render_pins,
 )
+from builder.pydeps import overrides
 from builder.pydeps.backends import BACKENDS, resolve_pip_compile, resolve_uv
 from builder.pydeps.index import PYPI, Registry
 from builder.pydeps.method import Method, choose_method
-from builder.pydeps.release import AIRFLOW, check_release, requirements
+from builder.pydeps.release import AIRFLOW, Release, check_release, requirements
 from builder.site.model import Site
 
 
@@ -42,7 +45,7 @@ _DEFAULT_WAY = ("uv", PYPI.rstrip("/"))  # how a new lock is made unless asked o
 
 def input_hash(site: Site, backend: str, index_url: str) -> str:
     """Everything the resolve depends on that the user controls."""
-    spec = {
+    spec: dict[str, object] = {
         "format": LOCK_FORMAT,
         "version": site.airflow.version,
         "extras": sorted(site.airflow.extras),
@@ -54,6 +57,9 @@ def input_hash(site: Site, backend: str, index_url: str) -> str:
         "backend": backend,
         "index": index_url.rstrip("/"),
     }
+    if site.airflow.overrides:  # only then: the hash of a site without overrides stays what it was
+        spec["overrides"] = sorted((canonicalize_name(name), o.version, sorted(o.reason))
+                                   for name, o in site.airflow.overrides.items())
     return "sha256:" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -154,16 +160,26 @@ def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_h
     else:
         say("info", f"resolving against {method.description}")
     reqs = requirements(site, release)
-    pins, tool, known = _run_backend(backend, reqs, site, method, registry)
+    planned: tuple[overrides.Planned, ...] = ()
+    if site.airflow.overrides:
+        method, planned = _with_overrides(site, release, method, registry, backend, reqs, say)
+        reqs = overrides.requirements(reqs, planned)
+    pins, tool, known = _run_backend(backend, reqs, site, method, registry, planned)
     missing = [p.name for p in pins.values() if not p.hashes]
     if missing:
         raise LockError(f"the resolver gave no hashes for {', '.join(missing)}")
+    for p in planned:
+        got = pins.get(p.name)
+        if got is None or got.version != p.version:
+            raise LockError(f"airflow.overrides: the resolver pinned {p.name} "
+                            f"{got.version if got else '(nothing)'}, not the override's {p.version}")
     header = {
         "airflow": site.airflow.version,
         "requirements": "; ".join(reqs),
         "target": f"python {site.target.python}, {site.target.arch}, {site.target.os} ({target.manylinux(site.target)})",
         "method": method.description,
         **({"cutoff": iso(method.cutoff)} if method.cutoff else {}),
+        **({"overrides": render_overrides(tuple(p.recorded for p in planned))} if planned else {}),
         "backend": tool,
         "index": registry.index_url,
         "date": iso(datetime.now(timezone.utc)),
@@ -181,9 +197,48 @@ def resolve(site: Site, path: Path, *, backend: str, registry: Registry, input_h
     return lock
 
 
-def _run_backend(backend: str, reqs: list[str], site: Site, method: Method,
-                 registry: Registry) -> tuple[dict[str, Pin], str, dict[str, LockedFile]]:
+def _with_overrides(site: Site, release: Release, method: Method, registry: Registry, backend: str,
+                    reqs: list[str], say: Notify) -> tuple[Method, tuple[overrides.Planned, ...]]:
+    """The method with the site's overrides: every other package held where the release puts it.
+
+    Official constraints already pin every package. A date-cutoff lock pins them first, by
+    resolving the release without the overrides: taking a newer FAB must not move SQLAlchemy
+    to 2.x because the old FAB's upper bound is gone. The override and the requirements of it
+    that those pins cannot meet are then dropped from the pins (builder.pydeps.overrides)."""
+    if method.cutoff is not None and backend != "uv":
+        raise LockError("airflow.overrides on a date-cutoff lock needs --backend uv: pip has no per-package "
+                        "upload cutoff for the overridden packages",
+                        hint="lock with the default --backend uv, or name an official constraints file "
+                             "(airflow.constraints)")
+    if method.constraints_text is None:
+        base, _, _ = _run_backend(backend, reqs, site, method, registry)
+        held = "".join(f"{p.name}=={p.version}\n" for p in sorted(base.values(), key=lambda p: p.name))
+        say("info", f"airflow.overrides: {len(base)} packages held at the release's own resolution")
+        method = replace(method, constraints_text=held)
+    planned = overrides.plan(site, release, method, registry, notify=say)
+    return replace(method, constraints_text=overrides.constraints(method.constraints_text, planned)), planned
+
+
+def _run_backend(backend: str, reqs: list[str], site: Site, method: Method, registry: Registry,
+                 planned: tuple[overrides.Planned, ...] = ()) -> tuple[dict[str, Pin], str, dict[str, LockedFile]]:
     """The backend's pins for `reqs`, its name and version, and the locked files it already knows."""
+    cutoffs = overrides.package_cutoffs(method, planned)
+    try:
+        return _resolve_with(backend, reqs, site, method, registry, cutoffs)
+    except ToolError as exc:
+        if not planned:
+            raise
+        names = ", ".join(f"{p.name} {p.version}" for p in planned)
+        raise LockError(
+            f"airflow.overrides: the release does not resolve with {names}; the resolver says:\n"
+            + exc.output_tail.rstrip(),
+            hint="each requirement it names must fit the site's Airflow: pick another override version, "
+                 "or give that package an override of its own",
+        ) from None
+
+
+def _resolve_with(backend: str, reqs: list[str], site: Site, method: Method, registry: Registry,
+                  cutoffs: dict[str, str]) -> tuple[dict[str, Pin], str, dict[str, LockedFile]]:
     with tempfile.TemporaryDirectory(prefix="bundle-lock-") as tmp:
         tmpdir = Path(tmp)
         reqs_in = tmpdir / "requirements.in"
@@ -195,7 +250,7 @@ def _run_backend(backend: str, reqs: list[str], site: Site, method: Method,
         out = tmpdir / "requirements.txt"
         known: dict[str, LockedFile] = {}  # uv's output names no URLs: the wheelhouse asks the index
         if backend == "uv":
-            tool = resolve_uv(reqs_in, out, site, method, constraints, registry.index_url)
+            tool = resolve_uv(reqs_in, out, site, method, constraints, registry.index_url, cutoffs)
         else:
             tool, known = resolve_pip_compile(reqs_in, out, site, method, constraints, registry.index_url, registry)
         return parse_requirements(out.read_text(), source=f"{backend} output"), tool, known

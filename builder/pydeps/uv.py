@@ -60,7 +60,7 @@ def _source(index_url: str | None, find_links: str | Path | None) -> list[str]:
 
 def compile_argv(reqs_in: Path, out: Path, tgt: Target, *, cache: Path, index_url: str | None = None,
                  find_links: Path | None = None, hashes: bool = True, exclude_newer: str | None = None,
-                 constraint: Path | None = None) -> list[str]:
+                 constraint: Path | None = None, package_cutoffs: dict[str, str] | None = None) -> list[str]:
     """`uv pip compile` of `reqs_in` into `out` for the target's interpreter and platform."""
     argv = [uv_bin(), "pip", "compile", str(reqs_in), "--output-file", str(out), "--no-config", "--quiet",
             *(["--generate-hashes"] if hashes else []), "--no-header", "--no-annotate",
@@ -68,6 +68,8 @@ def compile_argv(reqs_in: Path, out: Path, tgt: Target, *, cache: Path, index_ur
             *_source(index_url, find_links), "--cache-dir", str(cache)]
     if exclude_newer:
         argv += ["--exclude-newer", exclude_newer]
+    for name, when in sorted((package_cutoffs or {}).items()):
+        argv += ["--exclude-newer-package", f"{name}={when}"]
     if constraint:
         argv += ["--constraint", str(constraint)]
     return argv

@@ -97,6 +97,8 @@ def _describe(err: dict[str, Any]) -> str:
         msg = f"must be {PATTERN_MEANING.get(pattern, 'text matching ' + pattern)}"
     elif kind == "too_short":
         msg = f"must have at least {ctx.get('min_length')} item(s)"
+    elif kind == "tuple_type":
+        msg = f"wrong type ({type(value).__name__}): must be a list (a TOML array such as [{shown}])"
     elif kind.endswith("_type"):
         msg = f"wrong type ({type(value).__name__}): {msg[0].lower()}{msg[1:]}"
     return f"{key} = {shown}: {msg}"

@@ -32,6 +32,7 @@ from builder.site.sections import (
     Ldap,
     Limits,
     Model,
+    Override,
     Paths,
     Publish,
     Role,
@@ -45,7 +46,7 @@ from builder.site.values import CfgName, CfgValue, EnvName, EnvValue, Items, is_
 # Callers import the tables from here too.
 __all__ = [
     "PATTERN_MEANING", "ROLES", "AirflowSpec", "Api", "Broker", "Celery", "Core", "Dags", "Database",
-    "Host", "Kerberos", "Ldap", "Limits", "Paths", "Publish", "Site", "SiteInfo", "Target", "Tls", "WorkerSet",
+    "Host", "Kerberos", "Ldap", "Limits", "Override", "Paths", "Publish", "Site", "SiteInfo", "Target", "Tls", "WorkerSet",
 ]
 
 

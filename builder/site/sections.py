@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -19,6 +21,7 @@ from builder.site.rules import FAB_PROVIDER
 from builder.site.values import (
     DN,
     AbsPath,
+    AdvisoryId,
     CfgText,
     DnsName,
     ExtraName,
@@ -29,13 +32,16 @@ from builder.site.values import (
     Items,
     Line,
     OwnedDir,
+    PackageName,
     Principal,
     RequirementText,
     SiteName,
     TimeZone,
     Version,
+    VersionSpecifier,
     WorkerSetName,
     hostname,
+    override_specifier,
 )
 
 ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos")
@@ -83,6 +89,28 @@ class SiteInfo(Model):
     description: Line = Field("", description="Free text shown in package descriptions.")
 
 
+class Override(Model):
+    """[airflow.overrides.<package>]: take a package above the release's constraints for a fix."""
+
+    version: VersionSpecifier = Field(
+        description="The version to take: exactly this (3.7.2) or a PEP 440 specifier (>=3.7.2,<3.8: "
+        "the newest matching release on the index when the lock is made).",
+    )
+    reason: Items[AdvisoryId] = Field(
+        min_length=1, description="The advisories this fixes: CVE-YYYY-NNNN, GHSA-xxxx-xxxx-xxxx or PYSEC-YYYY-N IDs "
+        "(bundle audit shows them as resolved once the pin reaches a fixed version).",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _no_duplicates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _listed_once(value)
+
+    @property
+    def specifier(self) -> SpecifierSet:
+        return override_specifier(self.version)
+
+
 class AirflowSpec(Model):
     version: Version = Field("3.1.4", description="Exact apache-airflow version to install.")
     extras: Items[ExtraName] = Field(GUIDE_EXTRAS, description="apache-airflow extras.")
@@ -98,6 +126,27 @@ class AirflowSpec(Model):
         False, description="Refuse (bundle check and bundle lock fail) instead of warning when the index "
         "says airflow.version is yanked or its line gets no more fixes.",
     )
+    overrides: dict[PackageName, Override] = Field(
+        default_factory=dict, description="[airflow.overrides.<package>] version, reason: raise a package "
+        "above the release's constraints (or date cutoff) to take a fix, naming the advisories it fixes.",
+    )
+
+    @field_validator("overrides")
+    @classmethod
+    def _overridden_once(cls, value: dict[str, Override]) -> dict[str, Override]:
+        names: dict[str, list[str]] = {}
+        for name in value:
+            names.setdefault(canonicalize_name(name), []).append(name)
+        dupes = [" and ".join(repr(n) for n in spelled) for spelled in names.values() if len(spelled) > 1]
+        if dupes:
+            raise PydanticCustomError("site_value", "the same package twice (names compare as PEP 503 "
+                                      "normalizes them): {d}", {"d": "; ".join(dupes)})
+        return value
+
+    def override_of(self, name: str) -> Override | None:
+        """The override of a package, by any spelling of its name."""
+        want = canonicalize_name(name)
+        return next((o for n, o in self.overrides.items() if canonicalize_name(n) == want), None)
 
     @field_validator("constraints")
     @classmethod

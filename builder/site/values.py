@@ -22,6 +22,10 @@ from functools import cache
 from typing import Annotated, TypeVar
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
+from packaging.version import Version as PackageVersion
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
 
@@ -420,6 +424,66 @@ def requirement(value: str) -> str:
     return value
 
 
+# PEP 508 names; the release itself is airflow.version's to choose, never an override's.
+_PACKAGE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+PACKAGE_MAX = 200
+RELEASE_PACKAGES = ("apache-airflow", "apache-airflow-core", "apache-airflow-task-sdk")
+SPECIFIER_MAX = 200
+# Advisory IDs as the databases write them: CVE-2026-46745, GHSA-xxxx-xxxx-xxxx (lower-case), PYSEC-2024-1.
+_ADVISORY_ID = re.compile(r"CVE-[0-9]{4}-[0-9]{4,19}|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|PYSEC-[0-9]{4}-[0-9]{1,19}")
+ADVISORY_FORMS = ("CVE-YYYY-NNNN, GHSA-xxxx-xxxx-xxxx (GitHub's lower-case letters and digits "
+                  "23456789cfghjmpqrvwx) or PYSEC-YYYY-N (e.g. CVE-2026-46745)")
+
+
+def package_name(value: str) -> str:
+    """A distribution name on the index (PEP 508), not the Airflow release itself."""
+    _no_control(value)
+    if len(value) > PACKAGE_MAX or not _PACKAGE.fullmatch(value):
+        raise _fail("not a package name: letters, digits, '.', '_' and '-', starting and ending with a "
+                    "letter or digit (e.g. apache-airflow-providers-fab)")
+    if canonicalize_name(value) in RELEASE_PACKAGES:
+        raise _fail("is part of the Airflow release itself: set airflow.version instead of overriding it")
+    return value
+
+
+def version_specifier(value: str) -> str:
+    """An exact version (3.7.2) or a PEP 440 specifier set (>=3.7.2,<3.8) an override asks for."""
+    _no_control(value)
+    text = value.strip()
+    if not text or len(value) > SPECIFIER_MAX:
+        raise _fail("must be a version (e.g. 3.7.2) or a PEP 440 specifier (e.g. >=3.7.2,<3.8), "
+                    "at most {max} characters", max=SPECIFIER_MAX)
+    try:
+        PackageVersion(text)
+        return value
+    except InvalidVersion:
+        pass
+    try:
+        spec = SpecifierSet(text)
+    except InvalidSpecifier:
+        raise _fail("not a PEP 440 version or specifier: use 3.7.2, ==3.7.2, >=3.7.2 or >=3.7.2,<3.8") from None
+    if any(s.operator == "===" for s in spec):
+        raise _fail("'===' (arbitrary equality) is not supported: use == with a PEP 440 version")
+    return value
+
+
+def override_specifier(value: str) -> SpecifierSet:
+    """The specifier set an override's version means (a bare version: exactly it)."""
+    text = value.strip()
+    try:
+        return SpecifierSet(f"=={PackageVersion(text)}")
+    except InvalidVersion:
+        return SpecifierSet(text)
+
+
+def advisory_id(value: str) -> str:
+    """An advisory ID: the reason an override raises a package."""
+    _no_control(value)
+    if not _ADVISORY_ID.fullmatch(value):
+        raise _fail("not an advisory ID: use " + ADVISORY_FORMS)
+    return value
+
+
 def cfg_name(value: str) -> str:
     """An airflow.cfg section or option name: what configparser and Airflow's schema know."""
     if not _CFG_NAME.fullmatch(value):
@@ -451,6 +515,9 @@ IPAddress = Annotated[str, AfterValidator(ip_address)]
 ExtraName = Annotated[str, AfterValidator(extra_name)]
 ImageRef = Annotated[str, AfterValidator(image_ref)]
 RequirementText = Annotated[str, AfterValidator(requirement)]
+PackageName = Annotated[str, AfterValidator(package_name)]
+VersionSpecifier = Annotated[str, AfterValidator(version_specifier)]
+AdvisoryId = Annotated[str, AfterValidator(advisory_id)]
 CfgName = Annotated[str, AfterValidator(cfg_name)]
 CfgValue = Annotated[str | int | float | bool, AfterValidator(cfg_value)]
 

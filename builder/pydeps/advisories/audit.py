@@ -54,12 +54,39 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """An advisory a site override names as its reason, and whether the override's pin reaches a fix."""
+
+    package: str
+    version: str                # the pin the override took
+    id: str                     # as the site names it
+    resolved: bool              # the pin is outside every affected range the feed gives
+    fixed: tuple[str, ...]      # the fixed versions the feed's records give
+    records: tuple[str, ...]    # the feed's IDs that matched the reason (by ID or alias); none: not in the feed
+
+    def text(self) -> str:
+        fixed = f"fixed in {', '.join(self.fixed)}" if self.fixed else "no fixed version in the feed"
+        if not self.records:
+            return (f"  {self.id:<20} not in the feed: the override's reason cannot be checked "
+                    "(import a newer feed, or check the ID)")
+        if self.resolved:
+            return f"  {self.id:<20} resolved by the override ({fixed})"
+        return f"  {self.id:<20} STILL OPEN: {self.version} does not reach a fixed version ({fixed})"
+
+    def as_json(self) -> dict[str, object]:
+        status = "not-in-feed" if not self.records else "resolved" if self.resolved else "open"
+        return {"package": self.package, "version": self.version, "id": self.id, "status": status,
+                "fixed": list(self.fixed), "records": list(self.records)}
+
+
+@dataclass(frozen=True)
 class AuditReport:
     lock: str
     packages: int
     feed: FeedInfo | None          # None: no feed, nothing was audited
     findings: tuple[Finding, ...]
     notes: tuple[str, ...] = ()    # ranges that could not be evaluated
+    overrides: tuple[Resolution, ...] = ()  # the advisories the lock's overrides name as reasons
 
     def counts(self) -> dict[str, int]:
         levels = (*reversed(LEVELS), UNKNOWN)
@@ -84,6 +111,7 @@ class AuditReport:
             "findings": [f.as_json() for f in self.findings] if self.feed else None,
             "counts": self.counts() if self.feed else None,
             "notes": list(self.notes),
+            "overrides": [r.as_json() for r in self.overrides] if self.feed else None,
         }
 
     def lines(self) -> list[str]:
@@ -105,7 +133,17 @@ class AuditReport:
                 out.append(f"  {'':<20} aliases: {', '.join(f.aliases)}")
             if f.summary:
                 out.append(f"  {'':<20} {f.summary}")
+        out += self._override_lines()
         out += [f"note: {n}" for n in self.notes]
+        return out
+
+    def _override_lines(self) -> list[str]:
+        out, package = [], None
+        for r in self.overrides:
+            if r.package != package:
+                package = r.package
+                out.append(f"{r.package} {r.version} (airflow.overrides)")
+            out.append(r.text())
         return out
 
 
@@ -114,7 +152,7 @@ def audit_lock(lock: Lock, paths: Sequence[Path] = (), directory: Path | None = 
     """The lock against the feed in `paths` if given, else the imported one (in `directory`)."""
     pins = pinned_versions(lock)
     feed = read_sources(paths, notify=notify)[0] if paths else load_imported(pins, directory)
-    result = audit(pins, feed, lock.path)
+    result = audit(pins, feed, lock.path, {o.name: o.reasons for o in lock.overrides})
     if feed is not None:
         age = _age_days(feed.info.newest_modified, now or datetime.now(timezone.utc))
         if age is not None and age > STALE_DAYS:
@@ -135,8 +173,10 @@ def _age_days(stamp: str, now: datetime) -> int | None:
     return (now - when).days
 
 
-def audit(pins: dict[str, str], feed: Feed | None, lock: str | Path) -> AuditReport:
-    """Every pin (canonical name -> version) against the feed."""
+def audit(pins: dict[str, str], feed: Feed | None, lock: str | Path,
+          reasons: dict[str, tuple[str, ...]] | None = None) -> AuditReport:
+    """Every pin (canonical name -> version) against the feed; `reasons`: the advisory IDs the
+    lock's overrides name, by package, each shown resolved or still open."""
     if feed is None:
         return AuditReport(str(lock), len(pins), None, ())
     findings: list[Finding] = []
@@ -150,7 +190,18 @@ def audit(pins: dict[str, str], feed: Feed | None, lock: str | Path) -> AuditRep
                 matched.append(advisory)
         findings += [_finding(name, pins[name], group) for group in _groups(matched)]
     findings.sort(key=lambda f: (f.package, -f.severity.rank if f.severity.level != UNKNOWN else 1, f.id))
-    return AuditReport(str(lock), len(pins), feed.info, tuple(findings), tuple(notes))
+    resolutions = tuple(_resolution(feed, name, pins[name], rid)
+                        for name, ids in sorted((reasons or {}).items()) if name in pins for rid in ids)
+    return AuditReport(str(lock), len(pins), feed.info, tuple(findings), tuple(notes), resolutions)
+
+
+def _resolution(feed: Feed, name: str, version: str, rid: str) -> Resolution:
+    """The feed's records for `name` that are `rid` or name it as an alias: does the pin escape them all?"""
+    records = [a for a in feed.advisories(name) if rid == a.id or rid in a.aliases]
+    affected = any(affects(entry, version).affected for a in records for entry in a.affecting(name))
+    fixed = _sorted_versions({v for a in records for entry in a.affecting(name) for v in entry.fixed})
+    return Resolution(name, version, rid, bool(records) and not affected, tuple(fixed),
+                      tuple(sorted(a.id for a in records)))
 
 
 def _groups(advisories: list[Advisory]) -> list[list[Advisory]]:
