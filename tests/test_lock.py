@@ -387,7 +387,9 @@ def test_the_lock_model_carries_what_later_steps_read():
     lock = Lock.read(COMMITTED)
     want = "2025-12-10T07:35:00Z" if lock.method.startswith("date-cutoff") else None
     assert lock.cutoff == want
-    assert lock.requirements[0].startswith("apache-airflow[") and lock.requirements[-1] == "uv"
+    assert lock.requirements[0].startswith("apache-airflow[") and lock.requirements[3] == "uv"
+    # The example raises the FAB provider past CVE-2026-46745 (airflow.overrides).
+    assert lock.requirements[4:] == ("apache-airflow-providers-fab==3.7.2",)
     assert lock.date is not None and lock.date.tzinfo is not None
     assert (lock.backend, lock.index) == ("uv", PYPI)
     assert lock.files == {} and not lock.reused  # a lock read from disk names no file URLs
