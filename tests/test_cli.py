@@ -108,7 +108,7 @@ def test_render_checks_by_the_build_rules(tmp_path):
     proc = bundle("render", "--site", str(EXAMPLE), "--out", str(tmp_path / "r"), "--lock", str(lock))
     assert proc.returncode == 0, proc.stderr
     assert "warning: airflow.cfg not checked: the lock pins no apache-airflow-core" in proc.stderr
-    assert "systemd-analyze verify: 8 units clean" in proc.stdout
+    assert "systemd-analyze verify: 9 units clean" in proc.stdout  # with redis.service and our drop-in
     assert "rendered " in proc.stdout
 
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 from builder.fsutil import write_atomic
 from builder.layout import (
-    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SYSCONFIG, SYSUSERS, TMPFILES,
-    UNIT_DIR, WRAPPER,
+    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, REDIS_ACL, REDIS_CONF, REDIS_DROPIN, REDIS_SERVER, REDIS_UNIT, ROLE_ENV,
+    ROLE_ENV_DIR, SECRETS_EXAMPLE, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WRAPPER,
     config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs,
 )
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
 from builder.render.units import UnitSpec, host_units, packages as unit_packages, unit_specs
 from builder.site import Site
-from builder.site.secrets import PLACEHOLDER, ROLE_SECRETS, SecretVar, role_secrets, secret_vars
+from builder.site.secrets import BROKER_PASSWORD, PLACEHOLDER, ROLE_SECRETS, SecretVar, role_secrets, secret_vars
 
 # Which package ships a file: the base package, the site configuration, or a role.
 BASE = "base"
@@ -76,7 +76,8 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> Rende
         "airflow_cfg_path": config_file(site, "airflow.cfg"),
     }
     units = unit_specs(site)
-    files = _config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(units, common)
+    files = (_config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(units, common)
+             + _broker_files(site, common))
     return Rendered(
         files=tuple(sorted(files, key=lambda f: f.dest)),
         units=tuple(units),
@@ -141,17 +142,34 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             render_template(
                 "check-node.py.j2", generated={role: [v.name for v in vs if v.generated]
                                                for role, vs in needs.items()},
-                placeholder=PLACEHOLDER, **common,
+                placeholder=PLACEHOLDER, broker_password=BROKER_PASSWORD.name, **common,
             ),
             0o755, BASE,
         ),
         RenderedFile(
             ROLE_ENV,
             render_template("role-env.py.j2", role_env_dir=ROLE_ENV_DIR,
-                            needs={role: [v.name for v in vs] for role, vs in needs.items()}, **common),
+                            needs={role: [v.name for v in vs] for role, vs in needs.items()},
+                            broker_password=BROKER_PASSWORD.name, redis_acl=REDIS_ACL,
+                            broker_urls={"AIRFLOW__CELERY__BROKER_URL": site.broker_url,
+                                         "AIRFLOW__CELERY__RESULT_BACKEND": site.result_backend},
+                            **common),
             0o755, BASE,
         ),
     ]
+
+
+def _broker_files(site: Site, common: dict) -> list[RenderedFile]:
+    """A local broker is RHEL's redis.service, configured by our drop-in; the scheduler's
+    package ships it (rules: every role that uses a local broker runs on that one host)."""
+    if not site.broker_is_local:
+        return []
+    return [RenderedFile(
+        REDIS_DROPIN,
+        render_template("units/redis-dropin.j2", redis_unit=REDIS_UNIT, role_env=ROLE_ENV, redis_acl=REDIS_ACL,
+                        redis_server=REDIS_SERVER, redis_conf=REDIS_CONF, **common),
+        package="scheduler",
+    )]
 
 
 def _needs(site: Site) -> dict[str, list[SecretVar]]:
