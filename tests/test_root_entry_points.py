@@ -336,7 +336,7 @@ def test_any_broker_password_survives_into_the_urls(tmp_path, password):
     got = readers.wrapper_namespace(_wrapper_text())["read_env_file"](str(env_dir / "celery-worker.env"))
     for var in ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND"):
         url = got[var]
-        assert "$" not in url and not url.startswith("~")
+        assert readers.expand_env_var(url, {"HOME": "/root", "x": "y"}) == url  # Airflow's env override reader
         parts = urlsplit(url)
         assert (parts.scheme, parts.username, parts.hostname, parts.port, parts.path) == (
             "redis", "airflow", "localhost", 6379, "/0")
@@ -399,3 +399,19 @@ def test_role_env_refuses_to_make_a_broker_acl_without_the_password(tmp_path):
     assert proc.returncode == 1
     assert "has no AIRFLOW_BROKER_PASSWORD: the local broker would have no user to let in" in proc.stderr
     assert not (tmp_path / "run" / "redis").exists()
+
+
+def test_the_wrapper_gives_airflow_the_broker_password_only_inside_the_urls(tmp_path):
+    """An admin's `airflow celery ...` reaches the broker as the units do: the URLs with the
+    quoted password, and no AIRFLOW_BROKER_PASSWORD (no config option, so never masked)."""
+    from support import readers
+
+    ns = readers.wrapper_namespace(_wrapper_text())
+    sysconfig, secrets = tmp_path / "sysconfig", tmp_path / "secrets.env"
+    sysconfig.write_text("AIRFLOW_HOME=/opt/airflow\n")
+    secrets.write_text("PGPASSWORD=pw\nAIRFLOW_BROKER_PASSWORD='a b@c'\n")
+    ns["SYSCONFIG"], ns["SECRETS"] = str(sysconfig), str(secrets)
+    env = ns["service_env"](False)
+    url = "redis://airflow:a%20b%40c@localhost:6379/0"
+    assert (env["AIRFLOW__CELERY__BROKER_URL"], env["AIRFLOW__CELERY__RESULT_BACKEND"]) == (url, url)
+    assert "AIRFLOW_BROKER_PASSWORD" not in env and env["PGPASSWORD"] == "pw"

@@ -74,6 +74,10 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> Rende
         "fingerprint_path": fingerprint_path(site),
         "check_node": CHECK_NODE,
         "airflow_cfg_path": config_file(site, "airflow.cfg"),
+        # The broker password reaches Airflow only inside these URLs (role-env, the wrapper).
+        "broker_password": BROKER_PASSWORD.name,
+        "broker_urls": {"AIRFLOW__CELERY__BROKER_URL": site.broker_url,
+                        "AIRFLOW__CELERY__RESULT_BACKEND": site.result_backend},
     }
     units = unit_specs(site)
     files = (_config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(units, common)
@@ -142,7 +146,7 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             render_template(
                 "check-node.py.j2", generated={role: [v.name for v in vs if v.generated]
                                                for role, vs in needs.items()},
-                placeholder=PLACEHOLDER, broker_password=BROKER_PASSWORD.name, **common,
+                placeholder=PLACEHOLDER, **common,
             ),
             0o755, BASE,
         ),
@@ -150,10 +154,7 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             ROLE_ENV,
             render_template("role-env.py.j2", role_env_dir=ROLE_ENV_DIR,
                             needs={role: [v.name for v in vs] for role, vs in needs.items()},
-                            broker_password=BROKER_PASSWORD.name, redis_acl=REDIS_ACL,
-                            broker_urls={"AIRFLOW__CELERY__BROKER_URL": site.broker_url,
-                                         "AIRFLOW__CELERY__RESULT_BACKEND": site.result_backend},
-                            **common),
+                            redis_acl=REDIS_ACL, **common),
             0o755, BASE,
         ),
     ]
