@@ -406,12 +406,12 @@ def test_a_peer_without_credentials_is_refused_by_the_broker_and_the_database(cl
     with c.phases("cluster: a peer without the site's secrets is refused by the broker (rediss) and the database"):
         h = c.hosts["c"]
         h.run(["install", "-D", "-m", "0644", f"{SECURITY}/ca-chain.pem", "/srv/peer/ca.pem"])
-        probes = tenant.no_credentials_probes(c.data, "/srv/peer/ca.pem")
+        probes = tenant.no_credentials_probes(c.site_data, "/srv/peer/ca.pem")
         for what, argv in probes.items():
             proc = h.run(argv, user="nobody", check=False)
             assert proc.returncode == 0, f"peer, {what}: not refused for want of credentials: {proc}"
         # The broker speaks TLS only: a plain connection gets no Redis reply at all.
-        b = c.data["broker"]
+        b = c.site_data["broker"]
         plain = h.run(["redis-cli", "-h", b["host"], "-p", str(b["port"]), "PING"], user="nobody", check=False)
         assert "PONG" not in plain.stdout and "NOAUTH" not in plain.stdout, plain
         c.phases.facts["peer without credentials: refused"] = ", ".join(probes)
