@@ -44,6 +44,13 @@ CHECK_NODE = f"{LIBEXEC}/check-node"
 ROLE_ENV = f"{LIBEXEC}/role-env"
 # Each role's share of the secrets file, written by role-env as each unit starts: root's alone.
 ROLE_ENV_DIR = "/run/airflow-prod"
+# The local broker (RHEL's redis.service): our drop-in, and the ACL file role-env writes from
+# the secrets at each start (root:redis 0640, the password's hash only).
+REDIS_UNIT = "redis.service"
+REDIS_DROPIN = f"{UNIT_DIR}/{REDIS_UNIT}.d/50-airflow-prod.conf"
+REDIS_ACL = "/run/airflow-prod-redis/users.acl"
+REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_CONF = "/etc/redis/redis.conf"  # RHEL 9's (redis 6.2), read first; our options follow it
 
 LOG_DIR = "/var/log/airflow-prod"
 BUILD_VENV_LOG = f"{LOG_DIR}/build-venv.log"

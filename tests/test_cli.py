@@ -109,7 +109,8 @@ def test_render_checks_by_the_build_rules(tmp_path):
     proc = bundle("render", "--site", str(EXAMPLE), "--out", str(tmp_path / "r"), "--lock", str(lock))
     assert proc.returncode == 0, proc.stderr
     assert "warning: airflow.cfg not checked: the lock pins no apache-airflow-core" in proc.stderr
-    assert "systemd-analyze verify: 10 units clean" in proc.stdout  # 7 services, the target, the ccache copy + .path
+    # 7 services, the target, the ccache copy + .path, redis.service with our drop-in
+    assert "systemd-analyze verify: 11 units clean" in proc.stdout
     assert "rendered " in proc.stdout
 
 

@@ -23,7 +23,7 @@ from builder.layout import CHECK_NODE, ROLE_ENV, UNIT_DIR
 from builder.render.units import unit_specs
 from builder.rpm import plan as P
 from builder.material.secrets import generate_values, write_secrets
-from builder.site.secrets import JWT_SECRET
+from builder.site.secrets import BROKER_PASSWORD, JWT_SECRET
 from builder.site import load_site, site_from_data
 from builder.check.units import security_scores, verify_units
 from support.sites import REPO
@@ -153,8 +153,8 @@ def test_migration_unit_runs_once_before_scheduler_and_api_server(files, site):
 
 def test_every_component_waits_for_the_schema_and_checks_the_node(files):
     for name, text in files.items():
-        if not name.startswith(UNIT_DIR) or not name.endswith(".service"):
-            continue
+        if not name.startswith(UNIT_DIR) or not name.endswith(".service") or "-ccache." in name:
+            continue  # (the ccache copy runs no Airflow: test_render_intent.py)
         first, *pre = _exec(text, "ExecStartPre")
         assert first.startswith(f"+{ROLE_ENV} "), name  # the role's share of the secrets, as root
         wait = "/opt/airflow/venv/bin/airflow db check-migrations --migration-wait-timeout 600"
@@ -164,6 +164,9 @@ def test_every_component_waits_for_the_schema_and_checks_the_node(files):
         assert pre[0].startswith(CHECK_NODE), name
         if "migrate" in name:
             assert pre == [f"{CHECK_NODE} --role db-migrate"], name
+            continue
+        if "celery-worker" in name:
+            assert pre == [pre[0]], name  # it never opens the metadata database (docs/security.md)
             continue
         assert pre[1] == wait, name
         # systemd must not give up before the wait does.
@@ -206,8 +209,10 @@ def test_a_host_package_per_host_requires_exactly_its_packages(spec_plan):
         "/usr/lib/systemd/system-preset/80-airflow-prod-celery-worker-etl.preset",
         f"{UNIT_DIR}/airflow-celery-worker-etl.service"]
     assert "airflow-prod-celery-worker = %{version}-%{release}" in etl.requires
+    # ... and, with Kerberos, the pair that copies the renewer's ticket for the tasks.
     assert [e.dest for e in pkgs["airflow-prod-celery-worker"].entries] == [
-        "/usr/lib/firewalld/services/airflow-worker-logs.xml"]
+        "/usr/lib/firewalld/services/airflow-worker-logs.xml",
+        f"{UNIT_DIR}/airflow-worker-ccache.path", f"{UNIT_DIR}/airflow-worker-ccache.service"]
 
 
 def test_no_scriptlet_migrates_the_database(spec_plan, site):
@@ -246,24 +251,50 @@ def _env(path: Path) -> dict[str, str]:
     return {k: v for k, v in read_env_values(path).items() if k.startswith("AIRFLOW__")}
 
 
+def _node_env(site, path: Path, broker_password: str | None = None) -> dict[str, str]:
+    """What a unit gets: the secrets, and the broker password only inside the broker URL
+    (as role-env composes it)."""
+    from urllib.parse import quote
+
+    from builder.fingerprint import read_env_values
+    password = broker_password or read_env_values(path)[BROKER_PASSWORD.name]
+    url = site.broker_url.replace("@", ":" + quote(password, safe="") + "@", 1)
+    return _env(path) | {"AIRFLOW__CELERY__BROKER_URL": url}
+
+
 def test_fingerprints_hold_no_secret_and_match_on_a_good_node(site, secrets_file, tmp_path):
+    from builder.fingerprint import read_env_values
+
     fps = site_fingerprints(site, secrets_file)
-    values = _env(secrets_file)
+    values = {k: v for k, v in read_env_values(secrets_file).items() if k in fps}
     assert set(fps) == set(values) == {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY",
-                                       "AIRFLOW__API_AUTH__JWT_SECRET"}
+                                       "AIRFLOW__API_AUTH__JWT_SECRET", BROKER_PASSWORD.name}
     text = {f.dest: f.text for f in render_site(site, fps).files}["/etc/airflow/secrets.fingerprint"]
     for v in values.values():
         assert v not in text and v[:12] not in text
     assert all(estimated_bits(v) >= 128 for v in values.values())
     (tmp_path / "dags").mkdir()
     (tmp_path / "dags" / "x.py").write_text("")
-    proc = _check_node(site, fps, tmp_path, values, "--dags")
+    proc = _check_node(site, fps, tmp_path, _node_env(site, secrets_file), "--dags")
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_a_node_with_another_broker_password_refuses_to_start(site, secrets_file, tmp_path):
+    """check-node reads the broker password out of the URL role-env composed (the units get
+    it nowhere else) and compares it with the site's fingerprint."""
+    fps = site_fingerprints(site, secrets_file)
+    env = _node_env(site, secrets_file, broker_password="an@other:password/" + "x" * 40)
+    proc = _check_node(site, fps, tmp_path, env, "--role", "celery-worker")
+    assert proc.returncode == 1
+    assert f"AIRFLOW_BROKER_PASSWORD differs from this site's (its fingerprint does not match {tmp_path}" in proc.stderr
+    env.pop("AIRFLOW__CELERY__BROKER_URL")
+    proc = _check_node(site, fps, tmp_path, env, "--role", "celery-worker")
+    assert "AIRFLOW_BROKER_PASSWORD is missing or still 'CHANGE-ME'" in proc.stderr
 
 
 def test_a_node_with_another_jwt_secret_refuses_to_start(site, secrets_file, tmp_path):
     fps = site_fingerprints(site, secrets_file)
-    env = _env(secrets_file) | {JWT_SECRET.name: generate_values(site)[JWT_SECRET.name]}
+    env = _node_env(site, secrets_file) | {JWT_SECRET.name: generate_values(site)[JWT_SECRET.name]}
     proc = _check_node(site, fps, tmp_path, env)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
@@ -275,7 +306,7 @@ def test_a_node_with_another_jwt_secret_refuses_to_start(site, secrets_file, tmp
 
 
 def test_missing_secret_and_dag_folder_are_named(site, secrets_file, tmp_path):
-    env = _env(secrets_file)
+    env = _node_env(site, secrets_file)
     del env["AIRFLOW__CORE__FERNET_KEY"]
     proc = _check_node(site, None, tmp_path, env, "--dags")
     assert proc.returncode == 1
@@ -283,7 +314,7 @@ def test_missing_secret_and_dag_folder_are_named(site, secrets_file, tmp_path):
     assert f"the DAG folder {tmp_path}/dags does not exist" in proc.stderr
     # A shared DAG folder that is empty is an unmounted share.
     (tmp_path / "dags").mkdir()
-    proc = _check_node(site, None, tmp_path, _env(secrets_file), "--dags")
+    proc = _check_node(site, None, tmp_path, _node_env(site, secrets_file), "--dags")
     assert proc.returncode == 1 and "is empty, and this site shares it between hosts (dags.shared)" in proc.stderr
 
 

@@ -91,7 +91,8 @@ STRING_FIELDS: dict[str, Callable[[dict, str], None]] = {
         "site.name", "site.description", "airflow.version", "airflow.extras.0", "airflow.providers.0",
         "airflow.constraints", "target.python", "paths.home", "paths.config", "paths.venv", "paths.dags",
         "paths.logs", "paths.plugins", "paths.security", "paths.run", "hosts.0.name", "database.host",
-        "database.name", "database.user", "broker.host", "core.default_timezone", "api.bind",
+        "database.name", "database.user", "broker.host", "broker.user", "broker.ca_file",
+        "broker.plaintext_reason", "core.default_timezone", "api.bind",
         "api.instance_name", "tls.common_name", "tls.organization", "tls.country", "tls.dns_names.1",
         "tls.ip_addresses.0", "tls.cert", "tls.key", "tls.ca", "ldap.url", "ldap.ca_file", "ldap.search_base",
         "ldap.search_filter", "ldap.bind_dn", "ldap.uid_field", "ldap.group_field", "ldap.firstname_field",
@@ -175,6 +176,8 @@ BENIGN = {
     "worker_sets.0.name": "etl", "worker_sets.0.queues.0": "etl",
     "worker_sets.0.hosts.0": EXAMPLE_DATA["hosts"][0]["name"],
     "database.migrate_host": EXAMPLE_DATA["hosts"][0]["name"],
+    # A broker on another host: no local redis.service drop-in, as with any hostile name.
+    "broker.host": "redis.example.com",
 }
 
 
@@ -307,4 +310,5 @@ def test_ipv6_hosts_are_bracketed_in_urls():
     site = site_from_data(data)
     assert site.base_url == "https://[2001:db8::7]:8080"
     assert site.sql_alchemy_conn == "postgresql+psycopg2://airflow@[2001:db8::5]:5432/airflow"
-    assert site.broker_url == "redis://[2001:db8::6]:6379/0"
+    assert site.broker_url == ("rediss://airflow@[2001:db8::6]:6379/0?ssl_cert_reqs=required"
+                               "&ssl_ca_certs=/etc/pki/tls/certs/ca-bundle.crt&ssl_check_hostname=true")

@@ -58,8 +58,10 @@ GUIDE_INTENT = [
     ("kerberos", "keytab", "/opt/airflow/security/airflow.keytab"),
     # addressless tickets: `kinit -a` needs netlink, which the unit does not allow
     ("kerberos", "include_ip", "False"),
-    ("celery", "broker_url", "redis://localhost:6379/0"),
-    ("celery", "result_backend", "db+postgresql://airflow@utility1.my.bigdata.local:5432/airflow"),
+    # guide: no user, no password; the result backend in PostgreSQL with the site's DB user.
+    # Fixed: an ACL user (role-env adds its password), the result backend on the same Redis.
+    ("celery", "broker_url", "redis://airflow@localhost:6379/0"),
+    ("celery", "result_backend", "redis://airflow@localhost:6379/0"),
     ("fab", "config_file", "/etc/airflow/webserver_config.py"),
     ("logging", "base_log_folder", "/opt/airflow/logs"),
 ]
@@ -382,7 +384,7 @@ def test_services_read_airflow_cfg_as_utf8(files):
 
 # --- issue 13: what the golden units gained, and why ----------------------------------------
 
-SCHEMA_UNITS = ["api-server", "scheduler", "dag-processor", "triggerer", "celery-worker"]
+SCHEMA_UNITS = ["api-server", "scheduler", "dag-processor", "triggerer"]
 
 
 def test_the_example_migrates_once_in_a_unit_before_scheduler_and_api_server(files):
@@ -415,6 +417,26 @@ def test_components_check_the_node_then_wait_for_the_schema(files, role):
                    f"/usr/libexec/airflow-prod/check-node --role {role}" + dags,
                    "/opt/airflow/venv/bin/airflow db check-migrations --migration-wait-timeout 600"]
     assert "\nTimeoutStartSec=720\n" in unit
+
+
+def test_the_worker_checks_its_node_but_never_the_database(files):
+    """3.1.4's worker reaches the metadata only through the execution API and its result
+    backend is Redis: no schema wait, no database password (docs/security.md)."""
+    unit = files["/usr/lib/systemd/system/airflow-celery-worker.service"]
+    assert re.findall(r"^ExecStartPre=(.*)$", unit, re.M) == [
+        "+/usr/libexec/airflow-prod/role-env celery-worker",
+        "/usr/libexec/airflow-prod/check-node --role celery-worker --dags"]
+    assert "\nTimeoutStartSec=90\n" in unit
+
+
+def test_the_local_broker_is_configured_by_the_scheduler_package(files):
+    """RHEL's redis.service, changed by a drop-in only: the site's port, loopback, and the ACL
+    file role-env writes (as root, before redis-server starts as redis)."""
+    dropin = files["/usr/lib/systemd/system/redis.service.d/50-airflow-prod.conf"]
+    assert "\nExecStartPre=+/usr/libexec/airflow-prod/role-env --redis-acl\n" in dropin
+    assert ("\nExecStart=\nExecStart=/usr/bin/redis-server /etc/redis/redis.conf --daemonize no --supervised "
+            "systemd --port 6379 --bind 127.0.0.1 -::1 --protected-mode yes "
+            "--aclfile /run/airflow-prod-redis/users.acl\n") in dropin
 
 
 def test_kerberos_renewer_waits_for_the_schema_but_uses_no_shared_secret(files):

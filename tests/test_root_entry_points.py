@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from builder.render import render_site
 
@@ -250,7 +252,7 @@ def _role_env(tmp: Path) -> tuple[Path, Path, Path]:
     text = {f.dest: f.text for f in render_site(site).files}["/usr/libexec/airflow-prod/role-env"]
     secrets, env_dir = tmp / "etc" / "secrets.env", tmp / "run" / "airflow-prod"
     secrets.parent.mkdir(mode=0o755)
-    for name, value in (("SECRETS", secrets), ("ENV_DIR", env_dir)):
+    for name, value in (("SECRETS", secrets), ("ENV_DIR", env_dir), ("REDIS_ACL", tmp / "run" / "redis" / "users.acl")):
         text, n = re.subn(rf"^{name} = .*$", f"{name} = {str(value)!r}", text, count=1, flags=re.M)
         assert n == 1, name
     script = tmp / "role-env"
@@ -267,19 +269,22 @@ def test_each_role_gets_its_share_of_the_secrets_and_nothing_else(tmp_path):
     hostile = 'p"w\\x$HOME`id`'
     secrets.write_text(f"AIRFLOW__CORE__FERNET_KEY=fernet\nAIRFLOW__API__SECRET_KEY=api\n"
                        f"AIRFLOW__API_AUTH__JWT_SECRET=jwt\nPGPASSWORD='{hostile}'\n"
-                       "AIRFLOW_LDAP_BIND_PASSWORD=ldap\n")
+                       "AIRFLOW_LDAP_BIND_PASSWORD=ldap\nAIRFLOW_BROKER_PASSWORD='b@d:/%?#'\n")
     secrets.chmod(0o600)
     read = readers.wrapper_namespace(_wrapper_text())["read_env_file"]  # systemd's grammar (tested there)
     full = read(str(secrets))  # what systemd reads from the admin's file
-    assert len(full) == 5 and "$HOME" in full["PGPASSWORD"] and '"' in full["PGPASSWORD"]
+    assert len(full) == 6 and "$HOME" in full["PGPASSWORD"] and '"' in full["PGPASSWORD"]
+    # The broker password only inside the two URLs, quoted; airflow.cfg has them without it.
+    url = "redis://airflow:b%40d%3A%2F%25%3F%23@localhost:6379/0"
+    broker = {"AIRFLOW__CELERY__BROKER_URL": url, "AIRFLOW__CELERY__RESULT_BACKEND": url}
     expected = {
-        "celery-worker": ("AIRFLOW__API__SECRET_KEY", "PGPASSWORD"),
+        "celery-worker": ("AIRFLOW__API__SECRET_KEY",),
         "scheduler": ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "PGPASSWORD"),
         "kerberos": ("PGPASSWORD",),
-        "api-server": tuple(full),
+        "api-server": tuple(n for n in full if n != "AIRFLOW_BROKER_PASSWORD"),
     }
     for role, names in expected.items():
-        env = {name: full[name] for name in names}
+        env = {name: full[name] for name in names} | (broker if role in ("celery-worker", "scheduler") else {})
         proc = subprocess.run([str(script), role], capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
         out = env_dir / f"{role}.env"
@@ -301,3 +306,112 @@ def test_role_env_refuses_a_secrets_file_others_could_write_and_warns_when_other
     assert proc.returncode == 1 and "writable by others than root (mode 0666)" in proc.stderr
     proc = subprocess.run([str(script), "webserver"], capture_output=True, text=True)
     assert proc.returncode == 1 and "usage: role-env ROLE, one of api-server, celery-worker" in proc.stderr
+
+
+# Any password an admin may put in the secrets file (one line without control characters:
+# what `bundle secrets init`'s quoting writes; surrounding blanks are not kept by systemd).
+_PASSWORDS = st.text(st.characters(blacklist_categories=("Cs", "Cc")),
+                     min_size=1, max_size=40).filter(lambda v: v.strip(" \t") == v)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(password=_PASSWORDS)
+def test_any_broker_password_survives_into_the_urls(tmp_path, password):
+    """As the services read it: systemd's env-file grammar, then Airflow (which expands `$`
+    and a leading `~` in env overrides), then kombu's and Celery's URL parsing (urlparse,
+    unquote: kombu.utils.url.url_to_parts)."""
+    from urllib.parse import unquote, urlsplit
+
+    from builder.render.escape import env as envquote
+    from support import readers
+
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(dir=tmp_path))
+    script, secrets, env_dir = _role_env(base)
+    secrets.write_text(f"AIRFLOW_BROKER_PASSWORD={envquote(password)}\n")
+    secrets.chmod(0o600)
+    proc = subprocess.run([str(script), "celery-worker"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    got = readers.wrapper_namespace(_wrapper_text())["read_env_file"](str(env_dir / "celery-worker.env"))
+    for var in ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND"):
+        url = got[var]
+        assert readers.expand_env_var(url, {"HOME": "/root", "x": "y"}) == url  # Airflow's env override reader
+        parts = urlsplit(url)
+        assert (parts.scheme, parts.username, parts.hostname, parts.port, parts.path) == (
+            "redis", "airflow", "localhost", 6379, "/0")
+        assert unquote(parts.password) == password
+
+
+def test_the_local_brokers_acl_file_lets_only_our_user_in(tmp_path):
+    """role-env --redis-acl, read by a real redis-server: no default user, ours by the
+    password's SHA-256 (the file never holds the password), readable by the redis group."""
+    import grp
+    import hashlib
+    import socket
+    import time
+
+    script, secrets, _ = _role_env(tmp_path)
+    password = "p@ss word:$x%"
+    secrets.write_text(f"AIRFLOW_BROKER_PASSWORD='{password}'\n")
+    secrets.chmod(0o600)
+    proc = subprocess.run([str(script), "--redis-acl"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    acl = tmp_path / "run" / "redis" / "users.acl"
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    assert acl.read_text() == f"user default off\nuser airflow on #{digest} ~* &* +@all -@dangerous\n"
+    st_acl, st_dir = acl.stat(), acl.parent.stat()
+    redis_gid = grp.getgrnam("redis").gr_gid
+    assert (st_acl.st_mode & 0o777, st_acl.st_uid, st_acl.st_gid) == (0o640, 0, redis_gid)
+    assert (st_dir.st_mode & 0o777, st_dir.st_uid, st_dir.st_gid) == (0o750, 0, redis_gid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--aclfile", str(acl), "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        def cli(*args: str) -> str:
+            return subprocess.run(["redis-cli", "-p", str(port), "--no-auth-warning", *args],
+                                  capture_output=True, text=True, timeout=10).stdout.strip()
+        for _ in range(100):
+            assert server.poll() is None, "redis-server refused the ACL file"
+            if cli("PING"):
+                break
+            time.sleep(0.05)
+        assert cli("PING").startswith("NOAUTH")
+        # redis-cli's AUTH fails (WRONGPASS on stderr); the command then meets NOAUTH.
+        assert cli("--user", "airflow", "--pass", "guess", "PING").startswith("NOAUTH")
+        assert cli("--user", "default", "--pass", "", "PING").startswith("NOAUTH")
+        assert cli("--user", "airflow", "--pass", password, "PING") == "PONG"
+        # -@dangerous: no CONFIG, no FLUSHALL, no SHUTDOWN for the broker's user.
+        assert cli("--user", "airflow", "--pass", password, "CONFIG", "GET", "requirepass").startswith("NOPERM")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_role_env_refuses_to_make_a_broker_acl_without_the_password(tmp_path):
+    script, secrets, _ = _role_env(tmp_path)
+    secrets.write_text("PGPASSWORD=x\n")
+    secrets.chmod(0o600)
+    proc = subprocess.run([str(script), "--redis-acl"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "has no AIRFLOW_BROKER_PASSWORD: the local broker would have no user to let in" in proc.stderr
+    assert not (tmp_path / "run" / "redis").exists()
+
+
+def test_the_wrapper_gives_airflow_the_broker_password_only_inside_the_urls(tmp_path):
+    """An admin's `airflow celery ...` reaches the broker as the units do: the URLs with the
+    quoted password, and no AIRFLOW_BROKER_PASSWORD (no config option, so never masked)."""
+    from support import readers
+
+    ns = readers.wrapper_namespace(_wrapper_text())
+    sysconfig, secrets = tmp_path / "sysconfig", tmp_path / "secrets.env"
+    sysconfig.write_text("AIRFLOW_HOME=/opt/airflow\n")
+    secrets.write_text("PGPASSWORD=pw\nAIRFLOW_BROKER_PASSWORD='a b@c'\n")
+    ns["SYSCONFIG"], ns["SECRETS"] = str(sysconfig), str(secrets)
+    env = ns["service_env"](False)
+    url = "redis://airflow:a%20b%40c@localhost:6379/0"
+    assert (env["AIRFLOW__CELERY__BROKER_URL"], env["AIRFLOW__CELERY__RESULT_BACKEND"]) == (url, url)
+    assert "AIRFLOW_BROKER_PASSWORD" not in env and env["PGPASSWORD"] == "pw"

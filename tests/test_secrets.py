@@ -29,7 +29,7 @@ def test_generates_working_keys_with_mode_0600(tmp_path, example_site):
     values = _parse(path.read_text())
     assert list(values) == [
         "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
-        "PGPASSWORD", "AIRFLOW_LDAP_BIND_PASSWORD",
+        "PGPASSWORD", "AIRFLOW_BROKER_PASSWORD", "AIRFLOW_LDAP_BIND_PASSWORD",
     ]
     token = Fernet(values["AIRFLOW__CORE__FERNET_KEY"].encode()).encrypt(b"x")  # a usable key
     assert Fernet(values["AIRFLOW__CORE__FERNET_KEY"].encode()).decrypt(token) == b"x"
@@ -38,6 +38,7 @@ def test_generates_working_keys_with_mode_0600(tmp_path, example_site):
     assert len(bytes.fromhex(values["AIRFLOW__API_AUTH__JWT_SECRET"])) == 32
     assert values["AIRFLOW__API__SECRET_KEY"] != values["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert values["PGPASSWORD"] == values["AIRFLOW_LDAP_BIND_PASSWORD"] == "CHANGE-ME"
+    assert len(base64.urlsafe_b64decode(values["AIRFLOW_BROKER_PASSWORD"] + "=")) == 32  # 256 bits, URL-safe
 
 
 def test_each_init_makes_new_values(tmp_path, example_site):

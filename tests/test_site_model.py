@@ -29,8 +29,9 @@ def test_derived_values_have_one_source(example_site):
     assert s.base_url == "https://airflow.my.bigdata.local:8080"
     assert s.execution_api_server_url == "https://airflow.my.bigdata.local:8080/execution/"
     assert s.sql_alchemy_conn == "postgresql+psycopg2://airflow@utility1.my.bigdata.local:5432/airflow"
-    assert s.result_backend == "db+postgresql://airflow@utility1.my.bigdata.local:5432/airflow"
-    assert s.broker_url == "redis://localhost:6379/0"
+    # No password in either (role-env adds it); the result backend is the broker's Redis.
+    assert s.broker_url == "redis://airflow@localhost:6379/0"
+    assert s.result_backend == s.broker_url
     assert s.kerberos.ccache == "/run/airflow/krb5cc_airflow"
     assert s.kerberos.keytab == "/opt/airflow/security/airflow.keytab"
 
@@ -212,6 +213,14 @@ BAD = [
     ("starttls-ldaps", _set("ldap.url", "ldaps://dc.bigdata.local:636"), r"ldap\.starttls: StartTLS cannot be used with an ldaps:// URL"),
     # The bind and every user's password would cross the network in clear.
     ("ldap-plaintext", _set("ldap.starttls", False), r"ldap\.starttls: ldap://dc\.bigdata\.local:389 without StartTLS sends the bind password and every user's password in clear: .*ldap\.plaintext_reason"),
+    # The broker's password and every task's token would cross the network in clear.
+    ("broker-plaintext", lambda d: d["broker"].update(host="redis.my.bigdata.local", tls=False),
+     r"broker\.tls: false for 'redis\.my\.bigdata\.local', another host: the broker password and every task's "
+     r"token would cross the network in clear\. Set tls = true \(rediss://, with ca_file\), or say why in "
+     r"broker\.plaintext_reason"),
+    ("broker-user", _set("broker.user", "air flow"), r"broker\.user = 'air flow': must be a Redis user name"),
+    ("broker-user-url", _set("broker.user", "a@b"), r"broker\.user = 'a@b': must be a Redis user name"),
+    ("broker-ca-relative", _set("broker.ca_file", "ca.pem"), r"broker\.ca_file = 'ca\.pem': must be an absolute path"),
     ("ldap-no-fab", _set("airflow.providers", []), r"airflow\.providers: LDAP login needs 'apache-airflow-providers-fab'"),
     ("ccache-tmp", _set("kerberos.ccache", "/tmp/airflow_krb5_ccache"), r"kerberos\.ccache = '/tmp/airflow_krb5_ccache': '/tmp/airflow_krb5_ccache' is under a temporary directory: every unit runs with PrivateTmp=yes"),
     ("override-secret", _set("airflow_cfg", {"core": {"fernet_key": "abc"}}), r"airflow_cfg\.core\.fernet_key: secrets never go into airflow\.cfg"),
@@ -391,6 +400,38 @@ def test_ldap_in_clear_needs_a_reason(example_data):
     data["ldap"].update(starttls=False, plaintext_reason="the directory runs on this host")
     data["ldap"].pop("ca_file")
     assert site_from_data(data).ldap.plaintext_reason == "the directory runs on this host"
+
+
+def test_a_broker_in_clear_on_another_host_needs_a_reason(example_data):
+    import copy
+
+    data = copy.deepcopy(example_data)
+    data["broker"].update(host="redis.example.com", tls=False, plaintext_reason="a private link to the broker")
+    site = site_from_data(data)
+    assert site.broker.plaintext_reason == "a private link to the broker"
+    assert site.broker_url == "redis://airflow@redis.example.com:6379/0"
+
+
+@pytest.mark.parametrize("host, url", [
+    ("redis.example.com", "rediss://airflow@redis.example.com:6379/0?ssl_cert_reqs=required"
+                          "&ssl_ca_certs=/etc/pki/tls/certs/ca-bundle.crt&ssl_check_hostname=true"),
+    ("10.0.0.5", "rediss://airflow@10.0.0.5:6379/0?ssl_cert_reqs=required"
+                 "&ssl_ca_certs=/etc/pki/tls/certs/ca-bundle.crt&ssl_check_hostname=true"),
+    ("::1", "redis://airflow@[::1]:6379/0"),
+    ("localhost", "redis://airflow@localhost:6379/0"),
+])
+def test_a_broker_on_another_host_is_verified_by_default(example_data, host, url):
+    import copy
+
+    data = copy.deepcopy(example_data)
+    data["broker"]["host"] = host
+    site = site_from_data(data)
+    assert (site.broker_url, site.result_backend) == (url, url)
+    # A local broker over TLS, with the site's own CA ('+' would read as a space in a query).
+    data["broker"].update(host="localhost", tls=True, ca_file="/etc/pki/tls/certs/redis+ca.pem", user="af.prod")
+    assert site_from_data(data).broker_url == (
+        "rediss://af.prod@localhost:6379/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/pki/tls/certs/redis%2Bca.pem"
+        "&ssl_check_hostname=true")
 
 
 @pytest.mark.parametrize("host, sslmode", [("db.example.com", "verify-full"), ("10.0.0.5", "verify-full"),

@@ -353,3 +353,87 @@ def test_build_venv_trusts_a_venv_and_waits_for_the_daemon(host, example_site):
     finally:
         host.systemctl("stop", "fapolicyd.service", check=False)
         host.run(["rm", "-rf", venv, "/etc/fapolicyd/trust.d/airflow-prod"], check=False)
+
+
+# --- issue 20 item 2: the local broker our packages configure -------------------------------
+
+RESP_PROBE = r"""
+import socket, sys
+from urllib.parse import unquote, urlsplit
+env = dict(l.split("=", 1) for l in open(sys.argv[1]).read().splitlines() if l and not l.startswith("#"))
+url = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"].strip('"'))
+def cmd(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
+s = socket.create_connection((url.hostname, url.port), timeout=5)
+s.sendall(cmd("AUTH", unquote(url.username), unquote(url.password)) + cmd("PING"))
+print(s.recv(64).decode().replace("\r\n", " ").strip())
+"""
+
+
+LISTENERS = r"""
+import sys
+port = int(sys.argv[1])
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).readlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, _, hexport = local.rpartition(":")
+        if state == "0A" and int(hexport, 16) == port:
+            print(address)
+"""
+
+
+def test_the_local_broker_lets_in_only_the_sites_user(host):
+    """Our redis.service drop-in (as airflow-prod-scheduler ships it) on the booted host's
+    Redis, named redis.service as on RHEL: role-env writes the ACL file as root, redis-server
+    reads the distribution's redis.conf, then our options. No password: NOAUTH; a local user
+    with a guess: refused; the scheduler's share (the URL role-env composes) gets PONG."""
+    import hashlib
+    import tomllib
+
+    from builder.render import render_site
+    from builder.site import site_from_data
+    from support.sites import EXAMPLE
+
+    data = tomllib.loads(EXAMPLE.read_text()) | {"broker": {"host": "localhost", "port": _free_port(), "db": 0}}
+    files = {f.dest: f for f in render_site(site_from_data(data)).files}
+    for dest in ("/usr/libexec/airflow-prod/role-env", "/usr/lib/systemd/system/redis.service.d/50-airflow-prod.conf"):
+        host.put(dest, files[dest].text, files[dest].mode)
+    password = "b@d:/%?# pass$word"
+    host.run(["install", "-d", "-m", "0750", "-g", "root", "/etc/airflow"])
+    host.put("/etc/airflow/secrets.env", f"AIRFLOW_BROKER_PASSWORD='{password}'\n", 0o600)
+    host.systemctl("unmask", "redis.service", "redis-server.service")
+    host.run(["cp", "/lib/systemd/system/redis-server.service", "/etc/systemd/system/redis.service"])
+    host.systemctl("daemon-reload")
+    try:
+        host.systemctl("start", "redis.service")
+        assert host.is_active("redis.service"), host.diagnose(["redis.service"])
+        port = str(data["broker"]["port"])
+        acl = host.run(["stat", "-c", "%U:%G %a", "/run/airflow-prod-redis/users.acl"]).stdout.strip()
+        assert acl == "root:redis 640"
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        assert host.read("/run/airflow-prod-redis/users.acl") == (
+            f"user default off\nuser airflow on #{digest} ~* &* +@all -@dangerous\n")
+        # Listening sockets on the port (the root has no ss): loopback only, v4 and v6.
+        listening = host.run(["python3", "-c", LISTENERS, port]).stdout.split()
+        assert listening and set(listening) <= {"0100007F", "00000000000000000000000001000000"}, listening
+        cli = ["redis-cli", "-h", "127.0.0.1", "-p", port, "--no-auth-warning"]
+        assert host.run([*cli, "PING"]).stdout.strip().startswith("NOAUTH")
+        guess = host.run([*cli, "--user", "airflow", "--pass", "airflow", "PING"], user="nobody")
+        assert guess.stdout.strip().startswith("NOAUTH"), guess
+        host.run(["/usr/libexec/airflow-prod/role-env", "scheduler"])
+        probe = host.run(["python3", "-c", RESP_PROBE, "/run/airflow-prod/scheduler.env"]).stdout.strip()
+        assert probe == "+OK +PONG", probe
+    finally:
+        host.systemctl("stop", "redis.service", check=False)
+        host.run(["rm", "-rf", "/etc/systemd/system/redis.service", "/etc/airflow",
+                  "/usr/lib/systemd/system/redis.service.d", "/run/airflow-prod", "/run/airflow-prod-redis"])
+        host.systemctl("mask", "redis.service", "redis-server.service", check=False)
+        host.systemctl("daemon-reload")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

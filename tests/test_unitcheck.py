@@ -25,14 +25,27 @@ GUIDE_UNIT = (REPO / "bench" / "data" / "guide-scheduler.service").read_text()
 def test_verify_accepts_every_rendered_unit(example_site):
     units = verify_units(example_site, render_site(example_site).files)
     assert "airflow.target" in units
-    # six roles + airflow-db-migrate + the worker's ccache copy (and its .path)
-    assert len([u for u in units if u.endswith(".service")]) == 8
+    # six roles + airflow-db-migrate + the worker's ccache copy (and its .path), and
+    # redis.service with our drop-in (the local broker)
+    assert len([u for u in units if u.endswith(".service")]) == 9 and "redis.service" in units
     assert "airflow-worker-ccache.path" in units
 
 
 def test_verify_accepts_minimal_site():
     site = site_from_data(minimal_data())
-    assert len(verify_units(site, render_site(site).files)) == 7  # five roles, airflow-db-migrate, airflow.target
+    # five roles, airflow-db-migrate, airflow.target, redis.service with our drop-in
+    assert len(verify_units(site, render_site(site).files)) == 8
+
+
+def test_verify_reads_the_redis_drop_in(example_site):
+    """The drop-in is verified on top of the unit it changes (RHEL's, standing in here)."""
+    files = [
+        dataclasses.replace(f, text=f.text.replace("ExecStartPre=+", "ExecStartPre=+relative/"))
+        if "/redis.service.d/" in f.dest else f
+        for f in render_site(example_site).files
+    ]
+    with pytest.raises(ValidationFailed, match=r"50-airflow-prod\.conf"):
+        verify_units(example_site, files)
 
 
 def test_verify_rejects_a_broken_unit(example_site):

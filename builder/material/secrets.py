@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 
 from builder.errors import UsageError
 from builder.render import render_secrets
-from builder.site.secrets import API_SECRET_KEY, FERNET_KEY, JWT_SECRET, PLACEHOLDER, secret_vars
+from builder.site.secrets import API_SECRET_KEY, BROKER_PASSWORD, FERNET_KEY, JWT_SECRET, PLACEHOLDER, secret_vars
 from builder.site import Site
 
 
@@ -29,6 +29,7 @@ def generate_values(site: Site) -> dict[str, str]:
     values[FERNET_KEY.name] = Fernet.generate_key().decode()
     values[API_SECRET_KEY.name] = pysecrets.token_hex(32)
     values[JWT_SECRET.name] = pysecrets.token_hex(32)
+    values[BROKER_PASSWORD.name] = pysecrets.token_urlsafe(32)
     return values
 
 

@@ -16,16 +16,16 @@ from pathlib import Path
 
 from builder.fsutil import write_atomic
 from builder.layout import (
-    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP, SERVICE_USER,
-    SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WORKER_USER, WRAPPER,
-    config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs, worker_ccache, worker_ccache_dir,
+    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, REDIS_ACL, REDIS_CONF, REDIS_DROPIN, REDIS_SERVER, REDIS_UNIT, ROLE_ENV,
+    ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP, SERVICE_USER, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WORKER_USER,
+    WRAPPER, config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs, worker_ccache, worker_ccache_dir,
 )
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
 from builder.render.units import CCACHE_UNIT, UnitSpec, host_units, packages as unit_packages, unit_specs
 from builder.site import Site
 from builder.site.secrets import (
-    JWT_SECRET, LDAP_BIND_PASSWORD, PLACEHOLDER, ROLE_SECRETS, SecretVar, role_secrets, secret_vars,
+    BROKER_PASSWORD, JWT_SECRET, LDAP_BIND_PASSWORD, PLACEHOLDER, ROLE_SECRETS, SecretVar, role_secrets, secret_vars,
 )
 
 # Which package ships a file: the base package, the site configuration, or a role.
@@ -79,9 +79,14 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> Rende
         "service_user": SERVICE_USER,
         "service_group": SERVICE_GROUP,
         "worker_user": WORKER_USER,
+        # The broker password reaches Airflow only inside these URLs (role-env, the wrapper).
+        "broker_password": BROKER_PASSWORD.name,
+        "broker_urls": {"AIRFLOW__CELERY__BROKER_URL": site.broker_url,
+                        "AIRFLOW__CELERY__RESULT_BACKEND": site.result_backend},
     }
     units = unit_specs(site)
-    files = _config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(units, common)
+    files = (_config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(units, common)
+             + _broker_files(site, common))
     return Rendered(
         files=tuple(sorted(files, key=lambda f: f.dest)),
         units=tuple(units),
@@ -155,10 +160,24 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
         RenderedFile(
             ROLE_ENV,
             render_template("role-env.py.j2", role_env_dir=ROLE_ENV_DIR,
-                            needs={role: [v.name for v in vs] for role, vs in needs.items()}, **common),
+                            needs={role: [v.name for v in vs] for role, vs in needs.items()},
+                            redis_acl=REDIS_ACL, **common),
             0o755, BASE,
         ),
     ]
+
+
+def _broker_files(site: Site, common: dict) -> list[RenderedFile]:
+    """A local broker is RHEL's redis.service, configured by our drop-in; the scheduler's
+    package ships it (rules: every role that uses a local broker runs on that one host)."""
+    if not site.broker_is_local:
+        return []
+    return [RenderedFile(
+        REDIS_DROPIN,
+        render_template("units/redis-dropin.j2", redis_unit=REDIS_UNIT, role_env=ROLE_ENV, redis_acl=REDIS_ACL,
+                        redis_server=REDIS_SERVER, redis_conf=REDIS_CONF, **common),
+        package="scheduler",
+    )]
 
 
 def _needs(site: Site) -> dict[str, list[SecretVar]]:

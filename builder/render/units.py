@@ -17,8 +17,10 @@ from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
 MIGRATE_ROLE = "db-migrate"
 MIGRATE_UNIT = "airflow-db-migrate.service"
 # Components that must not start on a schema older than their code (`airflow kerberos`
-# too: it exits "You need to initialize the database" before the schema exists).
-SCHEMA_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker", "kerberos")
+# too: it exits "You need to initialize the database" before the schema exists). Not the
+# worker: in 3.1.4 it never reads the metadata (tasks use the execution API), and it holds
+# no database password (docs/security.md).
+SCHEMA_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "kerberos")
 # Components that read the DAG folder.
 DAG_ROLES = ("scheduler", "dag-processor", "triggerer", "celery-worker")
 

@@ -376,6 +376,10 @@ def _role_package(site: Site, key: str, role: str, files: list[RenderedFile]) ->
     units = [f.dest.rsplit("/", 1)[1] for f in files if f.dest.endswith(".service")]
     fw = [f.dest for f in files if "/firewalld/" in f.dest]
     entries = [_text_entry(f) for f in files]
+    # RHEL's redis owns no drop-in directory under /usr/lib (its limit.conf is under /etc).
+    dropin_dirs = sorted({f.dest.rsplit("/", 1)[0] for f in files if f.dest.endswith(".conf")
+                          and f.dest.rsplit("/", 1)[0].endswith(".service.d")})
+    entries += [Entry(d, "dir", 0o755, "root", "root") for d in dropin_dirs]
     what = (f"The systemd unit {', '.join(units)}, its preset (enabled on first install)"
             + (" and firewalld service definition" if fw else "")
             if units else "The firewalld service definition of the Celery workers' log server")

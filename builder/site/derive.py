@@ -15,7 +15,7 @@ from builder.site.values import is_ip, is_local
 
 if TYPE_CHECKING:
     from builder.site.model import Site
-    from builder.site.sections import Database, Kerberos, Paths, Tls
+    from builder.site.sections import Broker, Database, Kerberos, Paths, Tls
 
 # RHEL's system trust: what verifies a database certificate unless the site names a CA file.
 SYSTEM_CA = "/etc/pki/tls/certs/ca-bundle.crt"
@@ -38,6 +38,7 @@ def site_defaults(site: Site) -> Site:
     update: dict[str, Any] = {
         "api": site.api.model_copy(update={"host": api_host, "jwt_audience": _jwt_audience(site)}),
         "database": _database(site.database, migrate_host),
+        "broker": _broker(site.broker),
         "tls": _tls(site, api_host),
     }
     if site.kerberos:
@@ -57,6 +58,12 @@ def _database(db: Database, migrate_host: str) -> Database:
     sslmode = db.sslmode or ("prefer" if is_local(db.host) else "verify-full")
     return db.model_copy(update={"migrate_host": migrate_host, "sslmode": sslmode,
                                  "ca_file": db.ca_file or SYSTEM_CA})
+
+
+def _broker(broker: Broker) -> Broker:
+    # Across a network the queue (every task's token) and the password travel: verified TLS.
+    tls = (not is_local(broker.host)) if broker.tls is None else broker.tls
+    return broker.model_copy(update={"tls": tls, "ca_file": broker.ca_file or SYSTEM_CA})
 
 
 def _tls(site: Site, api_host: str) -> Tls:

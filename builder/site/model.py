@@ -12,6 +12,7 @@ properties, never settings, so they cannot disagree with each other.
 from __future__ import annotations
 
 from typing import cast
+from urllib.parse import quote
 
 from pydantic import Field, model_validator
 
@@ -147,11 +148,22 @@ class Site(Model):
 
     @property
     def result_backend(self) -> str:
-        return f"db+postgresql://{self._db_location}"
+        """The same Redis, user and TLS as the broker: the worker then holds no database
+        password at all (docs/security.md, "Secrets per role")."""
+        return self.broker_url
 
     @property
     def broker_url(self) -> str:
-        return f"redis://{url_host(self.broker.host)}:{self.broker.port}/{self.broker.db}"
+        """Without the password: role-env inserts it (URL-quoted) for the roles that get it.
+        TLS as URL parameters, which both kombu (the broker) and Celery's Redis result
+        backend read; `[celery] ssl_active` reaches the broker only."""
+        b = self.broker
+        scheme, query = "redis", ""
+        if b.tls:
+            scheme = "rediss"
+            query = ("?ssl_cert_reqs=required&ssl_ca_certs=" + quote(b.ca_file, safe="/")
+                     + "&ssl_check_hostname=true")
+        return f"{scheme}://{b.user}@{url_host(b.host)}:{b.port}/{b.db}{query}"
 
     @property
     def broker_is_local(self) -> bool:

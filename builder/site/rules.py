@@ -35,7 +35,7 @@ DERIVED_OPTIONS = {
     ("core", "execution_api_server_url"): "api.host / api.port",
     ("api", "base_url"): "api.host / api.port",
     ("database", "sql_alchemy_conn"): "[database]",
-    ("celery", "result_backend"): "[database]",
+    ("celery", "result_backend"): "[broker]",
     ("celery", "broker_url"): "[broker]",
     ("kerberos", "ccache"): "kerberos.ccache",
     ("api", "ssl_cert"): "tls.cert",
@@ -251,6 +251,7 @@ def check_with_defaults(site: Site) -> None:
     _certificate_names_api_servers(site)
     _one_api_worker(site)
     _ldap_tls(site)
+    _broker_tls(site)
     _ldap_provider(site)
     _files_are_not_directories(site)
     _broker_shared(site)
@@ -299,6 +300,16 @@ def _ldap_tls(site: Site) -> None:
             "ldap.starttls", f"{ldap.url} without StartTLS sends the bind password and every user's "
             "password in clear: set starttls = true (with ca_file), use ldaps://, or say why in "
             "ldap.plaintext_reason"
+        )
+
+
+def _broker_tls(site: Site) -> None:
+    broker = site.broker
+    if not broker.tls and not site.broker_is_local and not broker.plaintext_reason:
+        raise rule(
+            "broker.tls", f"false for {broker.host!r}, another host: the broker password and every "
+            "task's token would cross the network in clear. Set tls = true (rediss://, with ca_file), "
+            "or say why in broker.plaintext_reason"
         )
 
 

@@ -21,6 +21,7 @@ FERNET_KEY = SecretVar("AIRFLOW__CORE__FERNET_KEY", "Fernet key encrypting conne
 API_SECRET_KEY = SecretVar("AIRFLOW__API__SECRET_KEY", "[api] secret_key: signs UI sessions and the log servers' tokens; identical on every node", True)
 JWT_SECRET = SecretVar("AIRFLOW__API_AUTH__JWT_SECRET", "[api_auth] jwt_secret: signs task and API tokens; identical on every node", True)
 DB_PASSWORD = SecretVar("PGPASSWORD", "Password of the metadata database user (libpq and asyncpg read it)", False)
+BROKER_PASSWORD = SecretVar("AIRFLOW_BROKER_PASSWORD", "Password of the Redis ACL user broker.user (the broker and the result backend)", True)
 LDAP_BIND_PASSWORD = SecretVar("AIRFLOW_LDAP_BIND_PASSWORD", "Password of the LDAP bind DN (read by webserver_config.py)", False)
 
 PLACEHOLDER = "CHANGE-ME"
@@ -28,7 +29,7 @@ PLACEHOLDER = "CHANGE-ME"
 
 def secret_vars(site: Site) -> list[SecretVar]:
     """The variables this site's secrets file must define, in file order."""
-    found = [FERNET_KEY, API_SECRET_KEY, JWT_SECRET, DB_PASSWORD]
+    found = [FERNET_KEY, API_SECRET_KEY, JWT_SECRET, DB_PASSWORD, BROKER_PASSWORD]
     if site.ldap:
         found.append(LDAP_BIND_PASSWORD)
     return found
@@ -38,12 +39,15 @@ def secret_vars(site: Site) -> list[SecretVar]:
 # What each role's units receive (docs/security.md has the reasons, from Airflow 3.1.4's own
 # sources). The worker holds no fernet key, no jwt_secret and no LDAP password: its tasks
 # can read its environment. [api] secret_key: its log server checks log-fetch tokens with it.
+# The broker password reaches the units only inside the broker URLs role-env composes.
 ROLE_SECRETS: dict[str, tuple[SecretVar, ...]] = {
     "api-server": (FERNET_KEY, API_SECRET_KEY, JWT_SECRET, DB_PASSWORD, LDAP_BIND_PASSWORD),
-    "scheduler": (FERNET_KEY, JWT_SECRET, DB_PASSWORD),       # signs the task tokens it queues
+    "scheduler": (FERNET_KEY, JWT_SECRET, DB_PASSWORD, BROKER_PASSWORD),  # signs the task tokens it queues
     "dag-processor": (FERNET_KEY, JWT_SECRET, DB_PASSWORD),   # its in-process execution API
     "triggerer": (FERNET_KEY, API_SECRET_KEY, JWT_SECRET, DB_PASSWORD),
-    "celery-worker": (API_SECRET_KEY, DB_PASSWORD),          # the result backend; check-migrations
+    # No database password: the result backend is the broker's Redis, and 3.1.4's worker and
+    # its tasks reach the metadata only through the execution API.
+    "celery-worker": (API_SECRET_KEY, BROKER_PASSWORD),
     "kerberos": (DB_PASSWORD,),                               # `airflow kerberos` checks the schema
     "db-migrate": (DB_PASSWORD,),
 }

@@ -57,6 +57,8 @@ GUIDE_EXTRAS = (
 PG_NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
 COUNTRY = r"^[A-Z]{2}$"
 QUEUE = r"^[A-Za-z0-9_.-]+$"
+# A Redis ACL user: one word in the ACL file, and plain in a URL.
+REDIS_USER = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 # systemd's MemoryMax=: bytes with an optional K/M/G/T, a share of the host's memory, or none.
 MEMORY = r"^([1-9][0-9]{0,14}[KMGT]?|[1-9][0-9]?%|100%|infinity)$"
 CPU_QUOTA = r"^[1-9][0-9]{0,4}%$"
@@ -64,6 +66,7 @@ PATTERN_MEANING = {
     PG_NAME: "a PostgreSQL name: up to 63 letters, digits, '_' or '-', starting with a letter or '_'",
     COUNTRY: "two upper-case letters, an ISO 3166 country code (e.g. EG)",
     QUEUE: "a Celery queue name: letters, digits, '_', '.' or '-'",
+    REDIS_USER: "a Redis user name: up to 64 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
     MEMORY: "a systemd memory size: bytes with K, M, G or T (e.g. 4G), a share of the host's memory "
             "(1% to 100%), or infinity",
     CPU_QUOTA: "a share of one CPU in percent (e.g. 200% for two CPUs)",
@@ -276,6 +279,24 @@ class Broker(Model):
     host: HostName = Field("localhost", description="Redis host of the Celery broker.")
     port: Port = 6379
     db: int = Field(0, ge=0, le=15)
+    user: str = Field(
+        "airflow", pattern=REDIS_USER, description="Redis ACL user of the scheduler and the workers; its "
+        "password is AIRFLOW_BROKER_PASSWORD in the secrets file. A local broker is configured with it "
+        "by our packages; a remote one needs the ACL line of docs/cluster.md.",
+    )
+    tls: bool = Field(
+        DERIVED, description="rediss:// (TLS, the broker's certificate checked against ca_file and its "
+        "name against host). Default: on for a broker on another host, off for one on this host.",
+    )
+    ca_file: AbsPath = Field(
+        DERIVED, description="CA certificates that verify the broker's certificate when tls is on. "
+        "Default: RHEL's system trust, /etc/pki/tls/certs/ca-bundle.crt.",
+    )
+    plaintext_reason: Line | None = Field(
+        None, description="Why this site talks to a broker on another host without TLS, sending its "
+        "password and every task's token in clear (e.g. a private link). Without it tls = false is "
+        "refused for a remote broker.",
+    )
 
 
 class Core(Model):

@@ -198,25 +198,36 @@ class MemorySampler:
 
 
 @contextmanager
-def hub_redis(base: Path) -> Iterator:
-    """redis-server on the hub address. servers.redis_server binds loopback with protected
-    mode, which refuses every other address; the hub is a private namespace, so it is off."""
+def hub_redis(base: Path, ca) -> Iterator:
+    """redis-server on the hub address: the remote broker of every host, as docs/cluster.md
+    tells an admin to run one. TLS only (no plain port), its certificate from the test CA for
+    the hub address; no default user, the site's ACL user. servers.redis_server binds loopback
+    with protected mode, which refuses every other address; the hub is a private namespace
+    and every user has a password, so it is off."""
     from .proc import free_port
-    from .servers import Redis
+    from .servers import Control, Redis, broker_password, redis_acl, redis_cli, _password
 
     base.mkdir(parents=True, exist_ok=True)
     port = free_port(HUB_ADDRESS)
+    tls = ca.issue_server(base / "tls", "redis", dns=[], ips=[HUB_ADDRESS])
+    password, admin = broker_password(), _password()
+    (base / "users.acl").write_text(redis_acl("airflow", password, admin))
     conf = base / "redis.conf"
-    conf.write_text(f"bind {HUB_ADDRESS}\nport {port}\nprotected-mode no\ndaemonize no\n"
-                    f"dir {base}\nsave \"\"\nappendonly no\nlogfile \"\"\n")
+    conf.write_text(f"bind {HUB_ADDRESS}\nport 0\ntls-port {port}\ntls-cert-file {tls.cert}\n"
+                    f"tls-key-file {tls.key}\ntls-ca-cert-file {ca.cert_path}\ntls-auth-clients no\n"
+                    f"protected-mode no\ndaemonize no\ndir {base}\nsave \"\"\nappendonly no\nlogfile \"\"\n"
+                    f"aclfile {base / 'users.acl'}\n")
     t0 = time.monotonic()
     daemon = Daemon("redis-server", ["redis-server", str(conf)], log=base / "redis.log").start()
+    cli = redis_cli(HUB_ADDRESS, port, admin, ca.cert_path)
 
     def ping() -> bool:
-        return run(["redis-cli", "-h", HUB_ADDRESS, "-p", str(port), "PING"], check=False).stdout.strip() == "PONG"
+        return run([*cli, "PING"], check=False).stdout.strip() == "PONG"
+    control = Control(daemon, ping, stop_command=[*cli, "SHUTDOWN", "SAVE"])
     try:
         wait_until(ping, 15, "redis PING", alive=daemon.exited)
-        yield Redis(HUB_ADDRESS, port, daemon.log, daemon.pid, time.monotonic() - t0)
+        yield Redis(HUB_ADDRESS, port, daemon.log, time.monotonic() - t0, control, password=password,
+                    admin_password=admin, ca_file=ca.cert_path)
     finally:
         from .proc import stop_pid
 

@@ -554,7 +554,8 @@ def reboot(d: Any, units: tuple[str, ...]) -> dict[str, Any]:
 # The guide's unit pattern (bench/data/guide-scheduler.service): a bash login shell sources the
 # venv and execs airflow; no hardening, no start checks, no limits beyond systemd's defaults.
 # One deviation, so that it runs this site at all: our secrets file is loaded too (the guide
-# kept the passwords in airflow.cfg).
+# kept the passwords in airflow.cfg), and role-env's share of it, which alone carries the
+# broker URLs with the broker's password.
 GUIDE_UNIT = """\
 [Unit]
 Description=Airflow {role} (the guide's unit, load anchor)
@@ -564,6 +565,8 @@ Wants=network-online.target
 [Service]
 EnvironmentFile=/etc/sysconfig/airflow
 EnvironmentFile=/etc/airflow/secrets.env
+EnvironmentFile=-/run/airflow-prod/{role}.env
+ExecStartPre=+/usr/libexec/airflow-prod/role-env {role}
 User=airflow
 Group=airflow
 WorkingDirectory=/opt/airflow

@@ -177,6 +177,12 @@ class Redis:
     log: Path
     started_in: float
     control: Control = field(compare=False, repr=False)
+    # The site's ACL user and its password (the admin puts it into the secrets file as
+    # AIRFLOW_BROKER_PASSWORD); the tests' own admin user only stops and pings the server.
+    user: str = "airflow"
+    password: str = field(default="", repr=False)
+    admin_password: str = field(default="", repr=False)
+    ca_file: Path | None = None  # set when the server speaks TLS only (the cluster's remote broker)
 
     @property
     def pid(self) -> int:
@@ -188,30 +194,53 @@ class Redis:
         return f"redis://{self.host}:{self.port}/0"
 
 
+def broker_password() -> str:
+    """A broker password with the characters a URL must quote (role-env does)."""
+    return _password() + "@:/%#?$"
+
+
+def redis_acl(user: str, password: str, admin_password: str) -> str:
+    """As our local broker's ACL file (role-env --redis-acl): no default user, the site's user
+    by the password's SHA-256 and every command but the dangerous ones; plus the tests' admin."""
+    import hashlib
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    return (f"user default off\nuser {user} on #{digest} ~* &* +@all -@dangerous\n"
+            f"user e2e-admin on >{admin_password} ~* &* +@all\n")
+
+
+def redis_cli(host: str, port: int, admin_password: str, ca_file: Path | None, *args: str) -> list[str]:
+    tls = ["--tls", "--cacert", str(ca_file)] if ca_file else []
+    return ["redis-cli", "-h", host, "-p", str(port), *tls, "--user", "e2e-admin", "--pass", admin_password,
+            "--no-auth-warning", *args]
+
+
 @contextmanager
 def redis_server(base: Path) -> Iterator[Redis]:
     base.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = base / "redis.conf"
+    password, admin = broker_password(), _password()
+    (base / "users.acl").write_text(redis_acl("airflow", password, admin))
     conf.write_text(
         f"bind {LOOPBACK}\nport {port}\nprotected-mode yes\ndaemonize no\n"
-        f"dir {base}\nsave \"\"\nappendonly no\nlogfile \"\"\n"
+        f"dir {base}\nsave \"\"\nappendonly no\nlogfile \"\"\naclfile {base / 'users.acl'}\n"
     )
     t0 = time.monotonic()
     daemon = Daemon("redis-server", ["redis-server", str(conf)], log=base / "redis.log").start()
+    cli = redis_cli(LOOPBACK, port, admin, None)
     # An outage stops it as a production Redis with RDB persistence stops (RHEL's redis.conf
     # has save points): the queue is written to dump.rdb in `dir` and loaded at the next start.
-    control = Control(daemon, lambda: _redis_ping(port),
-                      stop_command=["redis-cli", "-h", LOOPBACK, "-p", str(port), "SHUTDOWN", "SAVE"])
+    control = Control(daemon, lambda: _redis_ping(cli), stop_command=[*cli, "SHUTDOWN", "SAVE"])
     try:
-        wait_until(lambda: _redis_ping(port), 15, "redis PING", alive=daemon.exited)
-        yield Redis(LOOPBACK, port, daemon.log, time.monotonic() - t0, control)
+        wait_until(lambda: _redis_ping(cli), 15, "redis PING", alive=daemon.exited)
+        yield Redis(LOOPBACK, port, daemon.log, time.monotonic() - t0, control, password=password,
+                    admin_password=admin)
     finally:
         control.daemon.stop()
 
 
-def _redis_ping(port: int) -> bool:
-    proc = run(["redis-cli", "-h", LOOPBACK, "-p", str(port), "PING"], check=False)
+def _redis_ping(cli: list[str]) -> bool:
+    proc = run([*cli, "PING"], check=False)
     return proc.stdout.strip() == "PONG"
 
 

@@ -48,7 +48,9 @@ def e2e_site_data(*, api_port: int, postgres, redis, ldap, kdc, ca_on_target: st
                        "providers": ["apache-airflow-providers-fab"], "overrides": FAB_OVERRIDE}
     data["database"] = {"host": postgres.host, "port": postgres.port, "name": postgres.dbname,
                         "user": postgres.user, "sslmode": "disable"}
-    data["broker"] = {"host": redis.host, "port": redis.port, "db": 0}
+    data["broker"] = {"host": redis.host, "port": redis.port, "db": 0, "user": redis.user}
+    if redis.ca_file:  # a remote broker speaking TLS only: its certificate is from the test CA
+        data["broker"].update(tls=True, ca_file=ca_on_target)
     data["core"] = {"default_timezone": "UTC", "load_examples": False, "parallelism": 8,
                     "max_active_tasks_per_dag": 4, "max_active_runs_per_dag": 4}
     data["api"] = {"host": TARGET_HOST, "port": api_port, "bind": "127.0.0.1",

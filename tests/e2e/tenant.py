@@ -13,6 +13,18 @@ from typing import Any
 HOSTILE_DAG_ID = "hostile_tenant"
 HOSTILE_DAG_PATH = "/opt/airflow/dags/hostile_tenant.py"
 
+VENV_PYTHON = "/opt/airflow/venv/bin/python"
+
+# The broker as airflow.cfg names it (readable by the service user, so by every task), with
+# no user and no password: exit 0 only when Redis answers NOAUTH (redis-py from the venv).
+_BROKER_WITHOUT_CREDENTIALS = (
+    "import re, sys, redis; "
+    "url = re.search(r\"^broker_url = (\\S+)$\", open(\"/etc/airflow/airflow.cfg\").read(), re.M).group(1); "
+    "bare = re.sub(r\"://[^@/]*@\", \"://\", url); "
+    "exec(\"try:\\n redis.Redis.from_url(bare, socket_timeout=5).ping()\\n"
+    "except redis.AuthenticationError:\\n sys.exit(0)\\nsys.exit(1)\")"
+)
+
 # task id -> shell command; exit 0 means: blocked (blocked_*) or possible (open_*).
 ATTACKS = {
     "blocked_read_secrets_file": "! cat /etc/airflow/secrets.env",
@@ -37,8 +49,14 @@ ATTACKS = {
     "blocked_secrets_in_any_environ":
         "! (for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; done "
         "| grep -E '^(AIRFLOW__CORE__FERNET_KEY|AIRFLOW__API_AUTH__JWT_SECRET|AIRFLOW_LDAP_BIND_PASSWORD)=')",
-    # Open (issue 20): the broker has no password yet; the worker holds the database password.
-    "open_database_password_in_env": "test -n \"$PGPASSWORD\"",
+    # Issue 20 item 2: the broker has an ACL user and a password (docs/security.md).
+    "blocked_broker_without_credentials": f"{VENV_PYTHON} -c '{_BROKER_WITHOUT_CREDENTIALS}'",
+    # The worker needs no database password: the result backend is Redis.
+    "blocked_database_password_in_env": "test -z \"$PGPASSWORD\"",
+    # Stays (docs/security.md): the worker's own broker credential. Tasks run in its process
+    # tree (Celery hands them the messages it reads), so they can read the queue too; the task
+    # tokens in it give no more than a task's own token does in 3.1.4, and no database access.
+    "open_broker_url_in_env": "test -n \"$AIRFLOW__CELERY__BROKER_URL\"",
 }
 
 # Run as root on the host while the DAG's tasks ran: what they failed to read exists, so a
@@ -73,3 +91,26 @@ def run_hostile_tenant(api: Any, host: Any) -> dict[str, str]:
     run_id = api.trigger(HOSTILE_DAG_ID)
     api.wait_runs(HOSTILE_DAG_ID, [run_id], timeout=600)
     return {ti["task_id"]: ti["state"] for ti in api.task_instances(HOSTILE_DAG_ID, run_id)}
+
+
+def no_credentials_probes(data: dict, ca_file: str | None = None) -> dict[str, list[str]]:
+    """What a local unprivileged user or a network peer tries, without the site's secrets:
+    the broker with no user and with a guessed password, and the metadata database without
+    a password. Each command exits 0 only when it is refused for want of credentials."""
+    b, db = data["broker"], data["database"]
+    tls = ["--tls", "--cacert", ca_file] if ca_file else []
+    cli = ["redis-cli", "-h", b["host"], "-p", str(b["port"]), *tls, "--no-auth-warning"]
+    refused = "case \"$(\"$@\" 2>&1)\" in *NOAUTH*|*WRONGPASS*) exit 0;; *) exit 1;; esac"
+    connect = ("import sys, psycopg2\n"
+               "try:\n"
+               f"    psycopg2.connect(host={db['host']!r}, port={db['port']}, user={db['user']!r},"
+               f" dbname={db['name']!r}, connect_timeout=10, sslmode='prefer')\n"
+               "except psycopg2.OperationalError as e:\n"
+               "    sys.exit(0 if 'password' in str(e) else 2)\n"
+               "sys.exit(1)\n")
+    return {
+        "broker, no user": ["sh", "-c", refused, "-", *cli, "PING"],
+        "broker, guessed password": ["sh", "-c", refused, "-", *cli, "--user", b.get("user", "airflow"),
+                                     "--pass", "airflow", "PING"],
+        "database, no password": ["env", "-u", "PGPASSWORD", "-u", "PGPASSFILE", VENV_PYTHON, "-c", connect],
+    }

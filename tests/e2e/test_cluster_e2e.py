@@ -189,9 +189,10 @@ def tis(api, token: str, dag_id: str, run_id: str) -> dict[str, dict]:
     return {t["task_id"]: t for t in resp.json()["task_instances"]}
 
 
-def _fill_secrets(path: Path, postgres, ldap) -> None:
+def _fill_secrets(path: Path, postgres, ldap, redis) -> None:
     text = path.read_text()
-    for var, value in (("PGPASSWORD", postgres.password), ("AIRFLOW_LDAP_BIND_PASSWORD", ldap.bind.password)):
+    for var, value in (("PGPASSWORD", postgres.password), ("AIRFLOW_LDAP_BIND_PASSWORD", ldap.bind.password),
+                       ("AIRFLOW_BROKER_PASSWORD", redis.password)):
         text, n = re.subn(rf"^{var}=.*$", f"{var}='{value}'", text, flags=re.M)
         assert n == 1, var
     path.write_text(text)
@@ -243,7 +244,7 @@ def cluster(e2e_target_image, signing_key):
                 ca = PrivateCA(root / "ca")
                 postgres = stack.enter_context(srv.postgres_server(root / "postgres"))
                 open_postgres_to_subnet(postgres)
-                redis = stack.enter_context(hub_redis(root / "redis"))
+                redis = stack.enter_context(hub_redis(root / "redis", ca))
                 ldap = stack.enter_context(srv.ldap_server(root / "ldap", ca))
                 kdc = stack.enter_context(srv.kdc_server(root / "kdc", PRINCIPAL))
         finally:
@@ -259,7 +260,7 @@ def cluster(e2e_target_image, signing_key):
             with phases("cluster build: check, secrets init, TLS CSR -> CA, bundle build --secrets"):
                 bundle("check", "--site", str(site_path))
                 bundle("secrets", "init", "--site", str(site_path), "--out", str(secrets), "--force")
-                _fill_secrets(secrets, postgres, ldap)
+                _fill_secrets(secrets, postgres, ldap, redis)
                 bundle("tls", "csr", "--site", str(site_path), "--out", str(tls))
                 cert = ca.sign_csr((tls / "airflow.csr").read_bytes())
                 _, chain = ca.write_chain(cert, tls, "signed")
@@ -394,6 +395,26 @@ def test_ldap_login_and_kerberos_on_every_host_that_needs_them(cluster):
                                      env={"KRB5_CONFIG": "/etc/krb5.conf"}).stdout
             assert "krbtgt/" in listing, (s, listing)
         assert not c.hosts["b"].exists("/usr/lib/systemd/system/airflow-kerberos.service")
+
+
+def test_a_peer_without_credentials_is_refused_by_the_broker_and_the_database(cluster):
+    """Issue 20 item 2, as a network peer: host c without the site's secrets (as nobody, with
+    only the public CA) reaches the remote broker over TLS and the database: both refuse."""
+    from . import tenant
+
+    c = cluster
+    with c.phases("cluster: a peer without the site's secrets is refused by the broker (rediss) and the database"):
+        h = c.hosts["c"]
+        h.run(["install", "-D", "-m", "0644", f"{SECURITY}/ca-chain.pem", "/srv/peer/ca.pem"])
+        probes = tenant.no_credentials_probes(c.site_data, "/srv/peer/ca.pem")
+        for what, argv in probes.items():
+            proc = h.run(argv, user="nobody", check=False)
+            assert proc.returncode == 0, f"peer, {what}: not refused for want of credentials: {proc}"
+        # The broker speaks TLS only: a plain connection gets no Redis reply at all.
+        b = c.site_data["broker"]
+        plain = h.run(["redis-cli", "-h", b["host"], "-p", str(b["port"]), "PING"], user="nobody", check=False)
+        assert "PONG" not in plain.stdout and "NOAUTH" not in plain.stdout, plain
+        c.phases.facts["peer without credentials: refused"] = ", ".join(probes)
 
 
 def test_tasks_route_by_queue_and_logs_cross_hosts(cluster):

@@ -141,11 +141,13 @@ def tls_case_a(ws: Workspace, ca) -> None:
     bundle("tls", "check", "--site", str(ws.site_path), "--dir", str(ws.tls))
 
 
-def secrets_file(ws: Workspace, postgres, ldap) -> None:
-    """`bundle secrets init`, then the admin fills in the two passwords."""
+def secrets_file(ws: Workspace, postgres, ldap, redis) -> None:
+    """`bundle secrets init`, then the admin fills in the two passwords, and the broker's: the
+    tests' Redis (not our packages' local one) already has its ACL user."""
     bundle("secrets", "init", "--site", str(ws.site_path), "--out", str(ws.secrets), "--force")
     text = ws.secrets.read_text()
-    for var, value in (("PGPASSWORD", postgres.password), ("AIRFLOW_LDAP_BIND_PASSWORD", ldap.bind.password)):
+    for var, value in (("PGPASSWORD", postgres.password), ("AIRFLOW_LDAP_BIND_PASSWORD", ldap.bind.password),
+                       ("AIRFLOW_BROKER_PASSWORD", redis.password)):
         text, n = re.subn(rf"^{var}=.*$", f"{var}='{value}'", text, flags=re.M)
         assert n == 1, f"{var} not in the secrets file"
     assert "CHANGE-ME" not in text
@@ -272,7 +274,7 @@ def deployment(workspace, phases, e2e_target_image, postgres, redis, ldap, kdc, 
     with phases("build: TLS case A (bundle tls csr -> CA -> bundle tls check)"):
         tls_case_a(ws, ca)
     with phases("build: bundle secrets init + passwords"):
-        secrets_file(ws, postgres, ldap)
+        secrets_file(ws, postgres, ldap, redis)
 
     standin_repo = ws.root / "standin-repo"
     standin_repo.mkdir()
@@ -492,6 +494,11 @@ def test_a_hostile_tenant_is_contained(deployment):
         d.host.run(["rm", "-f", tenant.HOSTILE_DAG_PATH])
         token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
         assert run_test_bash(d.api, token)["state"] == "success"
+    with d.phases("tenant: a local unprivileged user (nobody) is refused by the broker and the database"):
+        for what, argv in tenant.no_credentials_probes(d.ws.data).items():
+            proc = d.host.run(argv, user="nobody", check=False)
+            assert proc.returncode == 0, f"nobody, {what}: not refused for want of credentials: {proc}"
+        d.phases.facts["local user without credentials: refused"] = ", ".join(tenant.no_credentials_probes(d.ws.data))
 
 
 # --- issue 14: faults and load on the deployed host (tests/e2e/faults.py) ---------------------
