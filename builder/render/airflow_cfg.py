@@ -118,6 +118,8 @@ def airflow_cfg_options(site: Site) -> Options:
         "api_auth": {
             # Without an issuer /auth/token fails under pyjwt >= 2.11.
             "jwt_issuer": site.base_url,
+            # This site's tokens only (Airflow >= 3.3.0: builder/site/releases.py).
+            **({"jwt_audience": site.api.jwt_audience} if site.api.jwt_audience else {}),
         },
         "operators": {"default_queue": site.celery.queues[0]},
         "celery": _celery(site),

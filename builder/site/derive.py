@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from builder.site.releases import release
 from builder.site.values import is_ip, is_local
 
 if TYPE_CHECKING:
@@ -35,13 +36,20 @@ def site_defaults(site: Site) -> Site:
     api_host = site.api.host or site.hosts_with("api-server")[0].name
     migrate_host = site.database.migrate_host or site.hosts_with("scheduler")[0].name
     update: dict[str, Any] = {
-        "api": site.api.model_copy(update={"host": api_host}),
+        "api": site.api.model_copy(update={"host": api_host, "jwt_audience": _jwt_audience(site)}),
         "database": _database(site.database, migrate_host),
         "tls": _tls(site, api_host),
     }
     if site.kerberos:
         update["kerberos"] = _kerberos(site.kerberos, site.paths)
     return site.model_copy(update=update)
+
+
+def _jwt_audience(site: Site) -> str | None:
+    # Per site where Airflow honours it; check_as_written refused it on earlier releases.
+    if site.api.jwt_audience or not release(site.airflow.version).jwt_audience:
+        return site.api.jwt_audience
+    return f"airflow-prod/{site.site.name}"
 
 
 def _database(db: Database, migrate_host: str) -> Database:

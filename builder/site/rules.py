@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic_core import PydanticCustomError
 
 from builder import layout
+from builder.site.releases import first_with, release
 
 if TYPE_CHECKING:
     from builder.site.model import Site
@@ -39,6 +40,8 @@ DERIVED_OPTIONS = {
     ("kerberos", "ccache"): "kerberos.ccache",
     ("api", "ssl_cert"): "tls.cert",
     ("api", "ssl_key"): "tls.key",
+    ("api_auth", "jwt_audience"): "api.jwt_audience",
+    ("api", "jwt_audience"): "api.jwt_audience",
 }
 
 
@@ -145,6 +148,17 @@ def check_as_written(site: Site) -> None:
     _worker_sets_cover(site)
     _migrate_host_runs_a_migrating_role(site)
     _api_host_named_for_several(site)
+    _jwt_audience_honoured(site)
+
+
+def _jwt_audience_honoured(site: Site) -> None:
+    if site.api.jwt_audience is not None and not release(site.airflow.version).jwt_audience:
+        raise rule(
+            "api.jwt_audience", f"{site.api.jwt_audience!r}: Airflow {site.airflow.version} signs its tokens "
+            "with [api] jwt_audience and checks them with [api_auth] jwt_audience, so this would make every "
+            f"API token invalid; it works from Airflow {first_with('jwt_audience')} on. Remove it, or move "
+            "airflow.version forward",
+        )
 
 
 def _hosts_listed_once(site: Site) -> None:

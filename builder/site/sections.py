@@ -253,6 +253,12 @@ class Api(Model):
     instance_name: CfgText = "Airflow"
     expose_config: bool = False
     workers: int = Field(1, ge=1, description="uvicorn workers; Airflow 3.1.4 needs 1 (scale with more hosts).")
+    jwt_audience: CfgText | None = Field(
+        DERIVED, description="[api_auth] jwt_audience: the audience of this site's UI and API tokens, so "
+        "no other deployment's token is accepted here. Airflow 3.3.0 and newer; default there: "
+        "airflow-prod/<site.name>. Earlier releases sign and check tokens with different options "
+        "(docs/upgrades.md): setting it there is refused.",
+    )
 
 
 class Tls(Model):

@@ -1,0 +1,123 @@
+"""The versioned table of what differs between Airflow releases (builder/site/releases.py):
+its rows, what the site model does with them, and each fact against the release's own wheel."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+
+import pytest
+from packaging.version import Version
+
+from builder.errors import SiteError
+from builder.render.airflow_cfg import airflow_cfg_options
+from builder.site import site_from_data
+from builder.site.releases import RELEASES, first_with, release
+from support.sites import example_data
+
+
+def test_rows_are_in_release_order_and_each_changes_something():
+    assert [Version(r.since) for r in RELEASES] == sorted({Version(r.since) for r in RELEASES})
+    for before, after in zip(RELEASES, RELEASES[1:], strict=False):
+        assert (before.jwt_audience, before.api_server_types) != (after.jwt_audience, after.api_server_types)
+
+
+@pytest.mark.parametrize("version,since", [("3.1.4", "3.1.0"), ("3.1.8", "3.1.0"), ("3.2.0", "3.2.0"),
+                                           ("3.2.2", "3.2.0"), ("3.3.0", "3.3.0"), ("3.3.2", "3.3.0"),
+                                           ("3.4.0", "3.3.0"), ("3.3.0rc1", "3.2.0")])
+def test_each_release_reads_its_row(version, since):
+    assert release(version).since == since
+
+
+def _site(version: str, **api):
+    data = example_data()
+    data["airflow"]["version"] = version
+    data["api"] = {**data["api"], **api}
+    return site_from_data(data)
+
+
+def test_jwt_audience_is_per_site_where_airflow_honours_it():
+    newest = _site("3.3.2")
+    assert newest.api.jwt_audience == "airflow-prod/bigdata-prod"
+    assert airflow_cfg_options(newest)["api_auth"]["jwt_audience"] == "airflow-prod/bigdata-prod"
+    assert _site("3.3.2", jwt_audience="tenant-a").api.jwt_audience == "tenant-a"
+    guide = _site("3.1.4")
+    assert guide.api.jwt_audience is None and "jwt_audience" not in airflow_cfg_options(guide)["api_auth"]
+
+
+def test_jwt_audience_on_a_release_that_breaks_it_is_refused():
+    with pytest.raises(SiteError) as exc:
+        _site("3.2.2", jwt_audience="tenant-a")
+    message = str(exc.value)
+    assert "api.jwt_audience: 'tenant-a': Airflow 3.2.2 signs its tokens with [api] jwt_audience" in message
+    assert f"from Airflow {first_with('jwt_audience')} on" in message
+
+
+# --- each fact against the release's own files -------------------------------------------------
+
+_SIGNER = re.compile(r"def _get_token_signer\(.*?\n    @classmethod", re.S)
+
+
+def _auth_manager_source(version: str) -> str:
+    from builder.check.airflow_schema import _fetch_wheel
+    from builder.pydeps.index import Registry
+
+    _, wheel = _fetch_wheel("apache-airflow-core", version, Registry())
+    with zipfile.ZipFile(wheel) as zf:
+        return zf.read("airflow/api_fastapi/auth/managers/base_auth_manager.py").decode()
+
+
+def _last_before(since: str) -> str:
+    return {"3.2.0": "3.1.8", "3.3.0": "3.2.2"}[since]
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("row", [r for r in RELEASES if r.jwt_audience][:1], ids=lambda r: r.since)
+def test_jwt_audience_fact_is_what_the_wheels_say(row):
+    """From the first release the table says, the signer reads [api_auth] jwt_audience as the
+    validator does; in the release before, it reads [api] jwt_audience."""
+    fixed, broken = _auth_manager_source(row.since), _auth_manager_source(_last_before(row.since))
+    assert 'conf.get("api", "jwt_audience", fallback="apache-airflow")' in _SIGNER.search(broken)[0]
+    assert "audience=cls._get_jwt_audience()" in _SIGNER.search(fixed)[0]
+    assert 'conf.has_option("api_auth", "jwt_audience")' in fixed
+
+
+@pytest.mark.network
+def test_gunicorn_fact_is_what_the_wheels_say():
+    """[api] server_type with gunicorn arrives in the release the table says, not before."""
+    since = next(r.since for r in RELEASES if "gunicorn" in r.api_server_types)
+    from builder.check.airflow_schema import _fetch_wheel, _read_config_schema
+    from builder.pydeps.index import Registry
+
+    def options(version: str) -> list[str]:
+        _, wheel = _fetch_wheel("apache-airflow-core", version, Registry())
+        return _read_config_schema(wheel).get("api", [])
+
+    assert "server_type" in options(since) and "server_type" not in options(_last_before(since))
+
+
+# --- every release line locks and renders against its own schema ------------------------------
+
+@pytest.mark.network
+@pytest.mark.parametrize("version", ["3.1.8", "3.2.2", "3.3.2"])
+def test_each_release_line_locks_and_renders_against_its_own_schema(version, tmp_path):
+    """The newest patch of every Airflow 3 line: locked for the target (constraints or the
+    date-cutoff fallback), then every airflow.cfg option checked against that release's own
+    config.yml and its providers'. 3.1.4 and the newest are installed and run by the e2e."""
+    from support.cli import bundle
+    from support.sites import small_data, write_site
+
+    # The providers whose sections airflow.cfg sets ([celery], [fab]).
+    data = small_data(name=f"line{version.replace('.', '')}", version=version,
+                      extras=["celery", "redis", "postgres"], providers=["apache-airflow-providers-fab"])
+    site = write_site(tmp_path / "site.toml", data)
+    locked = bundle("lock", "--site", str(site), "--locks-dir", str(tmp_path / "locks"), timeout=600)
+    assert locked.returncode == 0, locked.stderr
+    lock = next((tmp_path / "locks").glob("*.txt")).read_text()
+    assert f"apache-airflow-core=={version} " in lock
+    rendered = bundle("render", "--site", str(site), "--out", str(tmp_path / "r"),
+                      "--lock", str(next((tmp_path / "locks").glob("*.txt"))), timeout=600)
+    assert rendered.returncode == 0, rendered.stderr
+    assert f"valid for apache-airflow-core {version}" in rendered.stdout, rendered.stdout
+    cfg = (tmp_path / "r" / "etc/airflow/airflow.cfg").read_text()
+    assert ("jwt_audience = airflow-prod/" in cfg) == release(version).jwt_audience
