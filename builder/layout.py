@@ -42,6 +42,11 @@ LIBEXEC = "/usr/libexec/airflow-prod"
 BUILD_VENV = f"{LIBEXEC}/build-venv"
 CHECK_NODE = f"{LIBEXEC}/check-node"
 ROLE_ENV = f"{LIBEXEC}/role-env"
+# The metadata database's backup before a migration, and the way back (docs/upgrades.md).
+DB_BACKUP = f"{LIBEXEC}/db-backup"
+DB_RESTORE = f"{LIBEXEC}/db-restore"
+STATE_DIR = "/var/lib/airflow-prod"
+BACKUP_DIR = f"{STATE_DIR}/backups"
 # Each role's share of the secrets file, written by role-env as each unit starts: root's alone.
 ROLE_ENV_DIR = "/run/airflow-prod"
 # The local broker (RHEL's redis.service): our drop-in, and the ACL file role-env writes from
@@ -173,6 +178,9 @@ def owned_dirs(site: Site) -> tuple[HostDir, ...]:
         # The venvs are root's: the service user must not be able to rewrite its own code.
         HostDir(site.paths.venvs, 0o755),
         HostDir(LIBEXEC, 0o755),
+        HostDir(STATE_DIR, 0o755),
+        # Database dumps: the service user's alone (they hold every connection, encrypted).
+        HostDir(BACKUP_DIR, 0o700, SERVICE_USER, SERVICE_GROUP),
         HostDir(LOG_DIR, 0o750),
         HostDir(DOC_DIR, 0o755),
     )

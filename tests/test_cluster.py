@@ -163,7 +163,8 @@ def test_every_component_waits_for_the_schema_and_checks_the_node(files):
             continue
         assert pre[0].startswith(CHECK_NODE), name
         if "migrate" in name:
-            assert pre == [f"{CHECK_NODE} --role db-migrate"], name
+            # the backup before a migration to another release (docs/upgrades.md)
+            assert pre == [f"{CHECK_NODE} --role db-migrate", "/usr/libexec/airflow-prod/db-backup"], name
             continue
         if "celery-worker" in name:
             assert pre == [pre[0]], name  # it never opens the metadata database (docs/security.md)

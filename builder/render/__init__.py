@@ -16,9 +16,10 @@ from pathlib import Path
 
 from builder.fsutil import write_atomic
 from builder.layout import (
-    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, REDIS_ACL, REDIS_CONF, REDIS_DROPIN, REDIS_SERVER, REDIS_UNIT, ROLE_ENV,
-    ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP, SERVICE_USER, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WORKER_USER,
-    WRAPPER, config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs, worker_ccache, worker_ccache_dir,
+    BACKUP_DIR, CHECK_NODE, DB_BACKUP, DB_RESTORE, FIREWALLD_DIR, PRESET_DIR, REDIS_ACL, REDIS_CONF, REDIS_DROPIN,
+    REDIS_SERVER, REDIS_UNIT, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP, SERVICE_USER, SYSCONFIG, SYSUSERS,
+    TMPFILES, UNIT_DIR, WORKER_USER, WRAPPER, config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs,
+    worker_ccache, worker_ccache_dir,
 )
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
@@ -157,6 +158,9 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             ),
             0o755, BASE,
         ),
+        *(RenderedFile(dest, render_template(template, backup_dir=BACKUP_DIR, db_restore=DB_RESTORE, **common),
+                       0o755, BASE)
+          for dest, template in ((DB_BACKUP, "db-backup.py.j2"), (DB_RESTORE, "db-restore.py.j2"))),
         RenderedFile(
             ROLE_ENV,
             render_template("role-env.py.j2", role_env_dir=ROLE_ENV_DIR,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from builder.layout import CHECK_NODE, ROLE_ENV, SERVICE_USER, WORKER_USER, role_env_path, worker_ccache
+from builder.layout import BACKUP_DIR, CHECK_NODE, DB_BACKUP, ROLE_ENV, SERVICE_USER, WORKER_USER, role_env_path, worker_ccache
 from builder.site import Site
 from builder.site.model import Host, Limits
 from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
@@ -80,7 +80,7 @@ class UnitSpec:
     # CPUWeight= under contention (systemd's default is 100): lower for the worker, whose
     # tasks must not slow the scheduler and the api-server down.
     cpu_weight: int | None = None
-    # The worker's file system is read-only but for these (and a private /tmp).
+    # Writable beyond the logs and paths.run (the worker: beyond a private /tmp only).
     read_write: tuple[str, ...] = ()
     # The worker runs as its own user: its tasks see no other component's process.
     user: str = SERVICE_USER
@@ -241,7 +241,9 @@ def _migrate_spec(site: Site, before: tuple[str, ...]) -> UnitSpec:
         # Before everything on its host, the renewer included (it waits for the schema too):
         # the database needs a password, not a ticket.
         before=before,
-        pre=_checks(site, MIGRATE_ROLE),
+        # A backup first when the schema is another release's: the dependable way back.
+        pre=_checks(site, MIGRATE_ROLE) + (((DB_BACKUP,),) if site.database.backups_keep else ()),
+        read_write=(BACKUP_DIR,) if site.database.backups_keep else (),
         # Once per new venv or configuration (and boot), however often an upgrade restarts it.
         condition=((CHECK_NODE, "--migration-needed"),),
         post=((CHECK_NODE, "--migrated"),),

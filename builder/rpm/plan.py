@@ -42,6 +42,7 @@ RHEL_PROVIDER = {
     "util-linux": "util-linux",      # setpriv, setsid (build-venv's smoke test as airflow), runuser (wrapper)
     "krb5": "krb5-workstation",      # kinit for `airflow kerberos`
     "redis": "redis",                # local Celery broker
+    "postgresql": "postgresql",      # pg_dump, pg_restore, psql: the backup before a migration
     "firewalld": "firewalld-filesystem",  # owns /usr/lib/firewalld/services (no daemon)
 }
 
@@ -362,6 +363,8 @@ def _role_requires(site: Site, key: str, role: str, firewalld: bool) -> tuple[st
         requires.append(RHEL_PROVIDER["firewalld"])
     if role == "kerberos":
         requires.append(RHEL_PROVIDER["krb5"])
+    if role == MIGRATE_ROLE and site.database.backups_keep:
+        requires.append(RHEL_PROVIDER["postgresql"])
     if role in ("scheduler", "celery-worker") and site.broker_is_local:
         # Not Recommends: install_weak_deps=False and most content views drop weak deps.
         requires.append(RHEL_PROVIDER["redis"])

@@ -273,6 +273,11 @@ class Database(Model):
         600, description="Seconds every other component waits for the schema "
         "(`airflow db check-migrations`) before its start fails.",
     )
+    backups_keep: int = Field(
+        3, ge=0, le=100, description="Before a migration to another release, airflow-db-migrate writes "
+        "a pg_dump of the database (the way back: docs/upgrades.md) and keeps this many. 0: no backup "
+        "(your own backups must then cover every upgrade).",
+    )
 
 
 class Broker(Model):

@@ -86,6 +86,7 @@ RHEL_PROVIDES: tuple[Provide, ...] = (
     Provide("firewalld-filesystem", ("usr/lib/firewalld/services", "usr/lib/firewalld/zones"), "firewalld"),
     Provide("firewalld", ("usr/sbin/firewalld", "usr/bin/firewall-offline-cmd"), "firewalld"),
     Provide("redis", ("usr/bin/redis-server",), "redis-server"),
+    Provide("postgresql", ("usr/bin/pg_dump", "usr/bin/pg_restore", "usr/bin/psql"), "postgresql-client"),
 )
 
 

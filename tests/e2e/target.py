@@ -52,6 +52,9 @@ ROOT_PACKAGES = (
     # RHEL's `redis` for sites with a local broker (Requires: redis); masked like firewalld,
     # the tests' Redis runs on the machine's loopback.
     "redis-server",
+    # RHEL's `postgresql` (client tools) for airflow-db-migrate's backup before a migration
+    # (pg_dump, pg_restore, psql: Requires: postgresql on the migrate host's package).
+    "postgresql-client",
     # Hardened RHEL 9 (STIG): fapolicyd 1.1.7 for its real fapolicyd-cli (build-venv trusts the
     # venv in a trust file); the daemon is masked, started only by the test that proves it.
     "fapolicyd",
@@ -66,7 +69,7 @@ ROOT_PACKAGES = (
 COMPILE_PACKAGES = ("gcc", "g++", "libkrb5-dev", "libldap2-dev", "libsasl2-dev", "python3.11-dev")
 SUITE = "bookworm"
 # Bump when the post-debootstrap preparation below changes: it is part of the cache key.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 # Installed with apt in the finished root, not by debootstrap: debootstrap's one-pass
 # configure fails on polkitd (which firewalld depends on); apt orders it right.
 AFTER_DEBOOTSTRAP = ("firewalld", "redis-server")

@@ -47,6 +47,10 @@ UNITS = tuple(f"airflow-{r}.service" for r in ROLE_PACKAGES)
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 REPO_INSIDE = "/srv/repos/airflow-prod-e2e"      # the published .repo file's default baseurl
 STANDIN_INSIDE = "/srv/repos/e2e-standin"
+KEPT_INSIDE = "/srv/repos/airflow-prod-kept"   # every build's RPMs, as a Satellite repository keeps them
+# The newest Airflow release the e2e proves (install by upgrade, run, the way back). Moved
+# forward by a deliberate commit, never by whatever the index serves that day.
+NEWEST_RELEASE = "3.3.2"
 KEY_INSIDE = "/etc/pki/rpm-gpg/RPM-GPG-KEY-airflow-prod"
 SECURITY = "/opt/airflow/security"
 LOGS = ("/var/log/airflow-prod/build-venv.log",)
@@ -278,8 +282,10 @@ def deployment(workspace, phases, e2e_target_image, postgres, redis, ldap, kdc, 
 
     standin_repo = ws.root / "standin-repo"
     standin_repo.mkdir()
+    kept = ws.root / "kept-repo"  # filled by the newest-release phase (test_newest_release_...)
+    kept.mkdir()
     work = scratch_dir("e2e-target")
-    binds = {str(repo): REPO_INSIDE, str(standin_repo): STANDIN_INSIDE}
+    binds = {str(repo): REPO_INSIDE, str(standin_repo): STANDIN_INSIDE, str(kept): KEPT_INSIDE}
     with ExitStack() as stack:  # the host powers off and is removed whatever happens
         with phases("target: unpack + boot"):
             host = stack.enter_context(
@@ -615,6 +621,103 @@ def test_upgrade_keeps_edits_writes_rpmnew_and_moves_to_the_new_venv(deployment)
         d.api.wait_healthy(HEALTH_COMPONENTS)
         token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
         run_test_bash(d.api, token)
+
+
+def _api_version(d) -> str:
+    token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
+    return d.api.get("/api/v2/version", token=token).json()["version"]
+
+
+def _dag_runs(d, token: str) -> set[str]:
+    runs = d.api.get("/api/v2/dags/test_bash/dagRuns?limit=100", token=token).json()["dag_runs"]
+    return {r["dag_run_id"] for r in runs}
+
+
+def _connection_password(host: TargetHost, conn_id: str) -> str:
+    """As the admin reads it: root's `airflow` wrapper (the secrets file's fernet key decrypts it)."""
+    out = host.run(["airflow", "connections", "get", conn_id, "--output", "json"], timeout=300).stdout
+    return json.loads(out[out.index("["):])[0]["password"]
+
+
+def test_newest_release_upgrade_with_a_backup_and_the_way_back(deployment):
+    """Issue 21: from the guide's release to the newest by `dnf upgrade` on the live host:
+    airflow-db-migrate backs the database up, migrates it, every unit comes back on the new
+    release and serves (LDAP login, a DAG run, a stored connection still decrypts, the hostile
+    tenant still contained); then the way back: restore the backup, downgrade, start."""
+    from dataclasses import replace
+
+    from . import faults, tenant
+
+    d = deployment
+    host, ws = d.host, d.ws
+    old_data, old_release = ws.data, ws.data["airflow"]["version"]
+    assert old_release != NEWEST_RELEASE
+    with d.phases(f"newest: state on {old_release} (a run, a stored connection)", host, UNITS):
+        token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
+        before = run_test_bash(d.api, token)
+        conn = {"connection_id": "e2e_kept", "conn_type": "postgres", "host": "db.example", "login": "u",
+                "password": "kept-across-releases"}
+        resp = d.api.request("POST", "/api/v2/connections", conn, token=token)
+        assert resp.status in (200, 201), resp.text
+        runs_before = _dag_runs(d, token)
+    with d.phases(f"newest: bundle build of Airflow {NEWEST_RELEASE} (same site, same out)"):
+        # Its own out and site file: the later phases go on from the guide's release.
+        newest = replace(ws, site_path=ws.root / "site-newest.toml", out=ws.root / "out-newest")
+        # The newest release's own constraints (no override of the guide's release carried over).
+        airflow = {k: v for k, v in old_data["airflow"].items() if k != "overrides"}
+        write_site(newest, {**old_data, "airflow": {**airflow, "version": NEWEST_RELEASE}})
+        build(newest, locks="newest")
+        # Both builds in one repository, as Satellite keeps every version it synced.
+        kept = ws.root / "kept-repo"
+        make_repo(kept, sorted((ws.out / "repo").glob("*.rpm")) + sorted((newest.out / "repo").glob("*.rpm")),
+                  d.signing_key)
+        host.put("/etc/yum.repos.d/airflow-prod-kept.repo",
+                 repo_file("airflow-prod-kept", f"file://{KEPT_INSIDE}", f"file://{KEY_INSIDE}"))
+    try:
+        with d.phases(f"newest: dnf upgrade to {NEWEST_RELEASE}: backup, migration, every unit back",
+                      host, (*UNITS, "airflow-db-migrate.service"), LOGS):
+            dnf(host, "--refresh", "upgrade")
+            wait_active(host, UNITS, timeout=600)
+            journal = host.run(["journalctl", "-b", "-u", "airflow-db-migrate.service", "--no-pager"]).stdout
+            backed_up = re.search(r"backed up (\d+) bytes in ([\d.]+) s; the way back: \S+ (\S+\.dump)", journal)
+            assert backed_up, journal[-4000:]
+            backup = backed_up[3]
+            d.phases.facts["backup before the migration (bytes / s)"] = f"{backed_up[1]} / {backed_up[2]}"
+            assert host.exists(backup) and host.run(["stat", "-c", "%U %a", backup]).stdout.split() == ["airflow", "600"]
+            assert _api_version(d) == NEWEST_RELEASE
+            d.api.wait_healthy(HEALTH_COMPONENTS)
+            token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
+            assert runs_before <= _dag_runs(d, token), "runs from before the upgrade are gone"
+            assert _connection_password(host, "e2e_kept") == "kept-across-releases"
+            after = run_test_bash(d.api, token)
+            assert after["state"] == "success", after
+            runs_newest = _dag_runs(d, token) - runs_before
+        with d.phases(f"newest: the hostile tenant on {NEWEST_RELEASE}", host, ("airflow-celery-worker.service",)):
+            states = tenant.run_hostile_tenant(faults.admin_api(d), host)
+            blocked = {t: s for t, s in states.items() if t.startswith("blocked_")}
+            assert all(s == "success" for s in blocked.values()), f"an attack worked on {NEWEST_RELEASE}: {blocked}"
+            host.run(["rm", "-f", tenant.HOSTILE_DAG_PATH])
+        with d.phases(f"way back: stop, restore the backup, dnf history undo, start on {old_release}",
+                      host, UNITS, LOGS):
+            host.systemctl("stop", "airflow.target")
+            refused = host.run(["/usr/libexec/airflow-prod/db-restore", "/nonexistent.dump"], check=False)
+            assert refused.returncode != 0 and "no such backup" in refused.stderr, refused
+            restored = host.run(["/usr/libexec/airflow-prod/db-restore", backup], timeout=600)
+            print(restored.stderr, file=sys.stderr)
+            dnf(host, "history", "undo", "last")
+            host.systemctl("start", "airflow.target")
+            wait_active(host, UNITS, timeout=600)
+            assert _api_version(d) == old_release
+            d.api.wait_healthy(HEALTH_COMPONENTS)
+            token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
+            runs = _dag_runs(d, token)
+            assert runs_before <= runs and not (runs & runs_newest), (runs_before, runs_newest, runs)
+            assert _connection_password(host, "e2e_kept") == "kept-across-releases"
+            assert run_test_bash(d.api, token)["state"] == "success"
+            assert before["state"] == "success"
+    finally:
+        # Later phases build and upgrade within the guide's release again.
+        host.run(["rm", "-f", "/etc/yum.repos.d/airflow-prod-kept.repo"])
 
 
 def _corrupt_largest_member(wheel: Path) -> None:

@@ -118,7 +118,7 @@ def unit_intent(site: Site, spec: UnitSpec) -> dict[str, object]:
         "EnvironmentFile": [SYSCONFIG, f"-{spec.env_file}"],
         "WorkingDirectory": [site.paths.home],
         "ConditionPathExists": [f"{site.paths.venv}/.airflow-prod-complete"],
-        "ReadWritePaths": [site.paths.logs, site.paths.run] if spec.strict else list(spec.read_write),
+        "ReadWritePaths": [site.paths.logs, site.paths.run, *spec.read_write] if spec.strict else list(spec.read_write),
     }
 
 
