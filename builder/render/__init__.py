@@ -16,7 +16,7 @@ from pathlib import Path
 
 from builder.fsutil import write_atomic
 from builder.layout import (
-    CHECK_NODE, FIREWALLD_DIR, PRESET_DIR, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP, SERVICE_USER,
+    ADMIN_TOOL, CHECK_NODE, FAPOLICYD_TRUST, FIREWALLD_DIR, PRESET_DIR, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP, SERVICE_USER,
     SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WORKER_USER, WRAPPER,
     config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs, worker_ccache, worker_ccache_dir,
 )
@@ -152,6 +152,7 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             ),
             0o755, BASE,
         ),
+        RenderedFile(ADMIN_TOOL, _admin_tool(site, needs, common), 0o755, BASE),
         RenderedFile(
             ROLE_ENV,
             render_template("role-env.py.j2", role_env_dir=ROLE_ENV_DIR,
@@ -159,6 +160,34 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
             0o755, BASE,
         ),
     ]
+
+
+def _admin_tool(site: Site, needs: dict[str, list[SecretVar]], common: dict) -> str:
+    """airflow-prod (doctor): what it checks, as plain values for the rendered script."""
+    db, tls = site.database, site.tls
+    # The api host must be named (base_url, the execution API); the site's other SANs should be.
+    names = list(dict.fromkeys([site.api.host, *tls.dns_names, *tls.ip_addresses]))
+    ldap = site.ldap and {
+        "url": site.ldap.url, "starttls": site.ldap.starttls, "ca_file": site.ldap.ca_file,
+        "bind_dn": site.ldap.bind_dn, "search_base": site.ldap.search_base,
+        "search_filter": site.ldap.search_filter, "uid_field": site.ldap.uid_field,
+    }
+    kerberos = site.kerberos and {
+        "principal": site.kerberos.principal, "keytab": site.kerberos.keytab,
+        "ccache": site.kerberos.ccache, "krb5_conf": site.kerberos.krb5_conf,
+    }
+    units = [{"name": u.name, "role": u.role} for u in unit_specs(site)]
+    if site.kerberos and any(u.role == "celery-worker" for u in unit_specs(site)):
+        units.append({"name": f"{CCACHE_UNIT}.path", "role": "celery-worker"})
+    return render_template(
+        "airflow-prod.py.j2",
+        db={"host": db.host, "port": db.port, "name": db.name, "user": db.user, "migrate_host": db.migrate_host},
+        ldap=ldap or None, kerberos=kerberos or None,
+        tls={"cert": tls.cert, "key": tls.key, "ca": tls.ca, "names": names},
+        units=units, fapolicyd_trust=FAPOLICYD_TRUST,
+        generated=sorted({v.name for vs in needs.values() for v in vs if v.generated}),
+        placeholder=PLACEHOLDER, **common,
+    )
 
 
 def _needs(site: Site) -> dict[str, list[SecretVar]]:
