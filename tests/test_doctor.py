@@ -178,13 +178,19 @@ def migrated_to(postgres, revision: str | None) -> None:
                       f"INSERT INTO alembic_version VALUES ('{revision}')")
 
 
-def test_a_healthy_host_passes_every_server_check(doctor, postgres, migrations):
+def test_a_healthy_host_passes_every_server_check(doctor, postgres, migrations, kdc):
     migrated_to(postgres, migrations["head"])
+    ccache = doctor.path(doctor.site.kerberos.ccache)
+    ccache.parent.mkdir(parents=True)
+    subprocess.run(["kinit", "-k", "-t", str(kdc.keytab), "-c", f"FILE:{ccache}", kdc.principal],
+                   env={**os.environ, **kdc.client_env}, check=True, timeout=30)
     code, report, seconds = doctor.run()
     found = {f["check"]: f for c in report["checks"] for f in c["findings"]}
     for check in ("venv", "database", "schema", "clock", "broker", "ldap", "keytab", "kerberos", "tls",
                   "execution-api", "log-disk", "secrets"):
+        assert len([f for c in report["checks"] for f in c["findings"] if f["check"] == check]) == 1, check
         assert found[check]["status"] == "ok", (check, found[check])
+    assert "ticket-cache" not in found  # the renewer's ticket is there and valid
     assert "Airflow 3.1.4" in found["venv"]["what"] and migrations["head"] in found["schema"]["what"]
     # Not a booted host: systemctl has nothing to say, and doctor says so (the e2e checks units).
     assert report["status"] == "broken" and code == 2
@@ -273,3 +279,16 @@ def test_a_keytab_without_the_principal_is_named(doctor, tmp_path):
     keytab.write_bytes(b"\x05\x02")  # an empty keytab: the header only
     found = doctor.findings()
     assert statuses(found, "keytab") == ["fail"] and "has no key for" in found["keytab"][0]["what"], found["keytab"]
+
+
+def test_plain_output_has_a_line_per_finding_a_fix_per_problem_and_the_verdict(doctor, postgres, migrations):
+    migrated_to(postgres, migrations["before"])
+    proc = subprocess.run([PYTHON, "-I", str(doctor.tool), "doctor"], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"]})
+    print(proc.stdout)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 2 and lines[0].startswith("airflow-prod doctor: ") and "as root" in lines[0]
+    schema = next(i for i, line in enumerate(lines) if line.split()[:2] == ["FAIL", "schema"])
+    assert "schema behind this venv" in lines[schema] and "-> migrate: systemctl restart" in lines[schema + 1]
+    assert re.fullmatch(r"broken: \d+ failed, \d+ warnings, \d+ skipped in [\d.]+ s", lines[-1]), lines[-1]
+    assert any(line.split()[:2] == ["ok", "ldap"] for line in lines)
