@@ -292,3 +292,30 @@ def test_plain_output_has_a_line_per_finding_a_fix_per_problem_and_the_verdict(d
     assert "schema behind this venv" in lines[schema] and "-> migrate: systemctl restart" in lines[schema + 1]
     assert re.fullmatch(r"broken: \d+ failed, \d+ warnings, \d+ skipped in [\d.]+ s", lines[-1]), lines[-1]
     assert any(line.split()[:2] == ["ok", "ldap"] for line in lines)
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o755])
+def test_root_runs_no_python_from_a_venv_others_could_write(doctor, tmp_path, mode):
+    """A venv directory others can write (0777) is refused: its planted `python` never runs and
+    doctor says why. The control (0755, root's) shows the same planted file would run."""
+    fake = tmp_path / "venvs" / "planted"
+    (fake / "bin").mkdir(parents=True)
+    (fake / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    marker = tmp_path / "planted-ran"
+    python = fake / "bin" / "python"
+    python.write_text(f"#!/bin/sh\necho planted > {marker}\nexit 3\n")
+    python.chmod(0o755)
+    fake.chmod(mode)
+    venv = doctor.path(doctor.site.paths.venv)
+    venv.unlink()
+    venv.symlink_to(fake)
+    proc = subprocess.run([PYTHON, "-I", str(doctor.tool), "doctor", "--json"], capture_output=True, text=True,
+                          timeout=60, env={"PATH": os.environ["PATH"]})
+    if mode == 0o755:
+        assert marker.exists() and proc.returncode == 3, proc
+        return
+    assert not marker.exists(), "root ran the planted python"
+    report = json.loads(proc.stdout)
+    venv_finding = report["checks"][0]["findings"][0]
+    assert venv_finding["status"] == "fail" and "is not root's alone" in venv_finding["what"], venv_finding
+    assert "writable by others" in venv_finding["what"]
