@@ -20,6 +20,8 @@ SYSCONFIG = "/etc/sysconfig/airflow"
 
 # The admin's entry point.
 WRAPPER = "/usr/bin/airflow"
+# Root's day-2 commands (`airflow-prod doctor`), for admins and monitoring, as root or airflow.
+ADMIN_TOOL = "/usr/sbin/airflow-prod"
 
 # Who runs what: every component as the service user, but the Celery worker and so every
 # task as its own user, in the service group (config, logs) and nothing more: a task reads

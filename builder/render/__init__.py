@@ -16,10 +16,10 @@ from pathlib import Path
 
 from builder.fsutil import write_atomic
 from builder.layout import (
-    BACKUP_DIR, CHECK_NODE, DB_BACKUP, DB_RESTORE, FIREWALLD_DIR, PRESET_DIR, REDIS_ACL, REDIS_CONF, REDIS_DROPIN,
-    REDIS_SERVER, REDIS_UNIT, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP, SERVICE_USER, SYSCONFIG, SYSUSERS,
-    TMPFILES, UNIT_DIR, WORKER_USER, WRAPPER, config_file, fingerprint_path, runtime_dir, secrets_path, site_dirs,
-    worker_ccache, worker_ccache_dir,
+    ADMIN_TOOL, BACKUP_DIR, CHECK_NODE, DB_BACKUP, DB_RESTORE, FAPOLICYD_TRUST, FIREWALLD_DIR, PRESET_DIR, REDIS_ACL,
+    REDIS_CONF, REDIS_DROPIN, REDIS_SERVER, REDIS_UNIT, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP,
+    SERVICE_USER, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WORKER_USER, WRAPPER, config_file, fingerprint_path,
+    runtime_dir, secrets_path, site_dirs, worker_ccache, worker_ccache_dir,
 )
 from builder.render.airflow_cfg import airflow_cfg_options
 from builder.render.jinja import render_template
@@ -161,6 +161,7 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
         *(RenderedFile(dest, render_template(template, backup_dir=BACKUP_DIR, db_restore=DB_RESTORE, **common),
                        0o755, BASE)
           for dest, template in ((DB_BACKUP, "db-backup.py.j2"), (DB_RESTORE, "db-restore.py.j2"))),
+        RenderedFile(ADMIN_TOOL, _admin_tool(site, needs, common), 0o755, BASE),
         RenderedFile(
             ROLE_ENV,
             render_template("role-env.py.j2", role_env_dir=ROLE_ENV_DIR,
@@ -182,6 +183,34 @@ def _broker_files(site: Site, common: dict) -> list[RenderedFile]:
                         redis_server=REDIS_SERVER, redis_conf=REDIS_CONF, **common),
         package="scheduler",
     )]
+
+
+def _admin_tool(site: Site, needs: dict[str, list[SecretVar]], common: dict) -> str:
+    """airflow-prod (doctor): what it checks, as plain values for the rendered script."""
+    db, tls = site.database, site.tls
+    # The api host must be named (base_url, the execution API); the site's other SANs should be.
+    names = list(dict.fromkeys([site.api.host, *tls.dns_names, *tls.ip_addresses]))
+    ldap = site.ldap and {
+        "url": site.ldap.url, "starttls": site.ldap.starttls, "ca_file": site.ldap.ca_file,
+        "bind_dn": site.ldap.bind_dn, "search_base": site.ldap.search_base,
+        "search_filter": site.ldap.search_filter, "uid_field": site.ldap.uid_field,
+    }
+    kerberos = site.kerberos and {
+        "principal": site.kerberos.principal, "keytab": site.kerberos.keytab,
+        "ccache": site.kerberos.ccache, "krb5_conf": site.kerberos.krb5_conf,
+    }
+    units = [{"name": u.name, "role": u.role} for u in unit_specs(site)]
+    if site.kerberos and any(u.role == "celery-worker" for u in unit_specs(site)):
+        units.append({"name": f"{CCACHE_UNIT}.path", "role": "celery-worker"})
+    return render_template(
+        "airflow-prod.py.j2",
+        db={"host": db.host, "port": db.port, "name": db.name, "user": db.user, "migrate_host": db.migrate_host},
+        ldap=ldap or None, kerberos=kerberos or None,
+        tls={"cert": tls.cert, "key": tls.key, "ca": tls.ca, "names": names},
+        units=units, fapolicyd_trust=FAPOLICYD_TRUST,
+        generated=sorted({v.name for vs in needs.values() for v in vs if v.generated}),
+        placeholder=PLACEHOLDER, **common,
+    )
 
 
 def _needs(site: Site) -> dict[str, list[SecretVar]]:

@@ -54,6 +54,7 @@ RHEL9_SHARED: dict[str, SharedDir] = {d.path: d for d in (
     SharedDir("/opt", "filesystem", 0o755),
     SharedDir("/usr", "filesystem", 0o755),
     SharedDir("/usr/bin", "filesystem", 0o555),
+    SharedDir("/usr/sbin", "filesystem", 0o555),
     SharedDir("/usr/lib", "filesystem", 0o555),
     SharedDir("/usr/libexec", "filesystem", 0o755),
     SharedDir("/usr/share", "filesystem", 0o755),

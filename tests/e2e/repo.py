@@ -111,6 +111,7 @@ RHEL_DIRS: tuple[OwnedDir, ...] = (
     OwnedDir("/etc/firewalld", 0o750, "firewalld"),
     OwnedDir("/opt", 0o755, "filesystem"),
     OwnedDir("/usr/bin", 0o555, "filesystem"),
+    OwnedDir("/usr/sbin", 0o555, "filesystem"),
     OwnedDir("/usr/lib", 0o555, "filesystem"),
     OwnedDir("/usr/libexec", 0o755, "filesystem"),
     OwnedDir("/usr/share/doc", 0o755, "filesystem"),

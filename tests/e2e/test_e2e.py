@@ -394,6 +394,16 @@ def run_test_bash(api, token: str, timeout: float = 300) -> dict:
     return ti
 
 
+# --- issue 22: airflow-prod doctor (tests/e2e/doctor.py) -------------------------------------------
+
+def test_doctor_on_the_installed_host(deployment):
+    from . import doctor
+    d = deployment
+    with d.phases("doctor: after install, as root and as airflow; nothing broken", d.host, UNITS):
+        doctor.check_after(d, "after install")
+        doctor.as_airflow(d)
+
+
 def test_admin_runs_test_bash_on_celery(deployment):
     d = deployment
     with d.phases("api: LDAP admin token; unpause + trigger test_bash; success on Celery; log via API",
@@ -522,11 +532,25 @@ def test_faults_kill_each_component(deployment):
         _fault_facts(d, "fault: kill -9 -> healthy (s)", faults.kill_each_component(d, UNITS))
 
 
+def test_doctor_after_kill_9_each(deployment):
+    from . import doctor
+    d = deployment
+    with d.phases("doctor: after kill -9 each", d.host, UNITS):
+        doctor.check_after(d, "after kill -9 each")
+
+
 def test_faults_database_outage(deployment, postgres):
     from . import faults
     d = deployment
     with d.phases("faults: PostgreSQL down 60 s with DAG runs active; all recover, no run lost", d.host, UNITS):
         _fault_facts(d, "fault: PostgreSQL 60 s", faults.database_outage(d, postgres, UNITS))
+
+
+def test_doctor_after_database_outage(deployment):
+    from . import doctor
+    d = deployment
+    with d.phases("doctor: after database outage", d.host, UNITS):
+        doctor.check_after(d, "after database outage")
 
 
 def test_faults_broker_outage(deployment, redis):
@@ -536,6 +560,13 @@ def test_faults_broker_outage(deployment, redis):
         _fault_facts(d, "fault: Redis 60 s", faults.broker_outage(d, redis, UNITS))
 
 
+def test_doctor_after_broker_outage(deployment):
+    from . import doctor
+    d = deployment
+    with d.phases("doctor: after broker outage", d.host, UNITS):
+        doctor.check_after(d, "after broker outage")
+
+
 def test_faults_log_disk_full(deployment):
     from . import faults
     d = deployment
@@ -543,11 +574,35 @@ def test_faults_log_disk_full(deployment):
         _fault_facts(d, "fault: log disk full", faults.log_disk_full(d, UNITS))
 
 
+def test_doctor_after_log_disk_full(deployment):
+    from . import doctor
+    d = deployment
+    with d.phases("doctor: after log disk full", d.host, UNITS):
+        doctor.check_after(d, "after log disk full")
+
+
 def test_faults_reboot(deployment):
     from . import faults
     d = deployment
     with d.phases("faults: reboot; every enabled unit back, ticket renewed, next run succeeds", d.host, UNITS):
         _fault_facts(d, "fault: reboot", faults.reboot(d, UNITS))
+
+
+def test_doctor_after_reboot(deployment):
+    from . import doctor
+    d = deployment
+    with d.phases("doctor: after reboot", d.host, UNITS):
+        doctor.check_after(d, "after reboot")
+
+
+def test_doctor_names_each_cause_on_a_broken_host(deployment, redis):
+    from . import doctor
+    d = deployment
+    with d.phases("doctor: a host broken on purpose (bind password, expired certificate, broker, schema)",
+                  d.host, UNITS):
+        named = doctor.broken_host(d, redis, d.postgres)
+        d.phases.facts["doctor: seconds to name each cause"] = ", ".join(f"{k} {v:.1f}" for k, v in named.items())
+        doctor.check_after(d, "after the broken host is repaired")
 
 
 # The suite's load is a smoke; bench/bench_load.py runs the full one (and the guide's units).
