@@ -84,12 +84,12 @@ def migrations(venv) -> dict[str, str]:
 class Doctor:
     """One host's files in a temporary directory and the rendered doctor pointing at them."""
 
-    def __init__(self, root: Path, venv: Path, data: dict, postgres, ldap) -> None:
+    def __init__(self, root: Path, venv: Path, data: dict, postgres, ldap, redis) -> None:
         self.root, self.data = root, data
         self.site = site_from_data(data)
         secrets = {"AIRFLOW__CORE__FERNET_KEY": token_urlsafe(32), "AIRFLOW__API__SECRET_KEY": token_urlsafe(32),
                    "AIRFLOW__API_AUTH__JWT_SECRET": token_urlsafe(32), "PGPASSWORD": postgres.password,
-                   "AIRFLOW_LDAP_BIND_PASSWORD": ldap.bind.password}
+                   "AIRFLOW_LDAP_BIND_PASSWORD": ldap.bind.password, "AIRFLOW_BROKER_PASSWORD": redis.password}
         self.secrets_text = render_secrets(self.site, secrets)
         self.write_secrets(self.secrets_text)
         prints = site_fingerprints(self.site, self.path(self.site.paths.config) / "secrets.env")
@@ -155,7 +155,7 @@ def doctor(tmp_path, venv, api, postgres, redis, ldap, kdc, ca):
                          ca_on_target="/etc/doctor-test/ldap-ca.pem")
     data["api"]["host"] = "localhost"
     data["kerberos"]["krb5_conf"] = "/etc/doctor-test/krb5.conf"
-    d = Doctor(root, venv, data, postgres, ldap)
+    d = Doctor(root, venv, data, postgres, ldap, redis)
     d.path("/etc/doctor-test").mkdir(parents=True)
     d.path("/etc/doctor-test/ldap-ca.pem").write_bytes(ca.pem)
     d.path("/etc/doctor-test/krb5.conf").write_text(kdc.krb5_conf_text())
