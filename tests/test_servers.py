@@ -55,7 +55,14 @@ def test_postgres_outage_refuses_connections_then_keeps_its_data(postgres):
 # --- Redis ---------------------------------------------------------------------
 
 def test_redis_ping_and_no_persistence(redis):
-    cli = ["redis-cli", "-h", redis.host, "-p", str(redis.port)]
+    from e2e.servers import redis_cli
+
+    # As our local broker is: no default user (NOAUTH), the site's user by its password.
+    anonymous = ["redis-cli", "-h", redis.host, "-p", str(redis.port)]
+    assert "NOAUTH" in run([*anonymous, "PING"], check=False).stdout
+    site_user = [*anonymous, "--user", redis.user, "--pass", redis.password, "--no-auth-warning"]
+    assert run([*site_user, "PING"]).stdout.strip() == "PONG"
+    cli = redis_cli(redis.host, redis.port, redis.admin_password, None)
     assert run([*cli, "PING"]).stdout.strip() == "PONG"
     run([*cli, "SET", "probe", "1"])
     assert run([*cli, "GET", "probe"]).stdout.strip() == "1"
@@ -66,7 +73,9 @@ def test_redis_ping_and_no_persistence(redis):
 
 def test_redis_outage_keeps_queued_messages(redis):
     """Stopped as a persistent Redis stops (SHUTDOWN SAVE): a queue survives the outage."""
-    cli = ["redis-cli", "-h", redis.host, "-p", str(redis.port)]
+    from e2e.servers import redis_cli
+
+    cli = redis_cli(redis.host, redis.port, redis.admin_password, None)
     run([*cli, "DEL", "outage_queue"])
     run([*cli, "RPUSH", "outage_queue", "a", "b"])
     with redis.control.outage():
