@@ -602,6 +602,9 @@ def test_doctor_names_each_cause_on_a_broken_host(deployment, redis):
                   d.host, UNITS):
         named = doctor.broken_host(d, redis, d.postgres)
         d.phases.facts["doctor: seconds to name each cause"] = ", ".join(f"{k} {v:.1f}" for k, v in named.items())
+        # A component that lost the broker exits and systemd restarts it (RestartSec=10): the
+        # repaired host is healthy once each is back, which is when doctor must say so.
+        wait_active(d.host, UNITS, timeout=180, max_restarts=10)
         doctor.check_after(d, "after the broken host is repaired")
 
 
