@@ -742,8 +742,9 @@ def test_newest_release_upgrade_with_a_backup_and_the_way_back(deployment):
             backup = backed_up[3]
             d.phases.facts["backup before the migration (bytes / s)"] = f"{backed_up[1]} / {backed_up[2]}"
             assert host.exists(backup) and host.run(["stat", "-c", "%U %a", backup]).stdout.split() == ["airflow", "600"]
-            assert _api_version(d) == NEWEST_RELEASE
+            # Active is not yet listening: the api-server answers once it has started.
             d.api.wait_healthy(HEALTH_COMPONENTS)
+            assert _api_version(d) == NEWEST_RELEASE
             token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
             assert runs_before <= _dag_runs(d, token), "runs from before the upgrade are gone"
             assert _connection_password(host, "e2e_kept") == "kept-across-releases"
@@ -765,8 +766,8 @@ def test_newest_release_upgrade_with_a_backup_and_the_way_back(deployment):
             dnf(host, "history", "undo", "last")
             host.systemctl("start", "airflow.target")
             wait_active(host, UNITS, timeout=600)
-            assert _api_version(d) == old_release
             d.api.wait_healthy(HEALTH_COMPONENTS)
+            assert _api_version(d) == old_release
             token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
             runs = _dag_runs(d, token)
             assert runs_before <= runs and not (runs & runs_newest), (runs_before, runs_newest, runs)
