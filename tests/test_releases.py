@@ -3,6 +3,7 @@ its rows, what the site model does with them, and each fact against the release'
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zipfile
 
@@ -19,7 +20,7 @@ from support.sites import example_data
 def test_rows_are_in_release_order_and_each_changes_something():
     assert [Version(r.since) for r in RELEASES] == sorted({Version(r.since) for r in RELEASES})
     for before, after in zip(RELEASES, RELEASES[1:], strict=False):
-        assert (before.jwt_audience, before.api_server_types) != (after.jwt_audience, after.api_server_types)
+        assert before != dataclasses.replace(after, since=before.since)
 
 
 @pytest.mark.parametrize("version,since", [("3.1.4", "3.1.0"), ("3.1.8", "3.1.0"), ("3.2.0", "3.2.0"),
@@ -43,6 +44,16 @@ def test_jwt_audience_is_per_site_where_airflow_honours_it():
     assert _site("3.3.2", jwt_audience="tenant-a").api.jwt_audience == "tenant-a"
     guide = _site("3.1.4")
     assert guide.api.jwt_audience is None and "jwt_audience" not in airflow_cfg_options(guide)["api_auth"]
+
+
+def test_the_worker_keeps_procs_default_where_airflow_makes_tasks_nondumpable():
+    """hidepid would hide a non-dumpable task from its own supervisor (psutil.NoSuchProcess)."""
+    from builder.render.units import unit_specs
+
+    for version, worker_proc in (("3.1.4", "invisible"), ("3.2.2", "default"), ("3.3.2", "default")):
+        procs = {u.role: u.protect_proc for u in unit_specs(_site(version))}
+        assert procs.pop("celery-worker") == worker_proc, version
+        assert set(procs.values()) == {"invisible"}, version
 
 
 def test_jwt_audience_on_a_release_that_breaks_it_is_refused():
@@ -80,6 +91,24 @@ def test_jwt_audience_fact_is_what_the_wheels_say(row):
     assert 'conf.get("api", "jwt_audience", fallback="apache-airflow")' in _SIGNER.search(broken)[0]
     assert "audience=cls._get_jwt_audience()" in _SIGNER.search(fixed)[0]
     assert 'conf.has_option("api_auth", "jwt_audience")' in fixed
+
+
+@pytest.mark.network
+def test_nondumpable_tasks_fact_is_what_the_wheels_say():
+    """The task SDK pinned by the first release the table says makes the supervisor non-dumpable;
+    the one pinned by the release before does not."""
+    from builder.check.airflow_schema import _fetch_wheel
+    from builder.pydeps.index import Registry
+
+    def supervisor(sdk: str) -> str:
+        _, wheel = _fetch_wheel("apache-airflow-task-sdk", sdk, Registry())
+        with zipfile.ZipFile(wheel) as zf:
+            return zf.read("airflow/sdk/execution_time/supervisor.py").decode()
+
+    since = next(r.since for r in RELEASES if r.nondumpable_tasks)
+    assert since == "3.2.0"  # core 3.2.0 pins task-sdk 1.2.0; 3.1.8 pins 1.1.8
+    assert "_make_process_nondumpable()" in supervisor("1.2.0")
+    assert "_make_process_nondumpable" not in supervisor("1.1.8")
 
 
 @pytest.mark.network

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from builder.layout import BACKUP_DIR, CHECK_NODE, DB_BACKUP, ROLE_ENV, SERVICE_USER, WORKER_USER, role_env_path, worker_ccache
 from builder.site import Site
 from builder.site.model import Host, Limits
+from builder.site.releases import release
 from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
 
 MIGRATE_ROLE = "db-migrate"
@@ -84,6 +85,8 @@ class UnitSpec:
     read_write: tuple[str, ...] = ()
     # The worker runs as its own user: its tasks see no other component's process.
     user: str = SERVICE_USER
+    # /proc as the unit sees it: "invisible" hides other users' processes (hidepid).
+    protect_proc: str = "invisible"
     credentials: tuple[Credential, ...] = ()
     environment: tuple[tuple[str, str], ...] = ()
 
@@ -200,6 +203,10 @@ def _worker_spec(site: Site, after: tuple[str, ...], wants: tuple[str, ...]) -> 
         args=("celery", "worker", "--queues", ",".join(site.celery.queues)),
         strict=False,
         user=WORKER_USER,
+        # Airflow >= 3.2 makes each task non-dumpable, which hidepid hides from the task's own
+        # supervisor: there the worker keeps /proc's default (other uids' environ and memory
+        # stay closed: the worker's own user does that; builder/site/releases.py).
+        protect_proc="default" if release(site.airflow.version).nondumpable_tasks else "invisible",
         environment=ccache,
         cpu_weight=50,
         # Task logs, and whatever the site lets tasks write.

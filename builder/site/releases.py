@@ -25,12 +25,16 @@ class Release:
     jwt_audience: bool
     # [api] server_type values; "gunicorn" (several workers, rolling refresh) came in 3.2.0.
     api_server_types: tuple[str, ...]
+    # The task supervisor makes itself and so each task process non-dumpable (task-sdk 1.2.0,
+    # supervisor.py `_make_process_nondumpable`): under ProtectProc=invisible the supervisor can
+    # then no longer see its own task in /proc (psutil.NoSuchProcess, every task fails).
+    nondumpable_tasks: bool = False
 
 
 RELEASES: tuple[Release, ...] = (
     Release("3.1.0", jwt_audience=False, api_server_types=("uvicorn",)),
-    Release("3.2.0", jwt_audience=False, api_server_types=("uvicorn", "gunicorn")),
-    Release("3.3.0", jwt_audience=True, api_server_types=("uvicorn", "gunicorn")),
+    Release("3.2.0", jwt_audience=False, api_server_types=("uvicorn", "gunicorn"), nondumpable_tasks=True),
+    Release("3.3.0", jwt_audience=True, api_server_types=("uvicorn", "gunicorn"), nondumpable_tasks=True),
 )
 
 

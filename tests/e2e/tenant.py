@@ -45,7 +45,10 @@ ATTACKS = {
     "blocked_read_tls_key": "! cat /opt/airflow/security/airflow_key.pem",
     "blocked_read_keytab": "! cat /opt/airflow/security/airflow.keytab",
     "blocked_read_credentials": "! cat /run/credentials/*/*",
-    "blocked_see_other_components": "! pgrep -u airflow",
+    # Hidden (ProtectProc=invisible) or, on Airflow >= 3.2, listed but another uid's: either way
+    # the scheduler's environment stays closed.
+    "blocked_read_scheduler_environ":
+        "! (p=$(pgrep -o -u airflow -f 'airflow scheduler'); test -n \"$p\" && cat /proc/$p/environ)",
     "blocked_secrets_in_any_environ":
         "! (for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; done "
         "| grep -E '^(AIRFLOW__CORE__FERNET_KEY|AIRFLOW__API_AUTH__JWT_SECRET|AIRFLOW_LDAP_BIND_PASSWORD)=')",
