@@ -86,7 +86,7 @@ def render_site(site: Site, fingerprints: dict[str, str] | None = None) -> Rende
                         "AIRFLOW__CELERY__RESULT_BACKEND": site.result_backend},
     }
     units = unit_specs(site)
-    files = (_config_files(site, common, fingerprints) + _base_files(site, common) + _unit_files(units, common)
+    files = (_config_files(site, common, fingerprints) + _base_files(site, common, units) + _unit_files(units, common)
              + _broker_files(site, common))
     return Rendered(
         files=tuple(sorted(files, key=lambda f: f.dest)),
@@ -128,7 +128,7 @@ def _config_files(site: Site, common: dict, fingerprints: dict[str, str] | None)
     return files
 
 
-def _base_files(site: Site, common: dict) -> list[RenderedFile]:
+def _base_files(site: Site, common: dict, units: list[UnitSpec]) -> list[RenderedFile]:
     """The base package's files: airflow.target, users, directories, the wrapper, check-node."""
     needs = _needs(site)
     return [
@@ -161,7 +161,7 @@ def _base_files(site: Site, common: dict) -> list[RenderedFile]:
         *(RenderedFile(dest, render_template(template, backup_dir=BACKUP_DIR, db_restore=DB_RESTORE, **common),
                        0o755, BASE)
           for dest, template in ((DB_BACKUP, "db-backup.py.j2"), (DB_RESTORE, "db-restore.py.j2"))),
-        RenderedFile(ADMIN_TOOL, _admin_tool(site, needs, common), 0o755, BASE),
+        RenderedFile(ADMIN_TOOL, _admin_tool(site, needs, common, units), 0o755, BASE),
         RenderedFile(
             ROLE_ENV,
             render_template("role-env.py.j2", role_env_dir=ROLE_ENV_DIR,
@@ -185,7 +185,7 @@ def _broker_files(site: Site, common: dict) -> list[RenderedFile]:
     )]
 
 
-def _admin_tool(site: Site, needs: dict[str, list[SecretVar]], common: dict) -> str:
+def _admin_tool(site: Site, needs: dict[str, list[SecretVar]], common: dict, specs: list[UnitSpec]) -> str:
     """airflow-prod (doctor): what it checks, as plain values for the rendered script."""
     db, tls = site.database, site.tls
     # The api host must be named (base_url, the execution API); the site's other SANs should be.
@@ -199,8 +199,8 @@ def _admin_tool(site: Site, needs: dict[str, list[SecretVar]], common: dict) -> 
         "principal": site.kerberos.principal, "keytab": site.kerberos.keytab,
         "ccache": site.kerberos.ccache, "krb5_conf": site.kerberos.krb5_conf,
     }
-    units = [{"name": u.name, "role": u.role} for u in unit_specs(site)]
-    if site.kerberos and any(u.role == "celery-worker" for u in unit_specs(site)):
+    units = [{"name": u.name, "role": u.role} for u in specs]
+    if site.kerberos and any(u.role == "celery-worker" for u in specs):
         units.append({"name": f"{CCACHE_UNIT}.path", "role": "celery-worker"})
     return render_template(
         "airflow-prod.py.j2",

@@ -530,13 +530,7 @@ def test_faults_kill_each_component(deployment):
     with d.phases("faults: kill -9 each component in turn (the worker mid-task); restarted, healthy",
                   d.host, UNITS):
         _fault_facts(d, "fault: kill -9 -> healthy (s)", faults.kill_each_component(d, UNITS))
-
-
-def test_doctor_after_kill_9_each(deployment):
-    from . import doctor
-    d = deployment
-    with d.phases("doctor: after kill -9 each", d.host, UNITS):
-        doctor.check_after(d, "after kill -9 each")
+    _doctor_after(d, "after kill -9 each")
 
 
 def test_faults_database_outage(deployment, postgres):
@@ -544,13 +538,7 @@ def test_faults_database_outage(deployment, postgres):
     d = deployment
     with d.phases("faults: PostgreSQL down 60 s with DAG runs active; all recover, no run lost", d.host, UNITS):
         _fault_facts(d, "fault: PostgreSQL 60 s", faults.database_outage(d, postgres, UNITS))
-
-
-def test_doctor_after_database_outage(deployment):
-    from . import doctor
-    d = deployment
-    with d.phases("doctor: after database outage", d.host, UNITS):
-        doctor.check_after(d, "after database outage")
+    _doctor_after(d, "after database outage")
 
 
 def test_faults_broker_outage(deployment, redis):
@@ -558,13 +546,7 @@ def test_faults_broker_outage(deployment, redis):
     d = deployment
     with d.phases("faults: Redis down 60 s with tasks queued; worker reconnects, tasks run", d.host, UNITS):
         _fault_facts(d, "fault: Redis 60 s", faults.broker_outage(d, redis, UNITS))
-
-
-def test_doctor_after_broker_outage(deployment):
-    from . import doctor
-    d = deployment
-    with d.phases("doctor: after broker outage", d.host, UNITS):
-        doctor.check_after(d, "after broker outage")
+    _doctor_after(d, "after broker outage")
 
 
 def test_faults_log_disk_full(deployment):
@@ -572,13 +554,7 @@ def test_faults_log_disk_full(deployment):
     d = deployment
     with d.phases("faults: log disk full (tmpfs logs dir), then freed", d.host, UNITS):
         _fault_facts(d, "fault: log disk full", faults.log_disk_full(d, UNITS))
-
-
-def test_doctor_after_log_disk_full(deployment):
-    from . import doctor
-    d = deployment
-    with d.phases("doctor: after log disk full", d.host, UNITS):
-        doctor.check_after(d, "after log disk full")
+    _doctor_after(d, "after log disk full")
 
 
 def test_faults_reboot(deployment):
@@ -586,13 +562,14 @@ def test_faults_reboot(deployment):
     d = deployment
     with d.phases("faults: reboot; every enabled unit back, ticket renewed, next run succeeds", d.host, UNITS):
         _fault_facts(d, "fault: reboot", faults.reboot(d, UNITS))
+    _doctor_after(d, "after reboot")
 
 
-def test_doctor_after_reboot(deployment):
+def _doctor_after(d, label: str) -> None:
+    """doctor on the host a fault phase left: nothing broken (warnings are facts)."""
     from . import doctor
-    d = deployment
-    with d.phases("doctor: after reboot", d.host, UNITS):
-        doctor.check_after(d, "after reboot")
+    with d.phases(f"doctor: {label}", d.host, UNITS):
+        doctor.check_after(d, label)
 
 
 def test_doctor_names_each_cause_on_a_broken_host(deployment, redis):
