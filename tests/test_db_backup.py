@@ -94,14 +94,19 @@ def _release_314(pg) -> None:
     pg.psql("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
             "INSERT INTO alembic_version VALUES ('eaf332f43c7c');"
             "CREATE TABLE dag_run (id serial PRIMARY KEY, run_id text NOT NULL);"
-            "INSERT INTO dag_run (run_id) VALUES ('before-1'), ('before-2')")
+            "INSERT INTO dag_run (run_id) VALUES ('before-1'), ('before-2');"
+            "CREATE TABLE team (name text PRIMARY KEY)")
 
 
 def _migrate_to_newest(pg) -> None:
     pg.psql("UPDATE alembic_version SET version_num = 'a1b2c3d4e5f6';"
-            "CREATE TABLE state_store (key text PRIMARY KEY, value text);"
+            "CREATE TYPE store_state AS ENUM ('fresh', 'stale');"
+            "CREATE TABLE state_store (key text PRIMARY KEY, value text, state store_state);"
             "CREATE SEQUENCE newest_seq;"
             "ALTER TABLE dag_run ADD COLUMN partition_key text;"
+            # As 3.3 did: a table the backup has gains a reference to another one it has, so
+            # dropping the latter's key (pg_restore --clean) needs the former's gone first.
+            "ALTER TABLE dag_run ADD COLUMN team_name text REFERENCES team (name);"
             "INSERT INTO dag_run (run_id) VALUES ('on-newest')")
 
 
@@ -129,11 +134,13 @@ def test_backup_before_a_migration_then_the_way_back(pg, host):
 
     proc = subprocess.run([scripts["db-restore"], str(dump)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "dropping 2 relations the backup does not have" in proc.stderr, proc.stderr
+    assert "of which 2 relations the backup does not have" in proc.stderr, proc.stderr
     assert pg.psql("SELECT version_num FROM alembic_version") == "eaf332f43c7c"
     assert pg.psql("SELECT string_agg(run_id, ',' ORDER BY id) FROM dag_run") == "before-1,before-2"
     assert pg.psql("SELECT count(*) FROM pg_class WHERE relname IN ('state_store', 'newest_seq')") == "0"
-    assert pg.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'partition_key'") == "0"
+    assert pg.psql("SELECT count(*) FROM information_schema.columns "
+                   "WHERE column_name IN ('partition_key', 'team_name')") == "0"
+    assert pg.psql("SELECT count(*) FROM pg_type WHERE typname = 'store_state'") == "0"
     # The restored sequence goes on where the backup left it.
     assert pg.psql("INSERT INTO dag_run (run_id) VALUES ('after') RETURNING id").splitlines()[0] == "3"
 

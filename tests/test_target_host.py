@@ -73,11 +73,13 @@ ExecStart=/bin/sh -c 'echo e2e-probe-started; exec sleep infinity'
 
 
 def test_loopback_servers_are_reachable_from_inside(host, redis):
+    # The broker has no default user (as ours): authenticate as the tests' admin, then PING.
     script = (
-        "import socket; s = socket.create_connection(('127.0.0.1', %d), timeout=5); "
-        "s.sendall(b'PING\\r\\n'); print(s.recv(16).decode().strip())" % redis.port
+        "import socket, time; s = socket.create_connection(('127.0.0.1', %d), timeout=5); "
+        "s.sendall(b'AUTH e2e-admin %s\\r\\nPING\\r\\n'); time.sleep(0.5); "
+        "print(s.recv(64).decode().split())" % (redis.port, redis.admin_password)
     )
-    assert host.run(["python3", "-c", script]).stdout.strip() == "+PONG"
+    assert host.run(["python3", "-c", script]).stdout.strip() == "['+OK', '+PONG']"
 
 
 def test_standin_declares_only_what_the_root_has(host):
