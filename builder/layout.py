@@ -47,6 +47,9 @@ ROLE_ENV = f"{LIBEXEC}/role-env"
 # The metadata database's backup before a migration, and the way back (docs/upgrades.md).
 DB_BACKUP = f"{LIBEXEC}/db-backup"
 DB_RESTORE = f"{LIBEXEC}/db-restore"
+# Retention, each on its timer (docs/operations.md): old metadata rows, old log files.
+DB_CLEAN = f"{LIBEXEC}/db-clean"
+LOG_GROOM = f"{LIBEXEC}/log-groom"
 STATE_DIR = "/var/lib/airflow-prod"
 BACKUP_DIR = f"{STATE_DIR}/backups"
 # Each role's share of the secrets file, written by role-env as each unit starts: root's alone.

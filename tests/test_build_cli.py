@@ -36,8 +36,9 @@ def test_build_then_export_prints_a_summary(tmp_path):
     out = proc.stdout
     for step in ("lock", "wheelhouse", "render", "package", "publish", "audit", "sbom"):
         assert f"[{step}] " in out
-    # wheelhouse, base, config, five roles, airflow-prod-db-migrate, the host package (issue 13)
-    assert "site clisite: 10 packages" in out
+    # wheelhouse, base, config, five roles, airflow-prod-db-migrate, the host package (issue 13),
+    # the two retention packages (db-clean, log-groom)
+    assert "site clisite: 12 packages" in out
     assert f"signed by {key.fingerprint}" in out
     assert "airflow-prod-config-clisite-" in out and "MiB" in out
 

@@ -110,7 +110,7 @@ def test_render_checks_by_the_build_rules(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "warning: airflow.cfg not checked: the lock pins no apache-airflow-core" in proc.stderr
     # 7 services, the target, the ccache copy + .path, redis.service with our drop-in
-    assert "systemd-analyze verify: 11 units clean" in proc.stdout
+    assert "systemd-analyze verify: 15 units clean" in proc.stdout
     assert "rendered " in proc.stdout
 
 

@@ -57,11 +57,14 @@ def _units(site, name):
 def test_each_host_runs_exactly_its_units(site):
     assert _units(site, A) == ["airflow-api-server.service", "airflow-scheduler.service",
                                "airflow-dag-processor.service", "airflow-triggerer.service",
-                               "airflow-kerberos.service", "airflow-db-migrate.service"]
-    assert _units(site, B) == ["airflow-api-server.service", "airflow-scheduler.service"]
+                               "airflow-kerberos.service", "airflow-db-migrate.service",
+                               "airflow-db-clean.service", "airflow-log-groom.service"]
+    # Database retention once per site (with the migration), log retention on every host.
+    groom = "airflow-log-groom.service"
+    assert _units(site, B) == ["airflow-api-server.service", "airflow-scheduler.service", groom]
     # The Kerberos renewer comes with tasks and the triggerer (A, C, D), not with B.
-    assert _units(site, C) == ["airflow-celery-worker-etl.service", "airflow-kerberos.service"]
-    assert _units(site, D) == ["airflow-celery-worker-ml.service", "airflow-kerberos.service"]
+    assert _units(site, C) == ["airflow-celery-worker-etl.service", "airflow-kerberos.service", groom]
+    assert _units(site, D) == ["airflow-celery-worker-ml.service", "airflow-kerberos.service", groom]
 
 
 def test_migrations_default_to_the_first_scheduler_host(cdata):
@@ -161,6 +164,13 @@ def test_every_component_waits_for_the_schema_and_checks_the_node(files):
         if "kerberos" in name:
             assert pre == [wait], name  # it reads the database at start, signs nothing
             continue
+        if "log-groom" in name:
+            assert pre == [], name  # files only: no secrets to check, no database
+            continue
+        if "db-clean" in name:
+            # Its own secrets; no wait: on a schema behind its venv it fails, and doctor says so.
+            assert pre == [f"{CHECK_NODE} --role db-clean"], name
+            continue
         assert pre[0].startswith(CHECK_NODE), name
         if "migrate" in name:
             # the backup before a migration to another release (docs/upgrades.md)
@@ -196,10 +206,12 @@ def test_a_host_package_per_host_requires_exactly_its_packages(spec_plan):
     pkgs = {p.name: p for p in spec_plan.packages}
     req = lambda host: sorted(r.split(" =")[0] for r in pkgs[P.host_package_name(host)].requires)  # noqa: E731
     assert req(A) == sorted(["airflow-prod-api-server", "airflow-prod-scheduler", "airflow-prod-dag-processor",
-                             "airflow-prod-triggerer", "airflow-prod-kerberos", "airflow-prod-db-migrate"])
-    assert req(B) == ["airflow-prod-api-server", "airflow-prod-scheduler"]
-    assert req(C) == ["airflow-prod-celery-worker", "airflow-prod-celery-worker-etl", "airflow-prod-kerberos"]
-    assert req(D) == ["airflow-prod-celery-worker", "airflow-prod-celery-worker-ml", "airflow-prod-kerberos"]
+                             "airflow-prod-triggerer", "airflow-prod-kerberos", "airflow-prod-db-migrate",
+                             "airflow-prod-db-clean", "airflow-prod-log-groom"])
+    groom = "airflow-prod-log-groom"
+    assert req(B) == ["airflow-prod-api-server", groom, "airflow-prod-scheduler"]
+    assert req(C) == ["airflow-prod-celery-worker", "airflow-prod-celery-worker-etl", "airflow-prod-kerberos", groom]
+    assert req(D) == ["airflow-prod-celery-worker", "airflow-prod-celery-worker-ml", "airflow-prod-kerberos", groom]
     assert all(r.endswith("= %{version}-%{release}") for p in pkgs.values() if "-host-" in p.name for r in p.requires)
     # Only A's host package brings the migration unit.
     assert [n for n, p in pkgs.items() if any(r.startswith("airflow-prod-db-migrate ") for r in p.requires)] == [

@@ -97,6 +97,8 @@ def test_ccache_is_one_path_everywhere(files, cfg):
             assert f"ExecStart=/usr/bin/install -m 0640 -T {ccache} {copy}.new\n" in text
             assert f"ExecStart=/usr/bin/mv -fT {copy}.new {copy}\n" in text
             assert "User=airflow\n" in text  # reads only what the renewer's user may read
+        elif name == "airflow-log-groom.service":
+            assert "KRB5CCNAME" not in text  # files only, no Airflow code
         else:
             assert f"Environment=KRB5CCNAME=FILE:{ccache}\n" in text, name
     path_unit = files["/usr/lib/systemd/system/airflow-worker-ccache.path"]
@@ -221,11 +223,14 @@ def test_unit_runs_airflow_in_foreground(files, role):
     assert exec_start.startswith("/opt/airflow/venv/bin/airflow ")
     assert " -D" not in exec_start and "--daemon" not in exec_start and "bash" not in exec_start
     for line in ["After=network-online.target", "Wants=network-online.target", "NoNewPrivileges=yes",
-                 "ProtectHome=yes", "PrivateTmp=yes", "UMask=0027", "LimitNOFILE=65536",
+                 "ProtectHome=yes", "PrivateTmp=yes", "LimitNOFILE=65536",
                  "EnvironmentFile=/etc/sysconfig/airflow", f"EnvironmentFile=-/run/airflow-prod/{role}.env",
                  "User=airflow", "WantedBy=airflow.target"]:
         assert line in unit, f"{line} missing in airflow-{role}.service"
     assert re.search(r"^ProtectSystem=(strict|full)$", unit, re.M)
+    # The worker's files are group-writable: the triggerer writes beside a task's log, the
+    # log groomer (as airflow) deletes them.
+    assert f"\nUMask={'0007' if role == 'celery-worker' else '0027'}\n" in unit
 
 
 def test_restart_policy_per_component(files):
@@ -370,7 +375,9 @@ def test_units_start_only_with_a_complete_venv(files):
     """A failed venv build must not start units into a Restart= loop: each airflow unit
     has a start condition on the marker build-venv writes last."""
     units = {n: t for n, t in files.items() if n.endswith(".service") and "-ccache." not in n}
-    assert len(units) == 7  # six roles + airflow-db-migrate (issue 13); the ccache copy runs no Airflow
+    # six roles + airflow-db-migrate (issue 13) + retention (db-clean, log-groom); the ccache
+    # copy runs no Airflow
+    assert len(units) == 9
     for name, text in units.items():
         unit_section = text.split("[Service]")[0]
         assert "\nConditionPathExists=/opt/airflow/venv/.airflow-prod-complete\n" in unit_section, name
@@ -463,3 +470,20 @@ def test_check_node_ships_in_the_base_package_and_compiles(files):
 def test_no_fingerprint_file_without_a_secrets_file(files):
     """The example is rendered without secrets: nothing to compare, only missing secrets refused."""
     assert "/etc/airflow/secrets.fingerprint" not in files
+
+
+def test_metrics_go_to_the_sites_statsd_collector(cfg):
+    """[metrics] statsd_host turns StatsD on in airflow.cfg and brings the client (the statsd
+    extra); the guide's site sends none."""
+    from builder.site import site_from_data
+    from support.sites import example_data
+
+    assert not cfg.has_section("metrics")
+    data = example_data()
+    data["metrics"] = {"statsd_host": "metrics.bigdata.local", "statsd_port": 9125, "prefix": "prod.airflow"}
+    site = site_from_data(data)
+    assert site.airflow.extras[-1] == "statsd" and site.airflow.extras.count("statsd") == 1
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(next(f.text for f in render_site(site).files if f.dest == "/etc/airflow/airflow.cfg"))
+    assert dict(parser["metrics"]) == {"statsd_on": "True", "statsd_host": "metrics.bigdata.local",
+                                       "statsd_port": "9125", "statsd_prefix": "prod.airflow"}

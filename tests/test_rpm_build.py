@@ -80,9 +80,11 @@ def _rpms(summary) -> dict[str, Path]:
 def test_one_package_per_role_plus_base_config_and_wheelhouse(built):
     summary, _ = built
     names = set(_rpms(summary))
-    # + the migration unit's package and one package per host (issue 13: docs/cluster.md)
+    # + the migration unit's package and one package per host (issue 13: docs/cluster.md), and
+    # the retention units' (docs/operations.md)
     assert names == {"airflow-prod-wheelhouse", "airflow-prod", "airflow-prod-config-bigdata-prod",
                      *(f"airflow-prod-{r}" for r in ROLES), "airflow-prod-db-migrate",
+                     "airflow-prod-db-clean", "airflow-prod-log-groom",
                      "airflow-prod-host-airflow.my.bigdata.local"}
     paths = _rpms(summary)
     assert paths["airflow-prod-wheelhouse"].name.endswith(".el9.x86_64.rpm")

@@ -25,16 +25,18 @@ GUIDE_UNIT = (REPO / "bench" / "data" / "guide-scheduler.service").read_text()
 def test_verify_accepts_every_rendered_unit(example_site):
     units = verify_units(example_site, render_site(example_site).files)
     assert "airflow.target" in units
-    # six roles + airflow-db-migrate + the worker's ccache copy (and its .path), and
-    # redis.service with our drop-in (the local broker)
-    assert len([u for u in units if u.endswith(".service")]) == 9 and "redis.service" in units
+    # six roles + airflow-db-migrate + the worker's ccache copy (and its .path), the two
+    # retention units (and their timers), and redis.service with our drop-in (the local broker)
+    assert len([u for u in units if u.endswith(".service")]) == 11 and "redis.service" in units
     assert "airflow-worker-ccache.path" in units
+    assert {"airflow-db-clean.timer", "airflow-log-groom.timer"} <= set(units)
 
 
 def test_verify_accepts_minimal_site():
     site = site_from_data(minimal_data())
-    # five roles, airflow-db-migrate, airflow.target, redis.service with our drop-in
-    assert len(verify_units(site, render_site(site).files)) == 8
+    # five roles, airflow-db-migrate, airflow.target, redis.service with our drop-in, and the
+    # two retention units with their timers
+    assert len(verify_units(site, render_site(site).files)) == 12
 
 
 def test_verify_reads_the_redis_drop_in(example_site):
@@ -61,7 +63,7 @@ def test_verify_rejects_a_broken_unit(example_site):
 
 def test_security_scores(example_site):
     scores = {s.unit: s.exposure for s in security_scores(render_site(example_site).files)}
-    assert len(scores) == 8
+    assert len(scores) == 10  # the services: six roles, migration, ccache copy, two retention units
     for unit, exposure in scores.items():
         limit = WORKER_LIMIT if "celery-worker" in unit else STRICT_LIMIT
         assert exposure <= limit, f"{unit} exposure {exposure} > {limit}"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from builder.fsutil import write_atomic
 from builder.layout import (
-    ADMIN_TOOL, BACKUP_DIR, CHECK_NODE, DB_BACKUP, DB_RESTORE, FAPOLICYD_TRUST, FIREWALLD_DIR, PRESET_DIR, REDIS_ACL,
-    REDIS_CONF, REDIS_DROPIN, REDIS_SERVER, REDIS_UNIT, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP,
+    ADMIN_TOOL, BACKUP_DIR, CHECK_NODE, DB_BACKUP, DB_CLEAN, DB_RESTORE, FAPOLICYD_TRUST, FIREWALLD_DIR, LOG_GROOM,
+    PRESET_DIR, REDIS_ACL, REDIS_CONF, REDIS_DROPIN, REDIS_SERVER, REDIS_UNIT, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP,
     SERVICE_USER, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WORKER_USER, WRAPPER, config_file, fingerprint_path,
     runtime_dir, secrets_path, site_dirs, worker_ccache, worker_ccache_dir,
 )
@@ -160,7 +160,8 @@ def _base_files(site: Site, common: dict, units: list[UnitSpec]) -> list[Rendere
         ),
         *(RenderedFile(dest, render_template(template, backup_dir=BACKUP_DIR, db_restore=DB_RESTORE, **common),
                        0o755, BASE)
-          for dest, template in ((DB_BACKUP, "db-backup.py.j2"), (DB_RESTORE, "db-restore.py.j2"))),
+          for dest, template in ((DB_BACKUP, "db-backup.py.j2"), (DB_RESTORE, "db-restore.py.j2"),
+                                 (DB_CLEAN, "db-clean.py.j2"), (LOG_GROOM, "log-groom.py.j2"))),
         RenderedFile(ADMIN_TOOL, _admin_tool(site, needs, common, units), 0o755, BASE),
         RenderedFile(
             ROLE_ENV,
@@ -200,6 +201,7 @@ def _admin_tool(site: Site, needs: dict[str, list[SecretVar]], common: dict, spe
         "ccache": site.kerberos.ccache, "krb5_conf": site.kerberos.krb5_conf,
     }
     units = [{"name": u.name, "role": u.role} for u in specs]
+    units += [{"name": u.enabled, "role": u.role} for u in specs if u.timer]
     if site.kerberos and any(u.role == "celery-worker" for u in specs):
         units.append({"name": f"{CCACHE_UNIT}.path", "role": "celery-worker"})
     return render_template(
@@ -231,9 +233,14 @@ def _unit_files(units: list[UnitSpec], common: dict) -> list[RenderedFile]:
             f"{UNIT_DIR}/{unit.name}", render_template("units/service.j2", unit=unit, **common),
             package=unit.package,
         ))
+        if unit.timer:
+            files.append(RenderedFile(
+                f"{UNIT_DIR}/{unit.enabled}", render_template("units/timer.j2", unit=unit, **common),
+                package=unit.package,
+            ))
         files.append(RenderedFile(
             f"{PRESET_DIR}/80-airflow-prod-{unit.package}.preset",
-            render_template("units/preset.j2", unit_name=unit.name, **common),
+            render_template("units/preset.j2", unit_name=unit.enabled, **common),
             package=unit.package,
         ))
         for fw in unit.firewall:

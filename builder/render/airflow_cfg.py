@@ -131,6 +131,9 @@ def airflow_cfg_options(site: Site) -> Options:
     }
     if site.kerberos:
         options["kerberos"] = _kerberos(site)
+    if site.metrics.statsd_host:
+        options["metrics"] = {"statsd_on": True, "statsd_host": site.metrics.statsd_host,
+                              "statsd_port": site.metrics.statsd_port, "statsd_prefix": site.metrics.prefix}
     for section, overrides in site.airflow_cfg.items():
         options.setdefault(section, {}).update(overrides)
     return {

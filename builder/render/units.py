@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from builder.layout import BACKUP_DIR, CHECK_NODE, DB_BACKUP, ROLE_ENV, SERVICE_USER, WORKER_USER, role_env_path, worker_ccache
+from builder.layout import (
+    BACKUP_DIR, CHECK_NODE, DB_BACKUP, DB_CLEAN, LOG_GROOM, ROLE_ENV, SERVICE_USER, WORKER_USER, role_env_path,
+    worker_ccache,
+)
 from builder.site import Site
 from builder.site.model import Host, Limits
 from builder.site.releases import release
@@ -17,6 +20,9 @@ from builder.render.airflow_cfg import TRIGGERER_LOG_PORT, WORKER_LOG_PORT
 
 MIGRATE_ROLE = "db-migrate"
 MIGRATE_UNIT = "airflow-db-migrate.service"
+# Retention (docs/operations.md): oneshot units their timers start.
+DB_CLEAN_ROLE = "db-clean"
+LOG_GROOM_ROLE = "log-groom"
 # Components that must not start on a schema older than their code (`airflow kerberos`
 # too: it exits "You need to initialize the database" before the schema exists). Not the
 # worker: in 3.1.4 it never reads the metadata (tasks use the execution API), and it holds
@@ -41,6 +47,17 @@ class Credential:
     name: str
     source: str
     env: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Timer:
+    """When a oneshot unit runs: its .timer, which the package's preset enables and
+    airflow.target starts and stops (the unit itself has no [Install])."""
+
+    description: str
+    on_calendar: str = ""     # OnCalendar= (with Persistent=: a run missed while off happens at start)
+    every: str = ""           # OnUnitActiveSec=, the first run OnActiveSec= after the timer starts
+    randomized_delay: str = ""
 
 
 # The worker's tasks read the renewer's ticket through this pair (site with Kerberos only).
@@ -89,6 +106,14 @@ class UnitSpec:
     protect_proc: str = "invisible"
     credentials: tuple[Credential, ...] = ()
     environment: tuple[tuple[str, str], ...] = ()
+    # What ExecStart= runs: the venv's airflow, or a helper of ours (retention).
+    program: str = ""
+    timer: Timer | None = None
+    # Files it creates: the worker's are group-writable (UMask=0007), so that the triggerer
+    # writes beside a task's log and the log groomer, as the service user, deletes them.
+    umask: str = "0027"
+    # No network at all (PrivateNetwork=): the log groomer.
+    private_network: bool = False
 
     @property
     def env_file(self) -> str:
@@ -107,6 +132,11 @@ class UnitSpec:
     @property
     def name(self) -> str:
         return f"{self.ident}.service"
+
+    @property
+    def enabled(self) -> str:
+        """The unit a preset enables: the timer of a unit that has one."""
+        return f"{self.ident}.timer" if self.timer else self.name
 
     @property
     def package(self) -> str:
@@ -208,6 +238,7 @@ def _worker_spec(site: Site, after: tuple[str, ...], wants: tuple[str, ...]) -> 
         # stay closed: the worker's own user does that; builder/site/releases.py).
         protect_proc="default" if release(site.airflow.version).nondumpable_tasks else "invisible",
         environment=ccache,
+        umask="0007",
         cpu_weight=50,
         # Task logs, and whatever the site lets tasks write.
         read_write=(site.paths.logs, *site.celery.read_write_paths),
@@ -259,9 +290,37 @@ def _migrate_spec(site: Site, before: tuple[str, ...]) -> UnitSpec:
     )
 
 
+def _retention_specs(site: Site, ccache: tuple[tuple[str, str], ...]) -> list[UnitSpec]:
+    """The units that delete what the site no longer keeps ([retention]), each on its timer;
+    `ccache` for the one that runs Airflow."""
+    r = site.retention
+    found = []
+    if r.database_days:
+        found.append(UnitSpec(
+            role=DB_CLEAN_ROLE,
+            description="Airflow metadata retention (airflow db clean), once per site",
+            args=(), program=DB_CLEAN, type="oneshot", restart="no", environment=ccache,
+            pre=((CHECK_NODE, "--role", DB_CLEAN_ROLE),),
+            # A first clean of a years-old database is long: never cut it off (stopping
+            # airflow.target still does; the next run drops what it left).
+            timeout_start=6 * 3600,
+            timer=Timer(f"Daily Airflow metadata retention ({r.database_days} days)", on_calendar="daily",
+                        randomized_delay="1h"),
+        ))
+    if r.logs_days or r.logs_max_size:
+        found.append(UnitSpec(
+            role=LOG_GROOM_ROLE,
+            description="Airflow log retention (the log folder's old files)",
+            args=(), program=LOG_GROOM, type="oneshot", restart="no", timeout_start=3600,
+            private_network=True,
+            timer=Timer("Airflow log retention, every 15 minutes", every="15min"),
+        ))
+    return found
+
+
 def unit_specs(site: Site) -> list[UnitSpec]:
     """One spec per unit this site runs anywhere: roles in canonical order (one unit per
-    worker set), then the migration unit."""
+    worker set), then the migration unit, then the retention units."""
     specs = _role_specs(site)
     # Every other unit uses the renewer's ccache itself (the worker: its copy).
     ccache = (("KRB5CCNAME", f"FILE:{site.kerberos.ccache}"),) if site.kerberos else ()
@@ -274,17 +333,19 @@ def unit_specs(site: Site) -> list[UnitSpec]:
         else:
             found.append(spec)
     found.append(replace(_migrate_spec(site, tuple(u.name for u in found)), environment=ccache))
-    return found
+    return found + _retention_specs(site, ccache)
 
 
 def host_units(site: Site, host: Host, units: list[UnitSpec]) -> list[UnitSpec]:
     """Of the site's `units`, those one host runs: its roles (the Kerberos renewer where tasks
-    or the triggerer run), its worker set, and the migration unit on the site's migrate host."""
+    or the triggerer run), its worker set, the migration and database retention units on the
+    site's migrate host, and the log groomer everywhere."""
     roles = site.host_roles(host)
     sets = {ws.name for ws in site.worker_sets_of(host)}
     return [
         u for u in units
-        if (u.role == MIGRATE_ROLE and host.name == site.database.migrate_host)
+        if (u.role in (MIGRATE_ROLE, DB_CLEAN_ROLE) and host.name == site.database.migrate_host)
+        or u.role == LOG_GROOM_ROLE
         or (u.role in roles and (not u.instance or u.instance in sets))
     ]
 

@@ -23,7 +23,7 @@ from builder.fsutil import sha256_file
 from builder.pydeps.lockfile import Lock
 from builder.layout import BUILD_VENV, DOC_DIR, LIBDIR, LOCK_PATH, UV_DIR, WHEEL_DIR, WHEELHOUSE_SBOM
 from builder.render import BASE, CONFIG, Rendered, RenderedFile
-from builder.render.units import MIGRATE_ROLE, UnitSpec
+from builder.render.units import DB_CLEAN_ROLE, LOG_GROOM_ROLE, MIGRATE_ROLE, UnitSpec
 from builder.rpm import dirs, scriptlets
 from builder.site import Site
 
@@ -376,7 +376,9 @@ def _role_requires(site: Site, key: str, role: str, firewalld: bool) -> tuple[st
 def _role_package(site: Site, key: str, role: str, files: list[RenderedFile]) -> RpmPackage:
     """airflow-prod-<key>: one role's (or worker set's) unit, preset and firewalld service."""
     sysd = RHEL_PROVIDER["systemd"]
-    units = [f.dest.rsplit("/", 1)[1] for f in files if f.dest.endswith(".service")]
+    units = [f.dest.rsplit("/", 1)[1] for f in files if f.dest.endswith((".service", ".timer"))]
+    # A unit its timer starts has no [Install]: the preset enables the timer.
+    installable = [u for u in units if not (u.endswith(".service") and u[:-len(".service")] + ".timer" in units)]
     fw = [f.dest for f in files if "/firewalld/" in f.dest]
     entries = [_text_entry(f) for f in files]
     # RHEL's redis owns no drop-in directory under /usr/lib (its limit.conf is under /etc).
@@ -386,15 +388,18 @@ def _role_package(site: Site, key: str, role: str, files: list[RenderedFile]) ->
     what = (f"The systemd unit {', '.join(units)}, its preset (enabled on first install)"
             + (" and firewalld service definition" if fw else "")
             if units else "The firewalld service definition of the Celery workers' log server")
-    if role == MIGRATE_ROLE:
-        summary = f"Airflow database migration unit for site {site.site.name} (one host only)"
+    if role in (MIGRATE_ROLE, DB_CLEAN_ROLE):
+        summary = (f"Airflow database {'migration' if role == MIGRATE_ROLE else 'retention'} unit "
+                   f"for site {site.site.name} (one host only)")
         what += "; install it on exactly one host (its host package does)"
+    elif role == LOG_GROOM_ROLE:
+        summary = f"Airflow log retention for site {site.site.name} (every host)"
     elif key != role:
         summary = f"Airflow Celery worker set {key.removeprefix('celery-worker-')} for site {site.site.name}"
     else:
         summary = f"Airflow {role} service for site {site.site.name}"
     scripts: tuple[tuple[str, str], ...] = (
-        ("post", scriptlets.units_post(units, firewalld=bool(fw))),
+        ("post", scriptlets.units_post(installable, firewalld=bool(fw))),
         ("preun", scriptlets.units_preun(units)),
         ("postun", scriptlets.units_postun(units)),
     ) if units else (("post", _FIREWALLD_RELOAD),)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # RHEL's system trust: what verifies a database certificate unless the site names a CA file.
 SYSTEM_CA = "/etc/pki/tls/certs/ca-bundle.crt"
+# The apache-airflow extra that brings the StatsD client.
+METRICS_EXTRA = "statsd"
 # Directories that default to <home>/<name>.
 UNDER_HOME = ("venv", "dags", "logs", "plugins", "security")
 
@@ -43,6 +45,9 @@ def site_defaults(site: Site) -> Site:
     }
     if site.kerberos:
         update["kerberos"] = _kerberos(site.kerberos, site.paths)
+    if site.metrics.statsd_host and METRICS_EXTRA not in site.airflow.extras:
+        # Airflow sends StatsD with the `statsd` package, which only this extra installs.
+        update["airflow"] = site.airflow.model_copy(update={"extras": (*site.airflow.extras, METRICS_EXTRA)})
     return site.model_copy(update=update)
 
 

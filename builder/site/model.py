@@ -32,10 +32,12 @@ from builder.site.sections import (
     Kerberos,
     Ldap,
     Limits,
+    Metrics,
     Model,
     Override,
     Paths,
     Publish,
+    Retention,
     Role,
     SiteInfo,
     Target,
@@ -47,7 +49,8 @@ from builder.site.values import CfgName, CfgValue, EnvName, EnvValue, Items, is_
 # Callers import the tables from here too.
 __all__ = [
     "PATTERN_MEANING", "ROLES", "AirflowSpec", "Api", "Broker", "Celery", "Core", "Dags", "Database",
-    "Host", "Kerberos", "Ldap", "Limits", "Override", "Paths", "Publish", "Site", "SiteInfo", "Target", "Tls", "WorkerSet",
+    "Host", "Kerberos", "Ldap", "Limits", "Metrics", "Override", "Paths", "Publish", "Retention", "Site", "SiteInfo",
+    "Target", "Tls", "WorkerSet",
 ]
 
 
@@ -73,6 +76,8 @@ class Site(Model):
         "(unit airflow-celery-worker).",
     )
     dags: Dags = Dags()
+    retention: Retention = Retention()
+    metrics: Metrics = Metrics()
     limits: dict[Role, Limits] = Field(
         default_factory=dict, description="[limits.<role>] memory_max, tasks_max, cpu_quota: systemd resource "
         "limits per role, over the defaults (celery-worker: memory_max 50%, tasks_max 4096).",

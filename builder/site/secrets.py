@@ -50,6 +50,8 @@ ROLE_SECRETS: dict[str, tuple[SecretVar, ...]] = {
     "celery-worker": (API_SECRET_KEY, BROKER_PASSWORD),
     "kerberos": (DB_PASSWORD,),                               # `airflow kerberos` checks the schema
     "db-migrate": (DB_PASSWORD,),
+    "db-clean": (DB_PASSWORD,),                               # airflow db clean, drop-archived
+    "log-groom": (),                                          # files only
 }
 
 

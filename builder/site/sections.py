@@ -62,6 +62,10 @@ REDIS_USER = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 # systemd's MemoryMax=: bytes with an optional K/M/G/T, a share of the host's memory, or none.
 MEMORY = r"^([1-9][0-9]{0,14}[KMGT]?|[1-9][0-9]?%|100%|infinity)$"
 CPU_QUOTA = r"^[1-9][0-9]{0,4}%$"
+# A size of the log folder: bytes with K, M, G or T.
+SIZE = r"^[1-9][0-9]{0,14}[KMGT]?$"
+# A StatsD metric prefix: dotted words.
+METRIC_PREFIX = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"
 PATTERN_MEANING = {
     PG_NAME: "a PostgreSQL name: up to 63 letters, digits, '_' or '-', starting with a letter or '_'",
     COUNTRY: "two upper-case letters, an ISO 3166 country code (e.g. EG)",
@@ -70,6 +74,8 @@ PATTERN_MEANING = {
     MEMORY: "a systemd memory size: bytes with K, M, G or T (e.g. 4G), a share of the host's memory "
             "(1% to 100%), or infinity",
     CPU_QUOTA: "a share of one CPU in percent (e.g. 200% for two CPUs)",
+    SIZE: "a size in bytes with K, M, G or T (e.g. 20G)",
+    METRIC_PREFIX: "words of letters, digits and '_' joined by '.' (e.g. airflow or prod.airflow)",
 }
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -456,6 +462,47 @@ ROLE_LIMITS = {
     **{role: Limits(tasks_max=1024) for role in ("api-server", "scheduler", "dag-processor", "triggerer")},
     "kerberos": Limits(tasks_max=256),
 }
+
+
+class Retention(Model):
+    """[retention]: what the hosts delete by themselves, on systemd timers (docs/operations.md).
+    The defaults are the official Helm chart's (databaseCleanup, logGroomerSidecar)."""
+
+    database_days: int = Field(
+        90, ge=0, le=36500, description="Daily, the migrate host's airflow-db-clean.timer runs `airflow db "
+        "clean --skip-archive` for rows older than this many days (runs, task instances, XComs, the "
+        "audit log, ...; Airflow keeps each DAG's latest run). No archive tables are left behind. 0: never.",
+    )
+    logs_days: int = Field(
+        15, ge=0, le=36500, description="Every 15 minutes each host's airflow-log-groom.timer deletes files "
+        "in the log folder last written more than this many days ago. 0: never by age.",
+    )
+    logs_max_size: str | None = Field(
+        None, pattern=SIZE, description="Then, if the log folder is still larger, the groomer deletes its "
+        "oldest files (none written in the last 10 minutes) until it is under this size (e.g. 20G). "
+        "Default: no limit by size.",
+    )
+
+    @property
+    def logs_max_bytes(self) -> int | None:
+        if not self.logs_max_size:
+            return None
+        unit = self.logs_max_size[-1]
+        power = "KMGT".find(unit) + 1
+        return int(self.logs_max_size[:-1] if power else self.logs_max_size) * 1024 ** power
+
+
+class Metrics(Model):
+    """[metrics]: every component sends its metrics by StatsD (UDP) to the site's collector
+    (statsd_exporter, Telegraf, a StatsD daemon; docs/operations.md, Metrics)."""
+
+    statsd_host: HostName | None = Field(
+        None, description="The collector's host. Setting it turns metrics on (and adds Airflow's statsd "
+        "extra to the lock). Default: no metrics.",
+    )
+    statsd_port: Port = 8125
+    prefix: Annotated[str, Field(pattern=METRIC_PREFIX)] = Field(
+        "airflow", description="The prefix of every metric name (StatsD's dotted words).")
 
 
 class WorkerSet(Model):

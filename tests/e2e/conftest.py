@@ -9,6 +9,7 @@ from .fixtures import (  # noqa: F401
     redis,
     servers_dir,
     signing_key,
+    statsd,
     target_image,
 )
 

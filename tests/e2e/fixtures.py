@@ -88,6 +88,13 @@ def redis(servers_dir: Path) -> Iterator[Redis]:
 
 
 @pytest.fixture(scope="session")
+def statsd(servers_dir: Path):
+    from .statsd import statsd_server
+    with statsd_server(servers_dir / "statsd") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def ldap(servers_dir: Path, ca: PrivateCA) -> Iterator[Ldap]:
     _need("slapd", "slaptest", "slappasswd", "ldapadd", "ldapsearch", "ldapwhoami")
     with ldap_server(servers_dir / "ldap", ca) as server:

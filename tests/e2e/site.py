@@ -40,8 +40,9 @@ def tls_only_site_data() -> dict[str, Any]:
     }
 
 
-def e2e_site_data(*, api_port: int, postgres, redis, ldap, kdc, ca_on_target: str) -> dict[str, Any]:
-    """The full e2e site. `ca_on_target`: where the test CA lands on the target host."""
+def e2e_site_data(*, api_port: int, postgres, redis, ldap, kdc, ca_on_target: str, statsd=None) -> dict[str, Any]:
+    """The full e2e site. `ca_on_target`: where the test CA lands on the target host; with
+    `statsd`, every component sends its metrics there."""
     data = tls_only_site_data()
     data["hosts"] = [{"name": TARGET_HOST, "roles": list(ROLES)}]
     data["airflow"] = {"version": "3.1.4", "extras": E2E_EXTRAS,
@@ -69,6 +70,8 @@ def e2e_site_data(*, api_port: int, postgres, redis, ldap, kdc, ca_on_target: st
     }
     data["kerberos"] = {"principal": kdc.principal, "reinit_frequency": 30, "krb5_conf": "/etc/krb5.conf"}
     data["celery"] = {"concurrency": 2, "queues": ["default"], "stop_timeout": 60}
+    if statsd:
+        data["metrics"] = {"statsd_host": statsd.host, "statsd_port": statsd.port}
     # A task killed with its worker is retried once its heartbeat is this old (Airflow: 300 s);
     # shorter here so the fault phase's kill of the worker stays within CI time (docs/operations.md).
     data["airflow_cfg"] = {"scheduler": {"task_instance_heartbeat_timeout": 60}}

@@ -2,11 +2,13 @@
 
     build (bundle build, signed repo) -> boot the Debian 12 stand-in -> dnf install every role
     -> secrets, TLS (CSR flow), keytab, DAG -> systemctl start airflow.target (airflow-db-migrate first)
-    -> HTTPS health -> REST API as LDAP users (Celery runs test_bash) -> Kerberos renewal
-    -> upgrade (.rpmnew, new venv) -> broken upgrade (old venv serves) -> dnf remove
+    -> HTTPS health -> REST API as LDAP users (Celery runs test_bash) -> retention timers
+    -> Kerberos renewal -> tenant, faults, doctor, load -> metrics at the StatsD collector
+    -> upgrade (.rpmnew, new venv) -> newest release and the way back -> broken upgrade
+    (old venv serves) -> dnf remove
 
-Real PostgreSQL, Redis, slapd, MIT KDC and a private CA run on this machine's loopback; the
-container shares the network. The module skips, with the precise reason, while host build
+Real PostgreSQL, Redis, slapd, MIT KDC, the reference StatsD daemon and a private CA run on
+this machine's loopback; the container shares the network. The module skips, with the precise reason, while host build
 packages are missing (a skip fails CI: tests/conftest.py).
 On failure, each phase prints the failing units' journals and the relevant logs. Phase
 timings go to docs/e2e-timings.md.
@@ -108,19 +110,20 @@ def write_site(ws: Workspace, data: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def workspace(phases, postgres, redis, ldap, kdc, signing_key):
+def workspace(phases, postgres, redis, ldap, kdc, signing_key, statsd):
     root = scratch_dir("e2e")
     # Warm runs reuse the locks (`bundle lock` re-resolves only when its inputs change).
     locks = Path(os.environ.get("AIRFLOW_PROD_E2E_LOCKS", Path.home() / ".cache/airflow-prod/e2e-locks"))
     ws = Workspace(root, root / "site.toml", {}, root / "out", locks, root / "tls", root / "secrets.env")
     data = e2e_site_data(api_port=free_port(), postgres=postgres, redis=redis, ldap=ldap, kdc=kdc,
-                         ca_on_target=f"{SECURITY}/ca-chain.pem")
+                         ca_on_target=f"{SECURITY}/ca-chain.pem", statsd=statsd)
     data["publish"] = {"gpg_key": signing_key.fingerprint, "gpg_home": str(signing_key.home), "sign": True}
     ws.locks.mkdir(parents=True, exist_ok=True)
     write_site(ws, data)
     phases.facts.update({
         "server start (s)": ", ".join(f"{s}={getattr(obj, 'started_in'):.2f}" for s, obj in
-                                      (("postgres", postgres), ("redis", redis), ("slapd", ldap), ("krb5kdc", kdc))),
+                                      (("postgres", postgres), ("redis", redis), ("slapd", ldap), ("krb5kdc", kdc),
+                                       ("statsd", statsd))),
     })
     yield ws
     if not keep_temp():
@@ -418,6 +421,23 @@ def test_admin_runs_test_bash_on_celery(deployment):
         assert "test_bash" in worker, "the Celery worker never saw the task"
 
 
+# --- issue 22: retention (tests/e2e/retention.py) ---------------------------------------------
+
+def test_retention_deletes_aged_rows_and_files(deployment):
+    """The timers are armed; what they start deletes the aged audit rows (no archive table
+    left) and the worker's aged task logs, keeps the fresh ones and a planted link's target."""
+    from . import retention
+    d = deployment
+    units = (*UNITS, "airflow-db-clean.service", "airflow-log-groom.service")
+    with d.phases("retention: timers armed; db clean and log groom delete the aged, keep the fresh",
+                  d.host, units):
+        d.phases.facts["retention: next runs"] = ", ".join(
+            f"{k} {v}" for k, v in retention.timers_armed(d.host).items())
+        _record_facts(d, "retention: database", retention.database(d.host, d.postgres))
+        _record_facts(d, "retention: logs", retention.logs(d.host))
+    _doctor_after(d, "after retention")
+
+
 def test_ldap_user_gets_user_rights_only(deployment):
     d = deployment
     with d.phases("api: LDAP normal user is User (403 on admin endpoints)", d.host, ("airflow-api-server.service",)):
@@ -519,7 +539,7 @@ def test_a_hostile_tenant_is_contained(deployment):
 
 # --- issue 14: faults and load on the deployed host (tests/e2e/faults.py) ---------------------
 
-def _fault_facts(d, name: str, result: dict) -> None:
+def _record_facts(d, name: str, result: dict) -> None:
     d.phases.facts[name] = json.dumps(result, sort_keys=True)
     print(f"[e2e] {name}: {d.phases.facts[name]}", file=sys.stderr)
 
@@ -529,7 +549,7 @@ def test_faults_kill_each_component(deployment):
     d = deployment
     with d.phases("faults: kill -9 each component in turn (the worker mid-task); restarted, healthy",
                   d.host, UNITS):
-        _fault_facts(d, "fault: kill -9 -> healthy (s)", faults.kill_each_component(d, UNITS))
+        _record_facts(d, "fault: kill -9 -> healthy (s)", faults.kill_each_component(d, UNITS))
     _doctor_after(d, "after kill -9 each")
 
 
@@ -537,7 +557,7 @@ def test_faults_database_outage(deployment, postgres):
     from . import faults
     d = deployment
     with d.phases("faults: PostgreSQL down 60 s with DAG runs active; all recover, no run lost", d.host, UNITS):
-        _fault_facts(d, "fault: PostgreSQL 60 s", faults.database_outage(d, postgres, UNITS))
+        _record_facts(d, "fault: PostgreSQL 60 s", faults.database_outage(d, postgres, UNITS))
     _doctor_after(d, "after database outage")
 
 
@@ -545,7 +565,7 @@ def test_faults_broker_outage(deployment, redis):
     from . import faults
     d = deployment
     with d.phases("faults: Redis down 60 s with tasks queued; worker reconnects, tasks run", d.host, UNITS):
-        _fault_facts(d, "fault: Redis 60 s", faults.broker_outage(d, redis, UNITS))
+        _record_facts(d, "fault: Redis 60 s", faults.broker_outage(d, redis, UNITS))
     _doctor_after(d, "after broker outage")
 
 
@@ -553,7 +573,7 @@ def test_faults_log_disk_full(deployment):
     from . import faults
     d = deployment
     with d.phases("faults: log disk full (tmpfs logs dir), then freed", d.host, UNITS):
-        _fault_facts(d, "fault: log disk full", faults.log_disk_full(d, UNITS))
+        _record_facts(d, "fault: log disk full", faults.log_disk_full(d, UNITS))
     _doctor_after(d, "after log disk full")
 
 
@@ -561,7 +581,7 @@ def test_faults_reboot(deployment):
     from . import faults
     d = deployment
     with d.phases("faults: reboot; every enabled unit back, ticket renewed, next run succeeds", d.host, UNITS):
-        _fault_facts(d, "fault: reboot", faults.reboot(d, UNITS))
+        _record_facts(d, "fault: reboot", faults.reboot(d, UNITS))
     _doctor_after(d, "after reboot")
 
 
@@ -600,13 +620,13 @@ def test_load_mapped_and_concurrent_runs(deployment):
                   d.host, UNITS):
         api = faults.install_fault_dags(d)
         results["ours"] = faults.run_load(api, faults.Sampler(d.host, UNITS), LOAD_MAPPED, LOAD_RUNS)
-        _fault_facts(d, "load (ours)", {k: v for k, v in results["ours"].items() if k != "units"})
+        _record_facts(d, "load (ours)", {k: v for k, v in results["ours"].items() if k != "units"})
     if LOAD_GUIDE:
         with d.phases("load: the same with the guide's units (bash wrapper, no hardening)", d.host, UNITS):
             faults.use_guide_units(d.host, UNITS, on=True)
             try:
                 results["guide"] = faults.run_load(api, faults.Sampler(d.host, UNITS), LOAD_MAPPED, LOAD_RUNS)
-                _fault_facts(d, "load (guide's units)", {k: v for k, v in results["guide"].items() if k != "units"})
+                _record_facts(d, "load (guide's units)", {k: v for k, v in results["guide"].items() if k != "units"})
             finally:
                 if LOAD_OUT:  # both sides' numbers, even if switching back fails
                     Path(LOAD_OUT).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -624,6 +644,21 @@ def test_load_mapped_and_concurrent_runs(deployment):
 
 
 # --- 5. lifecycle ------------------------------------------------------------------------
+
+# --- issue 22: metrics (tests/e2e/statsd.py) -------------------------------------------------------
+
+def test_metrics_reach_a_real_collector(deployment, statsd):
+    """Every component's StatsD packets reach the reference StatsD daemon on the test network:
+    the scheduler's, the executor's, the pools', the DAG processor's, the triggerer's, and the
+    tasks' from inside the worker's sandbox."""
+    from .statsd import assert_airflow_metrics
+    d = deployment
+    with d.phases("metrics: scheduler, executor, pools, DAG runs and tasks reach the StatsD collector",
+                  d.host, UNITS):
+        found = assert_airflow_metrics(statsd)
+        _record_facts(d, "metrics: received", {k: found[k] for k in ("names", "matched")})
+        print(f"[e2e] metric names received: {found['all']}", file=sys.stderr)
+
 
 def test_upgrade_keeps_edits_writes_rpmnew_and_moves_to_the_new_venv(deployment):
     d = deployment

@@ -111,9 +111,10 @@ def unit_meaning(text: str) -> dict[str, object]:
 
 def unit_intent(site: Site, spec: UnitSpec) -> dict[str, object]:
     return {
-        "sections": ["Install", "Service", "Unit"],
+        # A unit its timer starts has no [Install] (the timer has).
+        "sections": ["Service", "Unit"] if spec.timer else ["Install", "Service", "Unit"],
         "User": ["airflow-worker" if spec.role == "celery-worker" else "airflow"], "Group": ["airflow"],
-        "ExecStart": [f"{site.paths.venv}/bin/airflow", *spec.args], "ExecStart count": 1,
+        "ExecStart": [spec.program or f"{site.paths.venv}/bin/airflow", *spec.args], "ExecStart count": 1,
         "ExecStartPre": [["+" + spec.secrets_pre[0], *spec.secrets_pre[1:]], *(list(argv) for argv in spec.pre)],
         "EnvironmentFile": [SYSCONFIG, f"-{spec.env_file}"],
         "WorkingDirectory": [site.paths.home],
