@@ -37,6 +37,57 @@ def secrets_init(site_path: str, out_path: Path | None, force: bool) -> None:
     click.echo(f"  install -o root -g root -m 0600 {out.name} {secrets_path(site)}")
 
 
+# What each rotation interrupts, and how little Airflow allows (docs/operations.md, Rotation).
+_ROTATION_NOTES = {
+    "secret-key": "[api] secret_key signs the log servers' fetch tokens: while hosts restart at different "
+                  "times, a running task's log may fail to load from another host; nothing else is interrupted.",
+    "jwt-secret": "jwt_secret signs every UI, API and task token, and Airflow checks one secret only: after the "
+                  "restart users log in again, and a task running through it fails its next call to the "
+                  "execution API. Least disruption: stop the workers first (systemctl stop "
+                  "'airflow-celery-worker*': running tasks finish, up to celery.stop_timeout), then the steps, "
+                  "then start them.",
+}
+
+
+@secrets.command("rotate")
+@site_option
+@click.argument("name", type=click.Choice(["fernet-key", "secret-key", "jwt-secret"]))
+@click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The site's secrets file (default: ~/.config/airflow-prod/<site>.secrets.env).")
+@click.option("--finish", is_flag=True, help="fernet-key: drop the old key once `airflow rotate-fernet-key` ran.")
+def secrets_rotate(site_path: str, name: str, secrets_path: Path | None, finish: bool) -> None:
+    """A new value for one generated secret; the old file is kept beside it.
+
+    \b
+    fernet-key   two steps: "new,old" (decrypt with either), `airflow
+                 rotate-fernet-key` once, then --finish ("new" alone)
+    secret-key   [api] secret_key: the log servers' fetch tokens
+    jwt-secret   UI, API and task tokens: users log in again
+
+    Then every node gets the new file, and the hosts restart (the steps are printed).
+    """
+    from builder.layout import secrets_path as installed_path
+    from builder.material.rotation import rotate
+    from builder.material.secrets import default_secrets_path
+    from builder.rpm.plan import config_package_name
+
+    site = load(site_path)
+    done = rotate(secrets_path or default_secrets_path(site), name, finish)
+    click.echo(f"rotated {done.var} in {done.secrets} ({done.stage}); the old file is {done.kept}")
+    dest = installed_path(site)
+    click.echo("next, on every node at the same time (a node whose file differs refuses to start):")
+    click.echo(f"  1. if `bundle build` reads this file (its fingerprints go into {config_package_name(site)}): "
+               "bundle build and publish; in step 2 `dnf upgrade` the hosts instead of restarting them")
+    click.echo(f"  2. install -o root -g root -m 0600 {done.secrets} {dest} on every node, "
+               "then systemctl restart airflow.target")
+    if done.stage == "started":
+        click.echo("  3. on one host, once every host runs with both keys: airflow rotate-fernet-key "
+                   "(re-encrypts every connection, variable and trigger with the new key)")
+        click.echo(f"  4. bundle secrets rotate fernet-key --finish --site {site_path}, then 1-2 again")
+    elif name in _ROTATION_NOTES:
+        click.echo(f"note: {_ROTATION_NOTES[name]}")
+
+
 @click.group()
 def tls() -> None:
     """TLS key, CSR or self-signed certificate for the api-server, and checks."""

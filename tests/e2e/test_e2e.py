@@ -660,6 +660,22 @@ def test_metrics_reach_a_real_collector(deployment, statsd):
         print(f"[e2e] metric names received: {found['all']}", file=sys.stderr)
 
 
+# --- issue 22: rotation (tests/e2e/rotation.py) ---------------------------------------------------
+
+def test_rotation_of_each_key_and_the_certificate(deployment):
+    """`bundle secrets rotate` each generated key on the running host, and a new certificate:
+    a connection stored before still decrypts, logins and runs work, the old token does not."""
+    from . import rotation
+    d = deployment
+    with d.phases("rotation: fernet key (new,old; rotate-fernet-key; new), secret_key, jwt_secret, certificate",
+                  d.host, UNITS):
+        down = rotation.each(
+            d, bundle, healthy=lambda: d.api.wait_healthy(HEALTH_COMPONENTS),
+            connection_password=lambda conn_id: _connection_password(d.host, conn_id),
+            run_dag=lambda token: run_test_bash(d.api, token), ca=d.ca)
+        _record_facts(d, "rotation: seconds from restart to healthy", down)
+
+
 def test_upgrade_keeps_edits_writes_rpmnew_and_moves_to_the_new_venv(deployment):
     d = deployment
     host, ws = d.host, d.ws
