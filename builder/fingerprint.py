@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from builder.errors import UsageError
-from builder.site.secrets import PLACEHOLDER, SecretVar, secret_vars
+from builder.site.secrets import PLACEHOLDER, SecretVar, read_env_values, secret_vars
 from builder.site import Site
 
 SCHEME = "hmac-sha256-v1"
@@ -59,26 +59,6 @@ def estimated_bits(value: str) -> float:
     if distinct < 8:  # "aaaa...": long but guessable
         alphabet = min(alphabet, distinct)
     return len(value.rstrip("=")) * math.log2(max(alphabet, 1))
-
-
-def read_env_values(path: Path) -> dict[str, str]:
-    """NAME=value lines of a secrets file as `bundle secrets init` writes them (plain,
-    '...' or "..." with \\" \\\\ \\` \\$ escapes, the quoting systemd and sh agree on)."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")) or "=" not in line:
-            continue
-        name, _, raw = line.partition("=")
-        raw = raw.strip()
-        if len(raw) >= 2 and raw[0] == raw[-1] == "'":
-            value = raw[1:-1]
-        elif len(raw) >= 2 and raw[0] == raw[-1] == '"':
-            value = re.sub(r'\\(["\\`$])', r"\1", raw[1:-1])
-        else:
-            value = raw
-        values[name.strip()] = value
-    return values
 
 
 def site_fingerprints(site: Site, secrets_file: Path) -> dict[str, str]:

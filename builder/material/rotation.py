@@ -21,9 +21,8 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from builder.errors import UsageError
-from builder.fingerprint import read_env_values
 from builder.render.escape import env as envquote
-from builder.site.secrets import API_SECRET_KEY, FERNET_KEY, JWT_SECRET, PLACEHOLDER, SecretVar
+from builder.site.secrets import API_SECRET_KEY, FERNET_KEY, JWT_SECRET, PLACEHOLDER, SecretVar, read_env_values
 
 # What `bundle secrets rotate NAME` rotates; the rest of the file is the admin's.
 ROTATABLE: dict[str, SecretVar] = {"fernet-key": FERNET_KEY, "secret-key": API_SECRET_KEY, "jwt-secret": JWT_SECRET}

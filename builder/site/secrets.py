@@ -5,7 +5,9 @@ command, the rendered files, the units and webserver_config.py.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from builder.site.model import Site
 
@@ -58,3 +60,23 @@ ROLE_SECRETS: dict[str, tuple[SecretVar, ...]] = {
 def role_secrets(site: Site, role: str) -> list[SecretVar]:
     """The secrets of this site that one role's units receive, in file order."""
     return [v for v in secret_vars(site) if v in ROLE_SECRETS[role]]
+
+
+def read_env_values(path: Path) -> dict[str, str]:
+    """NAME=value lines of a secrets file as `bundle secrets init` writes them (plain,
+    '...' or "..." with \\" \\\\ \\` \\$ escapes, the quoting systemd and sh agree on)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        name, _, raw = line.partition("=")
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+            value = raw[1:-1]
+        elif len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            value = re.sub(r'\\(["\\`$])', r"\1", raw[1:-1])
+        else:
+            value = raw
+        values[name.strip()] = value
+    return values
