@@ -17,8 +17,8 @@ from pathlib import Path
 from builder.fsutil import write_atomic
 from builder.layout import (
     ADMIN_TOOL, BACKUP_DIR, CHECK_NODE, DB_BACKUP, DB_CLEAN, DB_RESTORE, FAPOLICYD_TRUST, FIREWALLD_DIR, LOG_GROOM,
-    PRESET_DIR, REDIS_ACL, REDIS_CONF, REDIS_DROPIN, REDIS_SERVER, REDIS_UNIT, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE, SERVICE_GROUP,
-    SERVICE_USER, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WORKER_USER, WRAPPER, config_file, fingerprint_path,
+    PRESET_DIR, REDIS_ACL, REDIS_CONF, REDIS_DROPIN, REDIS_SERVER, REDIS_UNIT, ROLE_ENV, ROLE_ENV_DIR, SECRETS_EXAMPLE,
+    SERVICE_GROUP, SERVICE_USER, SYSCONFIG, SYSUSERS, TMPFILES, UNIT_DIR, WORKER_USER, WRAPPER, config_file, fingerprint_path,
     runtime_dir, secrets_path, site_dirs, worker_ccache, worker_ccache_dir,
 )
 from builder.render.airflow_cfg import airflow_cfg_options

@@ -37,7 +37,7 @@ def _install_and_restart(d: Any, healthy: Callable[[], None], unit: str = "airfl
 
 
 def each(d: Any, bundle: Callable[..., str], healthy: Callable[[], None], connection_password: Callable[[str], str],
-         run_dag: Callable[[str], dict], ca: Any) -> dict[str, float]:
+         run_dag: Callable[[str], dict], new_certificate: Callable[[], None]) -> dict[str, float]:
     """Rotate the fernet key, [api] secret_key, jwt_secret and the certificate in turn."""
     ws, host = d.ws, d.host
     token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
@@ -70,11 +70,7 @@ def each(d: Any, bundle: Callable[..., str], healthy: Callable[[], None], connec
 
     # The certificate: a new key and CSR from bundle, signed by the CA, installed, api-server restarted.
     before = _served_certificate(d)
-    bundle("tls", "csr", "--site", str(ws.site_path), "--out", str(ws.tls), "--force")
-    cert = ca.sign_csr((ws.tls / "airflow.csr").read_bytes())
-    _, chain = ca.write_chain(cert, ws.tls, "rotated")
-    chain.replace(ws.tls / "airflow_cert.pem")
-    bundle("tls", "check", "--site", str(ws.site_path), "--dir", str(ws.tls))
+    new_certificate()
     host.copy_in(ws.tls / "airflow_key.pem", f"{SECURITY}/airflow_key.pem", 0o600, "root", "root")
     host.copy_in(ws.tls / "airflow_cert.pem", f"{SECURITY}/airflow_cert.pem", 0o644, "root", "root")
     down["tls certificate (api-server only)"] = _install_and_restart(d, healthy, "airflow-api-server.service")

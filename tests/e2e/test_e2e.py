@@ -138,11 +138,12 @@ def build(ws: Workspace, locks: str = "initial") -> Path:
     return repo
 
 
-def tls_case_a(ws: Workspace, ca) -> None:
-    """The guide's case A: key + CSR from bundle, signed by the CA, full chain checked by bundle."""
-    bundle("tls", "csr", "--site", str(ws.site_path), "--out", str(ws.tls))
+def tls_case_a(ws: Workspace, ca, *, renew: bool = False) -> None:
+    """The guide's case A: key + CSR from bundle, signed by the CA, full chain checked by bundle;
+    `renew` replaces the key and certificate already there (the rotation phase)."""
+    bundle("tls", "csr", "--site", str(ws.site_path), "--out", str(ws.tls), *(("--force",) if renew else ()))
     cert = ca.sign_csr((ws.tls / "airflow.csr").read_bytes())
-    _, chain = ca.write_chain(cert, ws.tls, "signed")
+    _, chain = ca.write_chain(cert, ws.tls, "renewed" if renew else "signed")
     chain.replace(ws.tls / "airflow_cert.pem")           # server first, then the CA
     (ws.tls / "ca-chain.pem").write_bytes(ca.pem)
     bundle("tls", "check", "--site", str(ws.site_path), "--dir", str(ws.tls))
@@ -672,7 +673,8 @@ def test_rotation_of_each_key_and_the_certificate(deployment):
         down = rotation.each(
             d, bundle, healthy=lambda: d.api.wait_healthy(HEALTH_COMPONENTS),
             connection_password=lambda conn_id: _connection_password(d.host, conn_id),
-            run_dag=lambda token: run_test_bash(d.api, token), ca=d.ca)
+            run_dag=lambda token: run_test_bash(d.api, token),
+            new_certificate=lambda: tls_case_a(d.ws, d.ca, renew=True))
         _record_facts(d, "rotation: seconds from restart to healthy", down)
 
 
