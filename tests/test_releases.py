@@ -33,7 +33,8 @@ def test_each_release_reads_its_row(version, since):
 def _site(version: str, **api):
     data = example_data()
     data["airflow"]["version"] = version
-    data["api"] = {**data["api"], **api}
+    # None: not written (the example's own `workers = 1` then goes too).
+    data["api"] = {k: v for k, v in {**data["api"], **api}.items() if v is not None}
     return site_from_data(data)
 
 
@@ -62,6 +63,57 @@ def test_jwt_audience_on_a_release_that_breaks_it_is_refused():
     message = str(exc.value)
     assert "api.jwt_audience: 'tenant-a': Airflow 3.2.2 signs its tokens with [api] jwt_audience" in message
     assert f"from Airflow {first_with('jwt_audience')} on" in message
+
+
+def test_gunicorn_api_server_where_airflow_has_it():
+    """Several workers and a rolling refresh: the extra that brings gunicorn, the options, and a
+    unit that lets gunicorn's master stop its workers."""
+    from builder.render.units import unit_specs
+
+    site = _site("3.3.2", server_type="gunicorn", workers=None)
+    assert (site.api.workers, site.api.worker_refresh_interval, site.api.worker_refresh_batch_size) == (2, 43200, 1)
+    assert "gunicorn" in site.airflow.extras
+    api = airflow_cfg_options(site)["api"]
+    assert {k: api[k] for k in ("server_type", "workers", "worker_refresh_interval", "worker_refresh_batch_size")} \
+        == {"server_type": "gunicorn", "workers": "2", "worker_refresh_interval": "43200",
+            "worker_refresh_batch_size": "1"}
+    assert {u.role: u.kill_mode for u in unit_specs(site)}["api-server"] == "mixed"
+    own = _site("3.2.2", server_type="gunicorn", workers=4, worker_refresh_interval=600, worker_refresh_batch_size=2)
+    assert airflow_cfg_options(own)["api"]["worker_refresh_batch_size"] == "2"
+    # The default stays Airflow's: uvicorn, one worker, none of gunicorn's options written.
+    guide = _site("3.1.4")
+    assert (guide.api.server_type, guide.api.workers) == ("uvicorn", 1) and "gunicorn" not in guide.airflow.extras
+    assert not {"server_type", "worker_refresh_interval"} & set(airflow_cfg_options(guide)["api"])
+    assert {u.role: u.kill_mode for u in unit_specs(guide)}["api-server"] == "control-group"
+
+
+@pytest.mark.parametrize("version,api,expected", [
+    ("3.1.4", {"server_type": "gunicorn"},
+     "api.server_type: 'gunicorn': Airflow 3.1.4 has only the uvicorn api-server; gunicorn comes with Airflow 3.2.0"),
+    ("3.3.2", {"workers": 3},
+     'api.workers: 3: the uvicorn api-server loses extra workers; keep 1 or set api.server_type = "gunicorn"'),
+    ("3.1.4", {"workers": 3},
+     "api.workers: 3: the uvicorn api-server loses extra workers; keep 1 or run api-server on more hosts"),
+    ("3.3.2", {"worker_refresh_interval": 600},
+     "api.worker_refresh_interval: 600: only the gunicorn api-server refreshes its workers"),
+    ("3.3.2", {"worker_refresh_batch_size": 2},
+     "api.worker_refresh_batch_size: 2: only the gunicorn api-server refreshes its workers"),
+    ("3.3.2", {"server_type": "gunicorn", "workers": 2, "worker_refresh_batch_size": 3},
+     "api.worker_refresh_batch_size: 3: more than the 2 api.workers it refreshes; at most 2"),
+    ("3.3.2", {"server_type": "hypercorn"}, "api.server_type"),
+])
+def test_api_server_settings_airflow_would_not_honour_are_refused(version, api, expected):
+    with pytest.raises(SiteError) as exc:
+        _site(version, **api)
+    assert expected in str(exc.value)
+
+
+def test_api_server_options_come_from_the_api_table_only():
+    data = example_data()
+    data["airflow_cfg"] = {**data.get("airflow_cfg", {}), "api": {"workers": "4"}}
+    with pytest.raises(SiteError) as exc:
+        site_from_data(data)
+    assert "api.workers" in str(exc.value)
 
 
 # --- each fact against the release's own files -------------------------------------------------
@@ -114,7 +166,7 @@ def test_nondumpable_tasks_fact_is_what_the_wheels_say():
 @pytest.mark.network
 def test_gunicorn_fact_is_what_the_wheels_say():
     """[api] server_type with gunicorn arrives in the release the table says, not before."""
-    since = next(r.since for r in RELEASES if "gunicorn" in r.api_server_types)
+    since = first_with("gunicorn")
     from builder.check.airflow_schema import _fetch_wheel, _read_config_schema
     from builder.pydeps.index import Registry
 
@@ -123,6 +175,8 @@ def test_gunicorn_fact_is_what_the_wheels_say():
         return _read_config_schema(wheel).get("api", [])
 
     assert "server_type" in options(since) and "server_type" not in options(_last_before(since))
+    # What the site renders with it: the rolling refresh arrives with the server type.
+    assert {"worker_refresh_interval", "worker_refresh_batch_size"} <= set(options(since))
 
 
 # --- every release line locks and renders against its own schema ------------------------------
@@ -139,6 +193,9 @@ def test_each_release_line_locks_and_renders_against_its_own_schema(version, tmp
     # The providers whose sections airflow.cfg sets ([celery], [fab]).
     data = small_data(name=f"line{version.replace('.', '')}", version=version,
                       extras=["celery", "redis", "postgres"], providers=["apache-airflow-providers-fab"])
+    gunicorn = release(version).gunicorn
+    if gunicorn:  # its options against the schema, its extra in the lock
+        data["api"] = {**data.get("api", {}), "server_type": "gunicorn"}
     site = write_site(tmp_path / "site.toml", data)
     locked = bundle("lock", "--site", str(site), "--locks-dir", str(tmp_path / "locks"), timeout=600)
     assert locked.returncode == 0, locked.stderr
@@ -150,3 +207,4 @@ def test_each_release_line_locks_and_renders_against_its_own_schema(version, tmp
     assert f"valid for apache-airflow-core {version}" in rendered.stdout, rendered.stdout
     cfg = (tmp_path / "r" / "etc/airflow/airflow.cfg").read_text()
     assert ("jwt_audience = airflow-prod/" in cfg) == release(version).jwt_audience
+    assert ("server_type = gunicorn" in cfg) == gunicorn and ("\ngunicorn==" in lock) == gunicorn

@@ -207,7 +207,7 @@ BAD = [
     ("role-no-kerberos", _del("kerberos"), r"kerberos: a host runs the kerberos role: add \[kerberos\] with principal"),
     ("san-missing", _set("tls.dns_names", ["airflow"]), r"tls\.dns_names: base_url host 'airflow\.my\.bigdata\.local' \(api\.host\) is not in the certificate's subjectAltNames"),
     ("api-host-not-in-san", _set("api.host", "gateway1.my.bigdata.local"), r"tls\.dns_names: base_url host 'gateway1\.my\.bigdata\.local'"),
-    ("workers", _set("api.workers", 4), r"api\.workers: 4: Airflow 3\.1\.4's api-server loses extra uvicorn workers"),
+    ("workers", _set("api.workers", 4), r"api\.workers: 4: the uvicorn api-server loses extra workers; keep 1 or run"),
     ("ldaps-no-ca", lambda d: (d["ldap"].update(url="ldaps://dc.bigdata.local:636", starttls=False), d["ldap"].pop("ca_file")), r"ldap\.ca_file: LDAPS and StartTLS need the CA file"),
     ("starttls-no-ca", _del("ldap.ca_file"), r"ldap\.ca_file: LDAPS and StartTLS need the CA file"),
     ("starttls-ldaps", _set("ldap.url", "ldaps://dc.bigdata.local:636"), r"ldap\.starttls: StartTLS cannot be used with an ldaps:// URL"),

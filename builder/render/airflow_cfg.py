@@ -68,7 +68,16 @@ def _api(site: Site) -> dict[str, object]:
         # The full chain: task workers trust certifi plus this file only.
         "ssl_cert": site.tls.cert,
         "ssl_key": site.tls.key,
+        **_gunicorn(site),
     }
+
+
+def _gunicorn(site: Site) -> dict[str, object]:
+    # Only where the site asks for it: releases before 3.2.0 have none of these options.
+    if site.api.server_type != "gunicorn":
+        return {}
+    return {"server_type": "gunicorn", "worker_refresh_interval": site.api.worker_refresh_interval,
+            "worker_refresh_batch_size": site.api.worker_refresh_batch_size}
 
 
 def _celery(site: Site) -> dict[str, object]:

@@ -181,6 +181,9 @@ def _role_specs(site: Site) -> dict[str, UnitSpec]:
             args=("api-server",),
             # The TLS key reaches this unit alone (airflow.cfg names the file; it is root's).
             credentials=(Credential("tls.key", site.tls.key, (("AIRFLOW__API__SSL_KEY", ""),)),),
+            # gunicorn's master stops its workers gracefully (gunicorn's own systemd advice);
+            # SIGKILL for all only after the timeout.
+            kill_mode="mixed" if site.api.server_type == "gunicorn" else "control-group",
             after=krb_after + migrate_after,
             firewall=(Firewall("airflow-api-server", "Airflow API server and UI (HTTPS)", site.api.port),),
         ),

@@ -15,12 +15,18 @@ from builder.site.values import is_ip, is_local
 
 if TYPE_CHECKING:
     from builder.site.model import Site
-    from builder.site.sections import Broker, Database, Kerberos, Paths, Tls
+    from builder.site.sections import Api, Broker, Database, Kerberos, Paths, Tls
 
 # RHEL's system trust: what verifies a database certificate unless the site names a CA file.
 SYSTEM_CA = "/etc/pki/tls/certs/ca-bundle.crt"
 # The apache-airflow extra that brings the StatsD client.
 METRICS_EXTRA = "statsd"
+# The extra that brings gunicorn, for [api] server_type = gunicorn.
+GUNICORN_EXTRA = "gunicorn"
+# With gunicorn: two workers (one can be replaced while the other serves), refreshed every
+# 12 h (Airflow's example value for [api] worker_refresh_interval).
+GUNICORN_WORKERS = 2
+GUNICORN_REFRESH = 43200
 # Directories that default to <home>/<name>.
 UNDER_HOME = ("venv", "dags", "logs", "plugins", "security")
 
@@ -38,17 +44,38 @@ def site_defaults(site: Site) -> Site:
     api_host = site.api.host or site.hosts_with("api-server")[0].name
     migrate_host = site.database.migrate_host or site.hosts_with("scheduler")[0].name
     update: dict[str, Any] = {
-        "api": site.api.model_copy(update={"host": api_host, "jwt_audience": _jwt_audience(site)}),
+        "api": _api(site, api_host),
         "database": _database(site.database, migrate_host),
         "broker": _broker(site.broker),
         "tls": _tls(site, api_host),
     }
     if site.kerberos:
         update["kerberos"] = _kerberos(site.kerberos, site.paths)
-    if site.metrics.statsd_host and METRICS_EXTRA not in site.airflow.extras:
-        # Airflow sends StatsD with the `statsd` package, which only this extra installs.
-        update["airflow"] = site.airflow.model_copy(update={"extras": (*site.airflow.extras, METRICS_EXTRA)})
+    extras = _extras(site)
+    if extras != site.airflow.extras:
+        update["airflow"] = site.airflow.model_copy(update={"extras": extras})
     return site.model_copy(update=update)
+
+
+def _extras(site: Site) -> tuple[str, ...]:
+    extras = site.airflow.extras
+    if site.metrics.statsd_host and METRICS_EXTRA not in extras:
+        # Airflow sends StatsD with the `statsd` package, which only this extra installs.
+        extras = (*extras, METRICS_EXTRA)
+    if site.api.server_type == "gunicorn" and GUNICORN_EXTRA not in extras:
+        # Without it the api-server refuses to start ("Gunicorn is not installed").
+        extras = (*extras, GUNICORN_EXTRA)
+    return extras
+
+
+def _api(site: Site, api_host: str) -> Api:
+    gunicorn = site.api.server_type == "gunicorn"
+    workers = site.api.workers or (GUNICORN_WORKERS if gunicorn else 1)
+    refresh = site.api.worker_refresh_interval
+    if refresh is None and gunicorn:
+        refresh = GUNICORN_REFRESH
+    return site.api.model_copy(update={"host": api_host, "jwt_audience": _jwt_audience(site), "workers": workers,
+                                       "worker_refresh_interval": refresh})
 
 
 def _jwt_audience(site: Site) -> str | None:

@@ -23,8 +23,10 @@ class Release:
     # `_get_token_validator`; fixed by apache/airflow#67494): setting the documented option
     # alone made every API token invalid.
     jwt_audience: bool
-    # [api] server_type values; "gunicorn" (several workers, rolling refresh) came in 3.2.0.
-    api_server_types: tuple[str, ...]
+    # [api] server_type = gunicorn: several api-server workers under one master, with rolling
+    # worker refresh (worker_refresh_interval / _batch_size; cli/commands/api_server_command.py,
+    # api_fastapi/gunicorn_app.py). Before, only uvicorn, which loses extra workers.
+    gunicorn: bool
     # The task supervisor makes itself and so each task process non-dumpable (task-sdk 1.2.0,
     # supervisor.py `_make_process_nondumpable`): under ProtectProc=invisible the supervisor can
     # then no longer see its own task in /proc (psutil.NoSuchProcess, every task fails).
@@ -32,9 +34,9 @@ class Release:
 
 
 RELEASES: tuple[Release, ...] = (
-    Release("3.1.0", jwt_audience=False, api_server_types=("uvicorn",)),
-    Release("3.2.0", jwt_audience=False, api_server_types=("uvicorn", "gunicorn"), nondumpable_tasks=True),
-    Release("3.3.0", jwt_audience=True, api_server_types=("uvicorn", "gunicorn"), nondumpable_tasks=True),
+    Release("3.1.0", jwt_audience=False, gunicorn=False),
+    Release("3.2.0", jwt_audience=False, gunicorn=True, nondumpable_tasks=True),
+    Release("3.3.0", jwt_audience=True, gunicorn=True, nondumpable_tasks=True),
 )
 
 

@@ -42,6 +42,10 @@ DERIVED_OPTIONS = {
     ("api", "ssl_key"): "tls.key",
     ("api_auth", "jwt_audience"): "api.jwt_audience",
     ("api", "jwt_audience"): "api.jwt_audience",
+    ("api", "workers"): "api.workers",
+    ("api", "server_type"): "api.server_type",
+    ("api", "worker_refresh_interval"): "api.worker_refresh_interval",
+    ("api", "worker_refresh_batch_size"): "api.worker_refresh_batch_size",
 }
 
 
@@ -149,6 +153,22 @@ def check_as_written(site: Site) -> None:
     _migrate_host_runs_a_migrating_role(site)
     _api_host_named_for_several(site)
     _jwt_audience_honoured(site)
+    _api_server_type_offered(site)
+
+
+def _api_server_type_offered(site: Site) -> None:
+    api = site.api
+    if api.server_type == "gunicorn" and not release(site.airflow.version).gunicorn:
+        raise rule(
+            "api.server_type", f"'gunicorn': Airflow {site.airflow.version} has only the uvicorn api-server; "
+            f"gunicorn comes with Airflow {first_with('gunicorn')}. Remove it, or move airflow.version forward",
+        )
+    if api.server_type != "gunicorn":
+        for key, value, off in (("worker_refresh_interval", api.worker_refresh_interval, (None, 0)),
+                                ("worker_refresh_batch_size", api.worker_refresh_batch_size, (1,))):
+            if value not in off:
+                raise rule(f"api.{key}", f"{value}: only the gunicorn api-server refreshes its workers "
+                           '(uvicorn ignores it); set api.server_type = "gunicorn" or remove it')
 
 
 def _jwt_audience_honoured(site: Site) -> None:
@@ -249,7 +269,7 @@ def _api_host_named_for_several(site: Site) -> None:
 def check_with_defaults(site: Site) -> None:
     _certificate_names_api_host(site)
     _certificate_names_api_servers(site)
-    _one_api_worker(site)
+    _api_workers(site)
     _ldap_tls(site)
     _broker_tls(site)
     _ldap_provider(site)
@@ -279,11 +299,19 @@ def _certificate_names_api_servers(site: Site) -> None:
             )
 
 
-def _one_api_worker(site: Site) -> None:
-    if site.api.workers != 1:
+def _api_workers(site: Site) -> None:
+    api = site.api
+    if api.server_type == "uvicorn" and api.workers != 1:
+        gunicorn = (f'or set api.server_type = "gunicorn" (Airflow {first_with("gunicorn")} and newer), '
+                    if release(site.airflow.version).gunicorn else "")
         raise rule(
-            "api.workers", f"{site.api.workers}: Airflow {site.airflow.version}'s api-server "
-            "loses extra uvicorn workers; keep 1 and run api-server on more hosts to scale"
+            "api.workers", f"{api.workers}: the uvicorn api-server loses extra workers; keep 1 {gunicorn}"
+            "or run api-server on more hosts to scale"
+        )
+    if api.worker_refresh_batch_size > api.workers:
+        raise rule(
+            "api.worker_refresh_batch_size", f"{api.worker_refresh_batch_size}: more than the "
+            f"{api.workers} api.workers it refreshes; at most {api.workers}"
         )
 
 

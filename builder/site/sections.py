@@ -328,7 +328,23 @@ class Api(Model):
     bind: IPAddress = Field("0.0.0.0", description="Address the api-server listens on.")
     instance_name: CfgText = "Airflow"
     expose_config: bool = False
-    workers: int = Field(1, ge=1, description="uvicorn workers; Airflow 3.1.4 needs 1 (scale with more hosts).")
+    server_type: Literal["uvicorn", "gunicorn"] = Field(
+        "uvicorn", description="[api] server_type. uvicorn: one worker process (Airflow's default; scale "
+        "with more api-server hosts). gunicorn (Airflow 3.2.0 and newer): a master with api.workers "
+        "uvicorn workers that share the loaded app, replaced one batch at a time without a dropped "
+        "request (docs/operations.md).",
+    )
+    workers: int = Field(
+        DERIVED, ge=1, description="api-server worker processes. Default: 1 with uvicorn (which loses "
+        "extra workers), 2 with gunicorn; about the host's CPU cores is Airflow's advice.",
+    )
+    worker_refresh_interval: int = Field(
+        DERIVED, ge=0, description="gunicorn only: seconds between rolling refreshes of the workers "
+        "(new ones start before old ones stop; bounds memory growth). 0 turns it off. Default: 43200 "
+        "(12 h, Airflow's example value).",
+    )
+    worker_refresh_batch_size: int = Field(
+        1, ge=1, description="gunicorn only: workers replaced at a time (at most api.workers).")
     jwt_audience: CfgText | None = Field(
         DERIVED, description="[api_auth] jwt_audience: the audience of this site's UI and API tokens, so "
         "no other deployment's token is accepted here. Airflow 3.3.0 and newer; default there: "
