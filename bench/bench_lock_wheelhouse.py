@@ -123,7 +123,7 @@ def main() -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     (results / f"lock-wheelhouse-{stamp}.json").write_text(json.dumps({
         "date": stamp, "host": platform.node(), "cpus": os.cpu_count(),
-        "rows": [dict(zip(("step", "cache", "bundle_s", "bare_s"), r)) for r in rows], "facts": facts,
+        "rows": [dict(zip(("step", "cache", "bundle_s", "bare_s"), r, strict=True)) for r in rows], "facts": facts,
     }, indent=1))
     return 0
 

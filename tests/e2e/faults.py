@@ -319,6 +319,21 @@ def run_load(api: Api, sampler: Sampler, mapped: int, runs: int, seconds: float 
 
 # --- the fault phase, step by step (called from test_e2e.py on the deployed host) ----------
 
+def combine_rounds(rounds: list[dict]) -> dict:
+    """One side of the load over its rounds: task instances over the seconds of all of them,
+    each round's tasks/min, and each unit's peaks over all rounds."""
+    total, seconds = sum(r["task_instances"] for r in rounds), sum(r["seconds"] for r in rounds)
+    units: dict[str, dict] = {}
+    for r in rounds:
+        for unit, row in r["units"].items():
+            seen = units.setdefault(unit, dict(row))
+            for key in ("peak_rss_mib", "peak_tasks", "peak_fds"):
+                seen[key] = max(seen[key], row[key])
+    return {"task_instances": total, "seconds": round(seconds, 1), "tasks_per_min": round(total / seconds * 60, 1),
+            "retried": sum(r["retried"] for r in rounds), "rounds_tasks_per_min": [r["tasks_per_min"] for r in rounds],
+            "units": units}
+
+
 WORKER = "airflow-celery-worker.service"
 KERBEROS = "airflow-kerberos.service"
 CCACHE = "/run/airflow/krb5cc_airflow"

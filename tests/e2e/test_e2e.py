@@ -121,7 +121,7 @@ def workspace(phases, postgres, redis, ldap, kdc, signing_key, statsd):
     ws.locks.mkdir(parents=True, exist_ok=True)
     write_site(ws, data)
     phases.facts.update({
-        "server start (s)": ", ".join(f"{s}={getattr(obj, 'started_in'):.2f}" for s, obj in
+        "server start (s)": ", ".join(f"{s}={obj.started_in:.2f}" for s, obj in
                                       (("postgres", postgres), ("redis", redis), ("slapd", ldap), ("krb5kdc", kdc),
                                        ("statsd", statsd))),
     })
@@ -610,32 +610,39 @@ def test_doctor_names_each_cause_on_a_broken_host(deployment, redis):
 LOAD_MAPPED = int(os.environ.get("AIRFLOW_PROD_LOAD_MAPPED", "20"))
 LOAD_RUNS = int(os.environ.get("AIRFLOW_PROD_LOAD_RUNS", "3"))
 LOAD_GUIDE = os.environ.get("AIRFLOW_PROD_LOAD_GUIDE") == "1"
+LOAD_ROUNDS = int(os.environ.get("AIRFLOW_PROD_LOAD_ROUNDS", "1"))
 LOAD_OUT = os.environ.get("AIRFLOW_PROD_LOAD_OUT")
 
 
 def test_load_mapped_and_concurrent_runs(deployment):
+    """The load on our units; with the guide's units too (the bench), both in alternating rounds."""
     from . import faults
+    from .phases import alternating
     d = deployment
-    results = {}
-    with d.phases(f"load: {LOAD_MAPPED} mapped tasks + {LOAD_RUNS} concurrent runs on Celery (our units)",
-                  d.host, UNITS):
-        api = faults.install_fault_dags(d)
-        results["ours"] = faults.run_load(api, faults.Sampler(d.host, UNITS), LOAD_MAPPED, LOAD_RUNS)
-        _record_facts(d, "load (ours)", {k: v for k, v in results["ours"].items() if k != "units"})
-    if LOAD_GUIDE:
-        with d.phases("load: the same with the guide's units (bash wrapper, no hardening)", d.host, UNITS):
-            faults.use_guide_units(d.host, UNITS, on=True)
-            try:
-                results["guide"] = faults.run_load(api, faults.Sampler(d.host, UNITS), LOAD_MAPPED, LOAD_RUNS)
-                _record_facts(d, "load (guide's units)", {k: v for k, v in results["guide"].items() if k != "units"})
-            finally:
-                if LOAD_OUT:  # both sides' numbers, even if switching back fails
-                    Path(LOAD_OUT).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-                faults.use_guide_units(d.host, UNITS, on=False)
+    sides = alternating("ours", "guide", LOAD_ROUNDS) if LOAD_GUIDE else ["ours"] * LOAD_ROUNDS
+    rounds: dict[str, list[dict]] = {}
+    current, api = "ours", None
+    try:
+        for i, side in enumerate(sides, 1):
+            units = "our units" if side == "ours" else "the guide's units: bash wrapper, no hardening"
+            with d.phases(f"load {i}/{len(sides)}: {LOAD_MAPPED} mapped tasks + {LOAD_RUNS} concurrent runs "
+                          f"on Celery ({units})", d.host, UNITS):
+                api = api or faults.install_fault_dags(d)
+                if side != current:
+                    faults.use_guide_units(d.host, UNITS, on=side == "guide")
+                    current = side
+                    d.api.wait_healthy(HEALTH_COMPONENTS)
+                result = faults.run_load(api, faults.Sampler(d.host, UNITS), LOAD_MAPPED, LOAD_RUNS)
+                rounds.setdefault(side, []).append(result)
+                _record_facts(d, f"load {i} ({side})", {k: v for k, v in result.items() if k != "units"})
+    finally:
+        if current != "ours":
+            faults.use_guide_units(d.host, UNITS, on=False)
             d.api.wait_healthy(HEALTH_COMPONENTS)
-    if LOAD_OUT:
-        Path(LOAD_OUT).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    for side in results.values():
+        if LOAD_OUT:  # every round's numbers, even if a later round failed
+            Path(LOAD_OUT).write_text(json.dumps({s: faults.combine_rounds(r) for s, r in rounds.items()},
+                                                 indent=2, sort_keys=True) + "\n")
+    for side in (r for rs in rounds.values() for r in rs):
         for unit, row in side["units"].items():
             # The sampler saw the unit's processes (else the limits below could not fail).
             assert row["peak_rss_mib"] > 0 and row["peak_fds"] > 0 and row["peak_tasks"] > 0, f"{unit}: {row}"
@@ -734,13 +741,16 @@ def test_newest_release_upgrade_with_a_backup_and_the_way_back(deployment):
     tenant still contained); then the way back: restore the backup, downgrade, start."""
     from dataclasses import replace
 
-    from . import faults, tenant
+    from . import capacity, faults, tenant
 
     d = deployment
     host, ws = d.host, d.ws
     old_data, old_release = ws.data, ws.data["airflow"]["version"]
     assert old_release != NEWEST_RELEASE
     with d.phases(f"newest: state on {old_release} (a run, a stored connection)", host, UNITS):
+        # The admin merged the last upgrade's .rpmnew (the earlier phase's edit goes): this
+        # upgrade's airflow.cfg then replaces the file, gunicorn and all.
+        host.run(["sh", "-c", "cd /etc/airflow && if [ -e airflow.cfg.rpmnew ]; then mv airflow.cfg.rpmnew airflow.cfg; fi"])
         token = d.api.login(d.ldap.admin.account, d.ldap.admin.password)
         before = run_test_bash(d.api, token)
         conn = {"connection_id": "e2e_kept", "conn_type": "postgres", "host": "db.example", "login": "u",
@@ -753,7 +763,10 @@ def test_newest_release_upgrade_with_a_backup_and_the_way_back(deployment):
         newest = replace(ws, site_path=ws.root / "site-newest.toml", out=ws.root / "out-newest")
         # The newest release's own constraints (no override of the guide's release carried over).
         airflow = {k: v for k, v in old_data["airflow"].items() if k != "overrides"}
-        write_site(newest, {**old_data, "airflow": {**airflow, "version": NEWEST_RELEASE}})
+        # Several api-server workers under gunicorn (3.2.0+), refreshed often enough to watch.
+        api = {**old_data["api"], "server_type": "gunicorn", "workers": capacity.REFRESH_WORKERS,
+               "worker_refresh_interval": capacity.REFRESH_SECONDS}
+        write_site(newest, {**old_data, "airflow": {**airflow, "version": NEWEST_RELEASE}, "api": api})
         build(newest, locks="newest")
         # Both builds in one repository, as Satellite keeps every version it synced.
         kept = ws.root / "kept-repo"
@@ -781,6 +794,16 @@ def test_newest_release_upgrade_with_a_backup_and_the_way_back(deployment):
             after = run_test_bash(d.api, token)
             assert after["state"] == "success", after
             runs_newest = _dag_runs(d, token) - runs_before
+        with d.phases(f"newest: gunicorn replaces its {capacity.REFRESH_WORKERS} api-server workers every "
+                      f"{capacity.REFRESH_SECONDS} s, no request dropped", host, UNITS):
+            _record_facts(d, "api-server rolling refresh", capacity.rolling_refresh(host, d.api))
+        with d.phases("newest: api-server requests/s, gunicorn against one uvicorn worker (alternating rounds)",
+                      host, UNITS):
+            measured = capacity.capacity(host, d.api, token, healthy=lambda: d.api.wait_healthy(HEALTH_COMPONENTS))
+            _record_facts(d, "api-server capacity", {
+                "gunicorn rps": measured["gunicorn"]["rps"], "uvicorn rps": measured["uvicorn"]["rps"],
+                "ratio": measured["ratio"], "memory MiB gunicorn / uvicorn":
+                f"{measured['gunicorn']['memory_mib']} / {measured['uvicorn']['memory_mib']}"})
         with d.phases(f"newest: the hostile tenant on {NEWEST_RELEASE}", host, ("airflow-celery-worker.service",)):
             states = tenant.run_hostile_tenant(faults.admin_api(d), host)
             blocked = {t: s for t, s in states.items() if t.startswith("blocked_")}
