@@ -15,6 +15,7 @@ Timings: the "Cluster" section of docs/e2e-timings.md.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -550,6 +551,60 @@ def test_rolling_upgrade_while_runs_continue(cluster):
         assert migrations_started(c.hosts["a"]) == before + 1
         for s in SHORTS:
             assert "parallelism = 17" in c.hosts[s].read("/etc/airflow/airflow.cfg"), s
+
+
+FINGERPRINT = "/etc/airflow/secrets.fingerprint"
+
+
+def _fingerprints(c: Cluster) -> dict[str, str]:
+    return {s: c.hosts[s].read(FINGERPRINT) for s in SHORTS}
+
+
+def test_fernet_key_rotation_moves_every_host_in_lockstep(cluster):
+    """Issue 22 item 3 across the cluster, as docs/operations.md tells it: `bundle secrets rotate`,
+    build (the fingerprints go into the config package), then each host gets the file and
+    `dnf upgrade`; `airflow rotate-fernet-key` once; the same with --finish. After each step the
+    four hosts hold one fingerprint, a new one, and every unit passed check-node against it."""
+    c = cluster
+    token = c.token()
+    conn = {"connection_id": "cluster_rotation", "conn_type": "postgres", "host": "db.example", "login": "u",
+            "password": "stored-before-the-rotation"}
+    resp = c.api.request("POST", "/api/v2/connections", conn, token=token)
+    assert resp.status in (200, 201), resp.text
+    seen = [_fingerprints(c)]
+    steps: dict[str, float] = {}
+    for stage, extra in (("new,old", ()), ("new alone", ("--finish",))):
+        with c.phases(f"cluster rotation: fernet key {stage}: rotate, build, every host secrets + dnf upgrade"):
+            with c.net.outside():
+                said = bundle("secrets", "rotate", "fernet-key", *extra, "--site", str(c.site_path),
+                              "--secrets", str(c.secrets))
+                assert "dnf upgrade" in said, said
+                bundle("build", "--site", str(c.site_path), "--out", str(c.out), "--locks-dir",
+                       str(Path(c.facts["locks"]) / "initial"), "--secrets", str(c.secrets))
+            t0 = time.monotonic()
+            for s in SHORTS:
+                h = c.hosts[s]
+                h.copy_in(c.secrets, "/etc/airflow/secrets.env", 0o600, "root", "root")
+                dnf(h, "--refresh", "upgrade", "airflow-prod*", timeout=DNF_TIMEOUT)
+                wait_units(h, HOST_UNITS[s])
+            c.api.wait_healthy(HEALTH, timeout=300)
+            steps[stage] = round(time.monotonic() - t0)
+            now = _fingerprints(c)
+            assert len(set(now.values())) == 1, f"the hosts' fingerprints differ: {now}"
+            assert now["a"] != seen[-1]["a"], "the config package still carries the old fingerprint"
+            fernet = [line for line in now["a"].splitlines() if line.startswith("AIRFLOW__CORE__FERNET_KEY=")]
+            assert fernet and fernet[0] not in seen[-1]["a"], now["a"]
+            seen.append(now)
+            if not extra:  # every host decrypts with both keys: re-encrypt everything once, on one host
+                c.hosts["a"].run(["airflow", "rotate-fernet-key"], timeout=600)
+    c.phases.facts["fernet rotation, four hosts' dnf upgrade per step (s)"] = json.dumps(steps)
+    with c.phases("cluster rotation: the connection decrypts with the new key alone; a run succeeds"):
+        out = c.hosts["b"].run(["airflow", "connections", "get", "cluster_rotation", "--output", "json"],
+                               timeout=300).stdout
+        assert json.loads(out[out.index("["):])[0]["password"] == "stored-before-the-rotation"
+        token = c.token()
+        run_id = trigger(c.api, token, "cluster_queues")
+        assert wait_run(c.api, token, "cluster_queues", run_id) == "success", tis(c.api, token, "cluster_queues", run_id)
 
 
 def test_a_node_with_another_api_secret_key_refuses_to_start(cluster):
