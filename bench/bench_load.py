@@ -86,12 +86,12 @@ def api_markdown(results: dict, args: argparse.Namespace, wall: float) -> str:
                     f"GET {s['path']} with an admin's token (after a 2 s warm-up); gunicorn with "
                     f"{s['gunicorn_workers']} workers, refreshed every 20 s (the e2e's setting), uvicorn with 1")
     lines += ["| server | requests/s (mean) | each round's | p50 ms (worst round) | p99 ms (worst round) "
-              "| unit memory MiB | requests |",
-              "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+              "| unit memory MiB (PSS) | requests | keep-alive connections closed under a request |",
+              "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for side in ("gunicorn", "uvicorn"):
         r = results[side]
         lines.append(f"| {side} | {r['rps']} | {', '.join(str(x) for x in r['rounds_rps'])} | {r['p50_ms']} "
-                     f"| {r['p99_ms']} | {r['memory_mib']} | {r['requests']} |")
+                     f"| {r['p99_ms']} | {r['memory_mib']} | {r['requests']} | {r['closed_keepalive']} |")
     lines += ["", f"**ratio gunicorn / uvicorn: {results['ratio']}**; order: {' '.join(results['order'])}"]
     return "\n".join(lines) + "\n"
 

@@ -135,9 +135,10 @@ def _wrk(api: Any, token: str, seconds: int, connections: int) -> dict[str, floa
     assert rps and total, out
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    connect, read, write, timeout = map(int, errors.groups()) if errors else (0, 0, 0, 0)
     latency = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
     return {"requests": int(total[1]), "rps": float(rps[1]), "non_2xx": int(bad[1]) if bad else 0,
-            "socket_errors": sum(map(int, errors.groups())) if errors else 0,
+            "closed_keepalive": read, "socket_errors": connect + write + timeout,
             "p50_ms": latency.get("50", 0.0), "p99_ms": latency.get("99", 0.0)}
 
 
@@ -181,6 +182,10 @@ def capacity(host: Any, api: Any, token: str, healthy: Callable[[], object],
             row = _wrk(api, token, seconds, connections)
             row["memory_mib"] = _memory_mib(host)
             assert row["non_2xx"] == 0 and row["socket_errors"] == 0, (side, row)
+            # A worker being replaced closes its idle keep-alive connections; a request wrk had
+            # just sent on one reads EOF (browsers and HTTP libraries retry an idempotent request
+            # then). Only a refresh does that: one uvicorn worker never may.
+            assert side == "gunicorn" or row["closed_keepalive"] == 0, (side, row)
             assert row["requests"] > 0, (side, row)
             sides[side].append(row)
     finally:
@@ -201,4 +206,5 @@ def _summary(rows: list[dict[str, float]]) -> dict[str, Any]:
     return {"rps": round(sum(r["rps"] for r in rows) / len(rows), 1),
             "rounds_rps": [r["rps"] for r in rows],
             "p50_ms": round(max(r["p50_ms"] for r in rows), 1), "p99_ms": round(max(r["p99_ms"] for r in rows), 1),
-            "memory_mib": max(r["memory_mib"] for r in rows), "requests": sum(int(r["requests"]) for r in rows)}
+            "memory_mib": max(r["memory_mib"] for r in rows), "requests": sum(int(r["requests"]) for r in rows),
+            "closed_keepalive": sum(int(r["closed_keepalive"]) for r in rows)}
