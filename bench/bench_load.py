@@ -45,7 +45,7 @@ def _header(title: str, how: str, args: argparse.Namespace, wall: float, load: s
     return [
         f"# {title}",
         "",
-        f"Written by `python bench/bench_load.py {how} --doc` (see the script's docstring). {NOISE}",
+        f"Written by `python bench/bench_load.py{how} --doc` (see the script's docstring). {NOISE}",
         "",
         f"- run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}, load average before: {args.load_before}",
@@ -81,7 +81,7 @@ def units_markdown(results: dict, args: argparse.Namespace, wall: float) -> str:
 
 def api_markdown(results: dict, args: argparse.Namespace, wall: float) -> str:
     s = results["settings"]
-    lines = _header("api-server capacity: gunicorn workers against one uvicorn worker", "--api-server", args, wall,
+    lines = _header("api-server capacity: gunicorn workers against one uvicorn worker", " --api-server", args, wall,
                     f"load per round: `wrk`, 1 thread, {s['connections']} connections, {s['seconds']} s on "
                     f"GET {s['path']} with an admin's token (after a 2 s warm-up); gunicorn with "
                     f"{s['gunicorn_workers']} workers, refreshed every 20 s (the e2e's setting), uvicorn with 1")

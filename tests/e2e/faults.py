@@ -604,6 +604,11 @@ def guide_unit_text(host: Any, unit: str) -> str:
     return GUIDE_UNIT.format(role=role, args=" ".join(argv[1:]))
 
 
+# Since issue 20 the TLS key and the keytab are root's (LoadCredential= hands them to our
+# units alone); the guide's units read them as airflow, as the guide's ownership had it.
+GUIDE_READS = ("/opt/airflow/security/airflow_key.pem", "/opt/airflow/security/airflow.keytab")
+
+
 def use_guide_units(host: Any, units: tuple[str, ...], on: bool) -> None:
     """Swap every unit for the guide's (in /etc/systemd/system, which shadows /usr/lib) or
     back to ours, and restart them."""
@@ -613,6 +618,7 @@ def use_guide_units(host: Any, units: tuple[str, ...], on: bool) -> None:
             host.put(path, guide_unit_text(host, unit))
         else:
             host.run(["rm", "-f", path])
+    host.run(["chown", "airflow:airflow" if on else "root:root", *GUIDE_READS])
     host.systemctl("daemon-reload")
     # Not checked: a restart job can fail once (on this nspawn host systemd sometimes cannot
     # kill the old cgroup, "Input/output error", and the first start exits 219/CGROUP); the
