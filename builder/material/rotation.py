@@ -13,16 +13,15 @@ import datetime as dt
 import os
 import re
 import secrets as pysecrets
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 
 from builder.errors import UsageError
+from builder.fsutil import write_atomic
 from builder.render.escape import env as envquote
-from builder.site.secrets import API_SECRET_KEY, FERNET_KEY, JWT_SECRET, PLACEHOLDER, SecretVar, read_env_values
+from builder.site.secrets import API_SECRET_KEY, FERNET_KEY, JWT_SECRET, PLACEHOLDER, SecretVar, env_values
 
 # What `bundle secrets rotate NAME` rotates; the rest of the file is the admin's.
 ROTATABLE: dict[str, SecretVar] = {"fernet-key": FERNET_KEY, "secret-key": API_SECRET_KEY, "jwt-secret": JWT_SECRET}
@@ -70,7 +69,7 @@ def rotate(path: Path, name: str, finish: bool = False, now: dt.datetime | None 
         raise UsageError(f"{path}: no such secrets file",
                          hint="pass --secrets with the site's file (bundle secrets init wrote it)")
     text = path.read_text()
-    current = read_env_values(path).get(var.name, "")
+    current = env_values(text).get(var.name, "")
     if not current or current == PLACEHOLDER:
         raise UsageError(f"{path}: {var.name} is missing or a placeholder: nothing to rotate",
                          hint="bundle secrets init generates it")
@@ -87,13 +86,5 @@ def rotate(path: Path, name: str, finish: bool = False, now: dt.datetime | None 
     fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-    tmp_fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(tmp_fd, "w") as fh:
-            fh.write(new_text)
-        shutil.copymode(kept, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, new_text, mode=0o600)
     return Rotation(path, kept, var.name, stage)

@@ -63,10 +63,15 @@ def role_secrets(site: Site, role: str) -> list[SecretVar]:
 
 
 def read_env_values(path: Path) -> dict[str, str]:
-    """NAME=value lines of a secrets file as `bundle secrets init` writes them (plain,
-    '...' or "..." with \\" \\\\ \\` \\$ escapes, the quoting systemd and sh agree on)."""
+    """NAME=value lines of a secrets file (env_values of its text)."""
+    return env_values(path.read_text())
+
+
+def env_values(text: str) -> dict[str, str]:
+    """NAME=value lines as `bundle secrets init` writes them (plain, '...' or "..." with
+    \\" \\\\ \\` \\$ escapes, the quoting systemd and sh agree on)."""
     values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith(("#", ";")) or "=" not in line:
             continue

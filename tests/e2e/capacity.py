@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .faults import UNIT_PROCS
 from .phases import alternating
 from .proc import run
 
@@ -43,16 +44,8 @@ UVICORN_ENV = "[Service]\nEnvironment=AIRFLOW__API__SERVER_TYPE=uvicorn AIRFLOW_
 LOAD_PATH = "/api/v2/dags?limit=25"
 
 
-# The unit's processes: cgroup v2 (RHEL 9), or v1's systemd hierarchy (the stand-in boots with v1).
-_PROCS = """cg=$(systemctl show -P ControlGroup "$1")
-procs=/sys/fs/cgroup$cg/cgroup.procs
-[ -r "$procs" ] || procs=/sys/fs/cgroup/systemd$cg/cgroup.procs
-cat "$procs"
-"""
-
-
 def _procs(host: Any) -> set[str]:
-    return set(host.run(["sh", "-c", _PROCS, "procs", UNIT]).stdout.split())
+    return set(host.run(["sh", "-c", UNIT_PROCS + 'unit_procs "$1"', "procs", UNIT]).stdout.split())
 
 
 def api_server_workers(host: Any) -> tuple[str, set[str]]:

@@ -239,6 +239,18 @@ def wait_running(host: Any, units: Iterable[str], timeout: float, not_pids: dict
 
 # --- measurements -------------------------------------------------------------------------
 
+# A shell function: the PIDs of a unit's processes, from cgroup v2 (RHEL 9) or v1's systemd
+# hierarchy (the stand-in boots with cgroups v1).
+UNIT_PROCS = r"""
+unit_procs() {
+  cg=$(systemctl show -P ControlGroup "$1")
+  procs=/sys/fs/cgroup$cg/cgroup.procs
+  [ -r "$procs" ] || procs=/sys/fs/cgroup/systemd$cg/cgroup.procs
+  cat "$procs" 2>/dev/null
+}
+"""
+
+
 @dataclass
 class Sampler:
     """Peak RSS (sum over the unit's cgroup), task and fd counts of each unit, sampled."""
@@ -250,14 +262,10 @@ class Sampler:
     peak_fds: dict[str, int] = field(default_factory=dict)
     limits: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    SCRIPT = r"""
+    SCRIPT = UNIT_PROCS + r"""
 for u in "$@"; do
-  cg=$(systemctl show -P ControlGroup "$u")
-  # cgroup v2 (RHEL 9), or v1's systemd hierarchy (the stand-in boots with cgroups v1).
-  procs=/sys/fs/cgroup$cg/cgroup.procs
-  [ -r "$procs" ] || procs=/sys/fs/cgroup/systemd$cg/cgroup.procs
   rss=0; fds=0; n=0
-  for p in $(cat "$procs" 2>/dev/null); do
+  for p in $(unit_procs "$u"); do
     r=$(awk '/^VmRSS/{print $2}' /proc/$p/status 2>/dev/null); rss=$((rss + ${r:-0}))
     f=$(ls /proc/$p/fd 2>/dev/null | wc -l); fds=$((fds + f))
     n=$((n + 1))

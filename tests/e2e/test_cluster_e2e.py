@@ -50,6 +50,7 @@ from .test_e2e import (
     REPO_INSIDE,
     SECURITY,
     STANDIN_INSIDE,
+    _connection_password,
     bundle,
 )
 from support import booted
@@ -599,9 +600,7 @@ def test_fernet_key_rotation_moves_every_host_in_lockstep(cluster):
                 c.hosts["a"].run(["airflow", "rotate-fernet-key"], timeout=600)
     c.phases.facts["fernet rotation, four hosts' dnf upgrade per step (s)"] = json.dumps(steps)
     with c.phases("cluster rotation: the connection decrypts with the new key alone; a run succeeds"):
-        out = c.hosts["b"].run(["airflow", "connections", "get", "cluster_rotation", "--output", "json"],
-                               timeout=300).stdout
-        assert json.loads(out[out.index("["):])[0]["password"] == "stored-before-the-rotation"
+        assert _connection_password(c.hosts["b"], "cluster_rotation") == "stored-before-the-rotation"
         token = c.token()
         run_id = trigger(c.api, token, "cluster_queues")
         assert wait_run(c.api, token, "cluster_queues", run_id) == "success", tis(c.api, token, "cluster_queues", run_id)
