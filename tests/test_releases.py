@@ -77,14 +77,20 @@ def test_gunicorn_api_server_where_airflow_has_it():
     assert {k: api[k] for k in ("server_type", "workers", "worker_refresh_interval", "worker_refresh_batch_size")} \
         == {"server_type": "gunicorn", "workers": "2", "worker_refresh_interval": "43200",
             "worker_refresh_batch_size": "1"}
-    assert {u.role: u.kill_mode for u in unit_specs(site)}["api-server"] == "mixed"
+    api_unit = next(u for u in unit_specs(site) if u.role == "api-server")
+    assert api_unit.kill_mode == "mixed"
+    # No client's X-Forwarded-* is trusted (gunicorn's own default trusts loopback), and the
+    # renewer's ticket is still named beside it; Airflow trusts them only with --proxy-headers.
+    assert dict(api_unit.environment) == {"KRB5CCNAME": f"FILE:{site.kerberos.ccache}", "FORWARDED_ALLOW_IPS": ""}
+    assert "--proxy-headers" not in api_unit.args
     own = _site("3.2.2", server_type="gunicorn", workers=4, worker_refresh_interval=600, worker_refresh_batch_size=2)
     assert airflow_cfg_options(own)["api"]["worker_refresh_batch_size"] == "2"
     # The default stays Airflow's: uvicorn, one worker, none of gunicorn's options written.
     guide = _site("3.1.4")
     assert (guide.api.server_type, guide.api.workers) == ("uvicorn", 1) and "gunicorn" not in guide.airflow.extras
     assert not {"server_type", "worker_refresh_interval"} & set(airflow_cfg_options(guide)["api"])
-    assert {u.role: u.kill_mode for u in unit_specs(guide)}["api-server"] == "control-group"
+    guide_api = next(u for u in unit_specs(guide) if u.role == "api-server")
+    assert guide_api.kill_mode == "control-group" and "FORWARDED_ALLOW_IPS" not in dict(guide_api.environment)
 
 
 @pytest.mark.parametrize("version,api,expected", [

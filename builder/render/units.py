@@ -174,6 +174,7 @@ def _role_specs(site: Site) -> dict[str, UnitSpec]:
     # The schema first on the host that migrates it (ordering only: elsewhere the unit
     # does not exist and check-migrations waits instead).
     migrate_after = (MIGRATE_UNIT,)
+    gunicorn = site.api.server_type == "gunicorn"
     return {
         "api-server": UnitSpec(
             role="api-server",
@@ -183,7 +184,11 @@ def _role_specs(site: Site) -> dict[str, UnitSpec]:
             credentials=(Credential("tls.key", site.tls.key, (("AIRFLOW__API__SSL_KEY", ""),)),),
             # gunicorn's master stops its workers gracefully (gunicorn's own systemd advice);
             # SIGKILL for all only after the timeout.
-            kill_mode="mixed" if site.api.server_type == "gunicorn" else "control-group",
+            kill_mode="mixed" if gunicorn else "control-group",
+            # gunicorn trusts X-Forwarded-* from loopback by default (Airflow 3.2.x keeps that
+            # without --proxy-headers; 3.3 empties it): a task on this host could fake its
+            # address. Empty: no client is trusted (docs/security.md).
+            environment=(("FORWARDED_ALLOW_IPS", ""),) if gunicorn else (),
             after=krb_after + migrate_after,
             firewall=(Firewall("airflow-api-server", "Airflow API server and UI (HTTPS)", site.api.port),),
         ),
@@ -321,6 +326,11 @@ def _retention_specs(site: Site, ccache: tuple[tuple[str, str], ...]) -> list[Un
     return found
 
 
+def _with_ccache(ccache: tuple[tuple[str, str], ...], own: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The renewer's ccache, then the unit's own variables (the worker's own KRB5CCNAME wins)."""
+    return tuple({**dict(ccache), **dict(own)}.items())
+
+
 def unit_specs(site: Site) -> list[UnitSpec]:
     """One spec per unit this site runs anywhere: roles in canonical order (one unit per
     worker set), then the migration unit, then the retention units."""
@@ -330,7 +340,7 @@ def unit_specs(site: Site) -> list[UnitSpec]:
     found: list[UnitSpec] = []
     for role in site.roles:
         spec = replace(specs[role], pre=_checks(site, role), timeout_start=_timeout(site, role),
-                       limits=site.limits_of(role), environment=specs[role].environment or ccache)
+                       limits=site.limits_of(role), environment=_with_ccache(ccache, specs[role].environment))
         if role == "celery-worker" and site.worker_sets:
             found += _worker_set_specs(site, spec)
         else:
