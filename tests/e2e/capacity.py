@@ -2,7 +2,8 @@
 
 - Rolling refresh: the installed api-server is gunicorn with REFRESH_WORKERS workers refreshed
   every REFRESH_SECONDS. While a client asks without pause, every worker is replaced and not one
-  request fails.
+  request fails (a connection a retiring worker closes before any answer is repeated, as HTTP
+  allows for a GET, and counted: at most one per retired worker).
 - Capacity: requests per second of the authenticated DAG list (`wrk`, a C load generator, so
   the client takes little of the two cores), gunicorn as installed against one uvicorn worker
   (a drop-in that sets [api] server_type/workers through the environment: same host, venv,
@@ -20,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -63,22 +65,37 @@ def server_type_seen(host: Any) -> str:
 
 
 class Poller:
-    """GETs the health endpoint back to back in a thread; counts answers and failures."""
+    """GETs the health endpoint back to back in a thread, each on a new connection; counts
+    answers, connections closed before any answer, and failures.
+
+    A retiring uvicorn worker closes every connection it has accepted but not yet read a
+    request from (uvicorn's graceful shutdown: `H11Protocol.shutdown` with no cycle), so a
+    request that reaches it in that instant gets no answer at all. HTTP lets a client repeat
+    an idempotent request then (RFC 9110, 9.2.2), as HTTP libraries do: the poller does once,
+    and only a repeat that fails too is a failure.
+    """
 
     def __init__(self, api: Any) -> None:
-        self.api, self.ok = api, 0
+        self.api, self.ok, self.unanswered = api, 0, 0
         self.failed: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _ask(self) -> None:
+        status = self.api.request("GET", "/api/v2/monitor/health").status
+        if status == 200:
+            self.ok += 1
+        else:
+            self.failed.append(f"HTTP {status}")
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                status = self.api.request("GET", "/api/v2/monitor/health").status
-                if status == 200:
-                    self.ok += 1
-                else:
-                    self.failed.append(f"HTTP {status}")
+                try:
+                    self._ask()
+                except (http.client.RemoteDisconnected, ssl.SSLEOFError):  # no answer, nor a handshake
+                    self.unanswered += 1
+                    self._ask()
             except (OSError, http.client.HTTPException) as exc:
                 self.failed.append(repr(exc))
 
@@ -110,11 +127,16 @@ def rolling_refresh(host: Any, api: Any) -> dict[str, object]:
         replaced_in = time.monotonic() - t0
     assert not workers & first, f"after {replaced_in:.0f} s the first workers {first} still serve: {workers}"
     assert poller.ok > 0 and not poller.failed, f"{len(poller.failed)} failed of {poller.ok}: {poller.failed[:5]}"
+    # One client thread: each retiring worker can hold at most its one unread connection.
+    retired = seen - workers
+    assert poller.unanswered <= len(retired), (
+        f"{poller.unanswered} connections closed unanswered while {len(retired)} workers retired")
     refreshed = host.run(["journalctl", "-b", "-u", UNIT, "--no-pager", "-o", "cat", "-g",
                           "Killing old worker .* for refresh"], check=False).stdout
     assert refreshed.strip(), "no refresh in the api-server's journal"
     return {"workers replaced": len(first), "processes seen": len(seen), "seconds": round(replaced_in, 1),
-            "requests answered during it": poller.ok, "failed": len(poller.failed)}
+            "requests answered during it": poller.ok,
+            "closed unanswered, then repeated": poller.unanswered, "failed": len(poller.failed)}
 
 
 def _wrk(api: Any, token: str, seconds: int, connections: int) -> dict[str, float]:
