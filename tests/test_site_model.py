@@ -454,11 +454,12 @@ def test_retention_and_metrics_values_are_checked_and_sized(data):
     assert Retention().logs_max_bytes is None
     assert Retention(logs_max_size="20G").logs_max_bytes == 20 * 1024 ** 3
     assert Retention(logs_max_size="512").logs_max_bytes == 512
-    data["retention"] = {"database_days": -1, "logs_max_size": "20 GB"}
+    data["retention"] = {"database_days": -1, "database_batch_size": 0, "logs_max_size": "20 GB"}
     data["metrics"] = {"statsd_host": "metrics.bigdata.local", "prefix": "bad prefix;"}
     with pytest.raises(SiteError) as err:
         site_from_data(data, "site.toml")
     text = str(err.value)
     assert "retention.database_days = -1: Input should be greater than or equal to 0" in text
+    assert "retention.database_batch_size = 0: Input should be greater than or equal to 1" in text
     assert "retention.logs_max_size = '20 GB': must be a size in bytes with K, M, G or T (e.g. 20G)" in text
     assert "metrics.prefix = 'bad prefix;': must be words of letters, digits and '_' joined by '.'" in text

@@ -489,6 +489,11 @@ class Retention(Model):
         "clean --skip-archive` for rows older than this many days (runs, task instances, XComs, the "
         "audit log, ...; Airflow keeps each DAG's latest run). No archive tables are left behind. 0: never.",
     )
+    database_batch_size: int | None = Field(
+        None, ge=1, le=10_000_000, description="Rows `airflow db clean` deletes per transaction "
+        "(`--batch-size`; the chart's databaseCleanup.batchSize): a large first clean then holds its "
+        "locks for one batch at a time, not one whole table. Default: each table in one transaction.",
+    )
     logs_days: int = Field(
         15, ge=0, le=36500, description="Every 15 minutes each host's airflow-log-groom.timer deletes files "
         "in the log folder last written more than this many days ago. 0: never by age.",

@@ -70,6 +70,8 @@ def e2e_site_data(*, api_port: int, postgres, redis, ldap, kdc, ca_on_target: st
     }
     data["kerberos"] = {"principal": kdc.principal, "reinit_frequency": 30, "krb5_conf": "/etc/krb5.conf"}
     data["celery"] = {"concurrency": 2, "queues": ["default"], "stop_timeout": 60}
+    # 500 aged rows (tests/e2e/retention.py) then go in three transactions.
+    data["retention"] = {"database_batch_size": 200}
     if statsd:
         data["metrics"] = {"statsd_host": statsd.host, "statsd_port": statsd.port}
     # A task killed with its worker is retried once its heartbeat is this old (Airflow: 300 s);
