@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
@@ -87,8 +88,8 @@ class Doctor:
     def __init__(self, root: Path, venv: Path, data: dict, postgres, ldap, redis) -> None:
         self.root, self.data = root, data
         self.site = site_from_data(data)
-        secrets = {"AIRFLOW__CORE__FERNET_KEY": token_urlsafe(32), "AIRFLOW__API__SECRET_KEY": token_urlsafe(32),
-                   "AIRFLOW__API_AUTH__JWT_SECRET": token_urlsafe(32), "PGPASSWORD": postgres.password,
+        secrets = {"AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+                   "AIRFLOW__API__SECRET_KEY": token_urlsafe(32), "AIRFLOW__API_AUTH__JWT_SECRET": token_urlsafe(32), "PGPASSWORD": postgres.password,
                    "AIRFLOW_LDAP_BIND_PASSWORD": ldap.bind.password, "AIRFLOW_BROKER_PASSWORD": redis.password}
         self.secrets_text = render_secrets(self.site, secrets)
         self.write_secrets(self.secrets_text)
@@ -186,7 +187,7 @@ def test_a_healthy_host_passes_every_server_check(doctor, postgres, migrations, 
                    env={**os.environ, **kdc.client_env}, check=True, timeout=30)
     code, report, seconds = doctor.run()
     found = {f["check"]: f for c in report["checks"] for f in c["findings"]}
-    for check in ("venv", "database", "schema", "clock", "broker", "ldap", "keytab", "kerberos", "tls",
+    for check in ("venv", "database", "schema", "clock", "fernet", "broker", "ldap", "keytab", "kerberos", "tls",
                   "execution-api", "log-disk", "secrets"):
         assert len([f for c in report["checks"] for f in c["findings"] if f["check"] == check]) == 1, check
         assert found[check]["status"] == "ok", (check, found[check])
@@ -221,6 +222,49 @@ def test_wrong_passwords_are_named(doctor, postgres, ldap):
     db = found["database"][0]
     assert db["status"] == "fail" and "password authentication failed" in db["what"], db
     assert "PGPASSWORD" in db["fix"]
+
+
+@pytest.fixture
+def stored(postgres):
+    """Airflow's encrypted columns (connection, variable, trigger), as its schema has them; dropped after."""
+    postgres.psql("CREATE TABLE connection (conn_id varchar(250), password text, extra text, is_encrypted boolean,"
+                  " is_extra_encrypted boolean);"
+                  "CREATE TABLE variable (key varchar(250), val text, is_encrypted boolean);"
+                  "CREATE TABLE trigger (id serial, kwargs text NOT NULL)")
+
+    def store(key: bytes) -> None:
+        f = Fernet(key)
+        token = {n: f.encrypt(f"plaintext-{n}".encode()).decode() for n in ("pw", "extra", "val", "kwargs")}
+        postgres.psql(f"INSERT INTO connection VALUES ('c1', '{token['pw']}', '{token['extra']}', true, true),"
+                      "('plain', 'not-encrypted', NULL, false, false);"
+                      f"INSERT INTO variable VALUES ('v1', '{token['val']}', true);"
+                      f"INSERT INTO trigger (kwargs) VALUES ('{token['kwargs']}')")
+    yield store
+    postgres.psql("DROP TABLE IF EXISTS connection, variable, trigger")
+
+
+def test_stored_secrets_another_fernet_key_wrote_are_named(doctor, stored):
+    """Each host decrypts what any host stored: a host one rotation step behind (or ahead) cannot,
+    and doctor says so; a rotation under way (values under the old key) is a warning."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+
+    def fernet(keys: str) -> dict:
+        doctor.write_secrets(re.sub(r"^AIRFLOW__CORE__FERNET_KEY=.*$", f"AIRFLOW__CORE__FERNET_KEY='{keys}'",
+                                    doctor.secrets_text, flags=re.M))
+        [finding] = doctor.findings()["fernet"]
+        return finding
+
+    stored(old.encode())
+    ok = fernet(old)
+    assert ok["status"] == "ok" and "4 stored secrets decrypt with the current key" in ok["what"], ok
+    under_way = fernet(f"{new},{old}")
+    assert under_way["status"] == "warn" and "4 of 4" in under_way["what"], under_way
+    assert "airflow rotate-fernet-key" in under_way["fix"]
+    behind = fernet(new)  # --finish installed before rotate-fernet-key ran, or another host's file
+    assert behind["status"] == "fail" and "4 of 4 stored secrets do not decrypt" in behind["what"], behind
+    assert "connection 'c1' (password)" in behind["what"] and "every host" in behind["fix"]
+    assert "plaintext-" not in json.dumps(behind)  # names, never values
+    assert fernet("not-a-key")["status"] == "fail"
 
 
 def test_a_changed_generated_secret_breaks_the_fingerprint(doctor):

@@ -83,7 +83,8 @@ def secrets_rotate(site_path: str, name: str, secrets_path: Path | None, finish:
     if done.stage == "started":
         click.echo("  3. on one host, once every host runs with both keys: airflow rotate-fernet-key "
                    "(re-encrypts every connection, variable and trigger with the new key)")
-        click.echo(f"  4. bundle secrets rotate fernet-key --finish --site {site_path}, then 1-2 again")
+        click.echo(f"  4. once `airflow-prod doctor` there reports fernet ok (every stored value under the new "
+                   f"key): bundle secrets rotate fernet-key --finish --site {site_path}, then 1-2 again")
     elif name in _ROTATION_NOTES:
         click.echo(f"note: {_ROTATION_NOTES[name]}")
 

@@ -15,6 +15,8 @@ import ssl
 import time
 from typing import Any, Callable
 
+from .doctor import findings, run_doctor
+
 SECRETS = "/etc/airflow/secrets.env"
 SECURITY = "/opt/airflow/security"
 CONN = "e2e_rotation"
@@ -36,6 +38,13 @@ def _install_and_restart(d: Any, healthy: Callable[[], None], unit: str = "airfl
     return round(time.monotonic() - t0, 1)
 
 
+def _fernet(host: Any) -> dict:
+    """doctor's finding on the stored secrets against this host's fernet keys."""
+    _, report, _ = run_doctor(host)
+    [finding] = [f for f in findings(report) if f["check"] == "fernet"]
+    return finding
+
+
 def each(d: Any, bundle: Callable[..., str], healthy: Callable[[], None], connection_password: Callable[[str], str],
          run_dag: Callable[[str], dict], new_certificate: Callable[[], None]) -> dict[str, float]:
     """Rotate the fernet key, [api] secret_key, jwt_secret and the certificate in turn."""
@@ -52,7 +61,10 @@ def each(d: Any, bundle: Callable[..., str], healthy: Callable[[], None], connec
     said = rotate("fernet-key")
     assert "airflow rotate-fernet-key" in said, said
     down["fernet: new,old"] = _install_and_restart(d, healthy)
+    # doctor sees the rotation under way: what is stored decrypts, with the retired key only.
+    assert _fernet(host)["status"] == "warn", _fernet(host)
     host.run(["airflow", "rotate-fernet-key"], timeout=300)  # root's wrapper: as airflow, with the file's keys
+    assert _fernet(host)["status"] == "ok", _fernet(host)
     rotate("fernet-key", "--finish")
     down["fernet: new alone"] = _install_and_restart(d, healthy)
     # Only the new key is left: what decrypts now was re-encrypted by rotate-fernet-key.
