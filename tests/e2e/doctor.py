@@ -36,6 +36,13 @@ def findings(report: dict) -> list[dict]:
     return [f for check in report["checks"] for f in check["findings"]]
 
 
+def fernet_finding(host: TargetHost) -> dict:
+    """doctor's finding on what the database stores against this host's fernet keys."""
+    _, report, _ = run_doctor(host)
+    [finding] = [f for f in findings(report) if f["check"] == "fernet"]
+    return finding
+
+
 def summary(code: int, report: dict, seconds: float) -> str:
     """A phase fact: exit code, time, and every finding that is not ok."""
     bad = [f"{f['status']} {f['check']}: {f['what']}" for f in findings(report) if f["status"] != "ok"]

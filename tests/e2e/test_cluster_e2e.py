@@ -40,6 +40,7 @@ from .cluster import (
     hub_redis,
     open_postgres_to_subnet,
 )
+from .doctor import fernet_finding
 from .fixtures import keep_temp, scratch_dir
 from .phases import CLUSTER_MARK, Phases
 from .proc import Daemon, free_port, run, wait_until
@@ -573,6 +574,7 @@ def test_fernet_key_rotation_moves_every_host_in_lockstep(cluster):
     resp = c.api.request("POST", "/api/v2/connections", conn, token=token)
     assert resp.status in (200, 201), resp.text
     seen = [_fingerprints(c)]
+    before_rotation = c.secrets.read_bytes()
     steps: dict[str, float] = {}
     for stage, extra in (("new,old", ()), ("new alone", ("--finish",))):
         with c.phases(f"cluster rotation: fernet key {stage}: rotate, build, every host secrets + dnf upgrade"):
@@ -597,13 +599,25 @@ def test_fernet_key_rotation_moves_every_host_in_lockstep(cluster):
             assert fernet and fernet[0] not in seen[-1]["a"], now["a"]
             seen.append(now)
             if not extra:  # every host decrypts with both keys: re-encrypt everything once, on one host
+                # doctor on another host: what is stored is under the retired key, a rotation under way.
+                assert (found := fernet_finding(c.hosts["d"]))["status"] == "warn", found
                 c.hosts["a"].run(["airflow", "rotate-fernet-key"], timeout=600)
+                assert (found := fernet_finding(c.hosts["d"]))["status"] == "ok", found
     c.phases.facts["fernet rotation, four hosts' dnf upgrade per step (s)"] = json.dumps(steps)
     with c.phases("cluster rotation: the connection decrypts with the new key alone; a run succeeds"):
         assert _connection_password(c.hosts["b"], "cluster_rotation") == "stored-before-the-rotation"
         token = c.token()
         run_id = trigger(c.api, token, "cluster_queues")
         assert wait_run(c.api, token, "cluster_queues", run_id) == "success", tis(c.api, token, "cluster_queues", run_id)
+    with c.phases("cluster rotation: a host left on the file from before the rotation: doctor names it"):
+        d = c.hosts["d"]
+        d.put("/etc/airflow/secrets.env", before_rotation, 0o600, "root", "root")
+        try:
+            found = fernet_finding(d)
+        finally:
+            d.copy_in(c.secrets, "/etc/airflow/secrets.env", 0o600, "root", "root")
+        assert found["status"] == "fail" and "'cluster_rotation'" in found["what"], found
+        assert fernet_finding(d)["status"] == "ok"
 
 
 def test_a_node_with_another_api_secret_key_refuses_to_start(cluster):
