@@ -22,6 +22,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -562,47 +563,58 @@ def _fingerprints(c: Cluster) -> dict[str, str]:
     return {s: c.hosts[s].read(FINGERPRINT) for s in SHORTS}
 
 
+ROTATED_VAR = {"fernet-key": "AIRFLOW__CORE__FERNET_KEY", "secret-key": "AIRFLOW__API__SECRET_KEY",
+               "jwt-secret": "AIRFLOW__API_AUTH__JWT_SECRET"}
+
+
+def _rotation_step(c: Cluster, name: str, *extra: str,
+                   units: Callable[[str], tuple[str, ...]] = HOST_UNITS.__getitem__) -> float:
+    """One step as docs/operations.md tells it for a fleet: `bundle secrets rotate`, build (the
+    fingerprints go into the config package), then each host gets the file and `dnf upgrade`
+    (its units restart and check-node holds each against the new fingerprints). After it the
+    four hosts hold one fingerprint file, a new one for this key. Seconds for the four hosts."""
+    before = _fingerprints(c)
+    with c.net.outside():
+        said = bundle("secrets", "rotate", name, *extra, "--site", str(c.site_path), "--secrets", str(c.secrets))
+        assert "dnf upgrade" in said, said
+        bundle("build", "--site", str(c.site_path), "--out", str(c.out), "--locks-dir",
+               str(Path(c.facts["locks"]) / "initial"), "--secrets", str(c.secrets))
+    t0 = time.monotonic()
+    for s in SHORTS:
+        h = c.hosts[s]
+        h.copy_in(c.secrets, "/etc/airflow/secrets.env", 0o600, "root", "root")
+        dnf(h, "--refresh", "upgrade", "airflow-prod*", timeout=DNF_TIMEOUT)
+        wait_units(h, units(s))
+    c.api.wait_healthy(HEALTH, timeout=300)
+    seconds = round(time.monotonic() - t0)
+    now = _fingerprints(c)
+    assert len(set(now.values())) == 1, f"the hosts' fingerprints differ: {now}"
+    changed = [line for line in now["a"].splitlines() if line.startswith(f"{ROTATED_VAR[name]}=")]
+    assert changed and changed[0] not in before["a"], f"{ROTATED_VAR[name]} kept its fingerprint: {now['a']}"
+    return seconds
+
+
 def test_fernet_key_rotation_moves_every_host_in_lockstep(cluster):
-    """Issue 22 item 3 across the cluster, as docs/operations.md tells it: `bundle secrets rotate`,
-    build (the fingerprints go into the config package), then each host gets the file and
-    `dnf upgrade`; `airflow rotate-fernet-key` once; the same with --finish. After each step the
-    four hosts hold one fingerprint, a new one, and every unit passed check-node against it."""
+    """Issue 22 item 3 across the cluster: `rotate fernet-key` ("new,old") on every host,
+    `airflow rotate-fernet-key` once, `--finish` ("new") on every host. doctor on another
+    host follows the stored values; one left on the old file is named."""
     c = cluster
     token = c.token()
     conn = {"connection_id": "cluster_rotation", "conn_type": "postgres", "host": "db.example", "login": "u",
             "password": "stored-before-the-rotation"}
     resp = c.api.request("POST", "/api/v2/connections", conn, token=token)
     assert resp.status in (200, 201), resp.text
-    seen = [_fingerprints(c)]
     before_rotation = c.secrets.read_bytes()
     steps: dict[str, float] = {}
-    for stage, extra in (("new,old", ()), ("new alone", ("--finish",))):
-        with c.phases(f"cluster rotation: fernet key {stage}: rotate, build, every host secrets + dnf upgrade"):
-            with c.net.outside():
-                said = bundle("secrets", "rotate", "fernet-key", *extra, "--site", str(c.site_path),
-                              "--secrets", str(c.secrets))
-                assert "dnf upgrade" in said, said
-                bundle("build", "--site", str(c.site_path), "--out", str(c.out), "--locks-dir",
-                       str(Path(c.facts["locks"]) / "initial"), "--secrets", str(c.secrets))
-            t0 = time.monotonic()
-            for s in SHORTS:
-                h = c.hosts[s]
-                h.copy_in(c.secrets, "/etc/airflow/secrets.env", 0o600, "root", "root")
-                dnf(h, "--refresh", "upgrade", "airflow-prod*", timeout=DNF_TIMEOUT)
-                wait_units(h, HOST_UNITS[s])
-            c.api.wait_healthy(HEALTH, timeout=300)
-            steps[stage] = round(time.monotonic() - t0)
-            now = _fingerprints(c)
-            assert len(set(now.values())) == 1, f"the hosts' fingerprints differ: {now}"
-            assert now["a"] != seen[-1]["a"], "the config package still carries the old fingerprint"
-            fernet = [line for line in now["a"].splitlines() if line.startswith("AIRFLOW__CORE__FERNET_KEY=")]
-            assert fernet and fernet[0] not in seen[-1]["a"], now["a"]
-            seen.append(now)
-            if not extra:  # every host decrypts with both keys: re-encrypt everything once, on one host
-                # doctor on another host: what is stored is under the retired key, a rotation under way.
-                assert (found := fernet_finding(c.hosts["d"]))["status"] == "warn", found
-                c.hosts["a"].run(["airflow", "rotate-fernet-key"], timeout=600)
-                assert (found := fernet_finding(c.hosts["d"]))["status"] == "ok", found
+    with c.phases("cluster rotation: fernet key new,old: rotate, build, every host secrets + dnf upgrade"):
+        steps["new,old"] = _rotation_step(c, "fernet-key")
+        # every host decrypts with both keys: re-encrypt everything once, on one host; doctor on
+        # another host sees the values under the retired key, then under the new one.
+        assert (found := fernet_finding(c.hosts["d"]))["status"] == "warn", found
+        c.hosts["a"].run(["airflow", "rotate-fernet-key"], timeout=600)
+        assert (found := fernet_finding(c.hosts["d"]))["status"] == "ok", found
+    with c.phases("cluster rotation: fernet key new alone: rotate, build, every host secrets + dnf upgrade"):
+        steps["new alone"] = _rotation_step(c, "fernet-key", "--finish")
     c.phases.facts["fernet rotation, four hosts' dnf upgrade per step (s)"] = json.dumps(steps)
     with c.phases("cluster rotation: the connection decrypts with the new key alone; a run succeeds"):
         assert _connection_password(c.hosts["b"], "cluster_rotation") == "stored-before-the-rotation"
@@ -618,6 +630,42 @@ def test_fernet_key_rotation_moves_every_host_in_lockstep(cluster):
             d.copy_in(c.secrets, "/etc/airflow/secrets.env", 0o600, "root", "root")
         assert found["status"] == "fail" and "'cluster_rotation'" in found["what"], found
         assert fernet_finding(d)["status"] == "ok"
+
+
+def test_secret_key_and_jwt_secret_rotation_across_the_fleet(cluster):
+    """[api] secret_key (log-fetch tokens between an api-server and a worker's log server) and
+    jwt_secret (every UI/API and task token), each one lockstep step; the jwt_secret with the
+    workers drained first (docs/operations.md). Afterwards a task log crosses hosts, the old
+    token is refused, a new login and a run over both worker hosts work."""
+    c = cluster
+    old_token = c.token()
+    steps: dict[str, float] = {}
+    with c.phases("cluster rotation: [api] secret_key on every host; a worker's task log read through a"):
+        steps["secret_key"] = _rotation_step(c, "secret-key")
+        token = c.token()
+        run_id = trigger(c.api, token, "cluster_queues")
+        assert wait_run(c.api, token, "cluster_queues", run_id) == "success", tis(c.api, token, "cluster_queues", run_id)
+        a = c.api_on["a"]
+        log = a.get(f"/api/v2/dags/cluster_queues/dagRuns/{run_id}/taskInstances/on_ml/logs/1",
+                    token=a.login(c.ldap.admin.account, c.ldap.admin.password))
+        assert log.status == 200 and f"on-{NAMES['d']}" in log.text, log.text[:3000]
+    with c.phases("cluster rotation: jwt_secret with the workers drained; old token refused, new login, a run"):
+        for s, unit in WORKER.items():
+            c.hosts[s].systemctl("stop", unit)  # running tasks finish first (celery.stop_timeout)
+        # The config package's upgrade restarts airflow.target, which may start them again
+        # (with the new file): the step waits for the other units, then each worker runs.
+        steps["jwt_secret"] = _rotation_step(c, "jwt-secret", units=lambda s: tuple(
+            u for u in HOST_UNITS[s] if u != WORKER.get(s)))
+        for s, unit in WORKER.items():
+            c.hosts[s].systemctl("start", unit)
+            wait_units(c.hosts[s], (unit,))
+        assert c.api.get("/api/v2/dags", token=old_token).status in (401, 403), "a token of the old jwt_secret works"
+        token = c.token()
+        run_id = trigger(c.api, token, "cluster_queues")
+        assert wait_run(c.api, token, "cluster_queues", run_id) == "success", tis(c.api, token, "cluster_queues", run_id)
+        ti = tis(c.api, token, "cluster_queues", run_id)
+        assert ti["on_ml"]["hostname"] == NAMES["d"], ti
+    c.phases.facts["secret_key / jwt_secret rotation, four hosts' dnf upgrade (s)"] = json.dumps(steps)
 
 
 def test_a_node_with_another_api_secret_key_refuses_to_start(cluster):
