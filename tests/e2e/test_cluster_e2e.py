@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from . import servers as srv
-from .api import ApiClient
+from .api import ApiClient, Response
 from .ca import PrivateCA
 from .cluster import (
     HUB_ADDRESS,
@@ -425,24 +425,35 @@ def test_a_peer_without_credentials_is_refused_by_the_broker_and_the_database(cl
         c.phases.facts["peer without credentials: refused"] = ", ".join(probes)
 
 
+def _queues_run(c: Cluster, token: str) -> str:
+    """A run of cluster_queues (a task on each worker set) through to success; its run id."""
+    run_id = trigger(c.api, token, "cluster_queues")
+    assert wait_run(c.api, token, "cluster_queues", run_id) == "success", tis(c.api, token, "cluster_queues", run_id)
+    return run_id
+
+
+def _task_log_via_a(c: Cluster, run_id: str, task: str) -> Response:
+    """A task's log as api-server a serves it: read from the worker's log server over 8793."""
+    a = c.api_on["a"]
+    return a.get(f"/api/v2/dags/cluster_queues/dagRuns/{run_id}/taskInstances/{task}/logs/1",
+                 token=a.login(c.ldap.admin.account, c.ldap.admin.password))
+
+
 def test_tasks_route_by_queue_and_logs_cross_hosts(cluster):
     c = cluster
     with c.phases("cluster api: DAG with tasks on both queues; each on a host of its set; log via a"):
         t0 = time.monotonic()
         token = c.token()
         wait_dag("cluster_queues", api_answers(c.api, token), timeout=300)
-        run_id = trigger(c.api, token, "cluster_queues")
-        assert wait_run(c.api, token, "cluster_queues", run_id) == "success"
+        run_id = _queues_run(c, token)
         c.phases.facts["first DAG success after trigger/parse wait (s)"] = f"{time.monotonic() - t0:.0f}"
         ti = tis(c.api, token, "cluster_queues", run_id)
         assert ti["on_ml"]["queue"] == "ml" and ti["on_ml"]["hostname"] == NAMES["d"], ti["on_ml"]
         assert ti["on_default"]["queue"] == "default"
         assert ti["on_default"]["hostname"] in (NAMES["c"], NAMES["d"]), ti["on_default"]
         # A task's log lives on its worker; the api-server on a reads it over 8793.
-        a = c.api_on["a"]
-        token_a = a.login(c.ldap.admin.account, c.ldap.admin.password)
         for task, host in (("on_ml", NAMES["d"]), ("on_default", ti["on_default"]["hostname"])):
-            log = a.get(f"/api/v2/dags/cluster_queues/dagRuns/{run_id}/taskInstances/{task}/logs/1", token=token_a)
+            log = _task_log_via_a(c, run_id, task)
             assert log.status == 200, log.text
             assert f"on-{host}" in log.text, log.text[:3000]
 
@@ -619,8 +630,7 @@ def test_fernet_key_rotation_moves_every_host_in_lockstep(cluster):
     with c.phases("cluster rotation: the connection decrypts with the new key alone; a run succeeds"):
         assert _connection_password(c.hosts["b"], "cluster_rotation") == "stored-before-the-rotation"
         token = c.token()
-        run_id = trigger(c.api, token, "cluster_queues")
-        assert wait_run(c.api, token, "cluster_queues", run_id) == "success", tis(c.api, token, "cluster_queues", run_id)
+        _queues_run(c, token)
     with c.phases("cluster rotation: a host left on the file from before the rotation: doctor names it"):
         d = c.hosts["d"]
         d.put("/etc/airflow/secrets.env", before_rotation, 0o600, "root", "root")
@@ -643,11 +653,7 @@ def test_secret_key_and_jwt_secret_rotation_across_the_fleet(cluster):
     with c.phases("cluster rotation: [api] secret_key on every host; a worker's task log read through a"):
         steps["secret_key"] = _rotation_step(c, "secret-key")
         token = c.token()
-        run_id = trigger(c.api, token, "cluster_queues")
-        assert wait_run(c.api, token, "cluster_queues", run_id) == "success", tis(c.api, token, "cluster_queues", run_id)
-        a = c.api_on["a"]
-        log = a.get(f"/api/v2/dags/cluster_queues/dagRuns/{run_id}/taskInstances/on_ml/logs/1",
-                    token=a.login(c.ldap.admin.account, c.ldap.admin.password))
+        log = _task_log_via_a(c, _queues_run(c, token), "on_ml")
         assert log.status == 200 and f"on-{NAMES['d']}" in log.text, log.text[:3000]
     with c.phases("cluster rotation: jwt_secret with the workers drained; old token refused, new login, a run"):
         for s, unit in WORKER.items():
@@ -661,8 +667,7 @@ def test_secret_key_and_jwt_secret_rotation_across_the_fleet(cluster):
             wait_units(c.hosts[s], (unit,))
         assert c.api.get("/api/v2/dags", token=old_token).status in (401, 403), "a token of the old jwt_secret works"
         token = c.token()
-        run_id = trigger(c.api, token, "cluster_queues")
-        assert wait_run(c.api, token, "cluster_queues", run_id) == "success", tis(c.api, token, "cluster_queues", run_id)
+        run_id = _queues_run(c, token)
         ti = tis(c.api, token, "cluster_queues", run_id)
         assert ti["on_ml"]["hostname"] == NAMES["d"], ti
     c.phases.facts["secret_key / jwt_secret rotation, four hosts' dnf upgrade (s)"] = json.dumps(steps)
